@@ -1,0 +1,120 @@
+// attention.wgsl: fused multi-head attention, out = softmax(Q·Kᵀ·scale + mask)·V per head.
+//   Q rows: q[(b·lq + i)·q_stride + q_off + h·d + c]   (Q, K, V may be column slices of one buffer)
+//   K rows: k[(b·lk + j)·k_stride + k_off + h·d + c],  V likewise with v_stride / v_off
+//   out:    o[(b·lq + i)·(heads·d) + h·d + c]
+// Optional additive key mask [b, lk] and per-query key ranges [b·lq] × (lo, hi, uniform, _):
+// keys outside [lo, hi) are skipped; an empty range gives a zero row; `uniform` sets every score
+// equal (OpenFlamingo's all-masked row). The softmax is online (running max and sum) over tiles
+// of 64 keys, so scores never go to global memory.
+// Workgroup: one query row of one (batch, head), 64 threads; grid (lq, heads, batch).
+// Per tile, thread t scores key j0 + t; then every thread owns output channels t and t + 64 and
+// accumulates Σ p_j · v[j, c]. No per-thread arrays: only scalars and workgroup memory.
+
+struct AttnParams {
+    lq: u32,
+    lk: u32,
+    heads: u32,
+    d: u32,
+    q_stride: u32,
+    q_off: u32,
+    k_stride: u32,
+    k_off: u32,
+    v_stride: u32,
+    v_off: u32,
+    has_mask: u32,
+    has_ranges: u32,
+    scale: f32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: AttnParams;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> mask: array<f32>;
+@group(0) @binding(5) var<storage, read> ranges: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> o: array<f32>;
+
+const WG: u32 = 64u;
+const DMAX: u32 = 128u;   // largest head dim (checked on the host): channels li and li + 64
+
+var<workgroup> qs: array<f32, 128>;   // the query row, pre-scaled
+var<workgroup> ps: array<f32, 64>;    // scores, then probabilities, of the current tile
+
+@compute @workgroup_size(64, 1, 1)
+fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = wid.x;
+    let h = wid.y;
+    let b = wid.z;
+    let d = p.d;
+
+    // 1. Stage the query row; read this row's key range (the same for the whole workgroup).
+    let qbase = (b * p.lq + i) * p.q_stride + p.q_off + h * d;
+    for (var c = li; c < d; c += WG) { qs[c] = q[qbase + c] * p.scale; }
+    var lo = 0u;
+    var hi = p.lk;
+    var uniform_scores = false;
+    if (p.has_ranges != 0u) {
+        let r = ranges[b * p.lq + i];
+        lo = min(r.x, p.lk);
+        hi = min(r.y, p.lk);
+        uniform_scores = r.z != 0u;
+    }
+    workgroupBarrier();
+
+    var m = -3.4028235e38;   // running max, starts at -FLT_MAX (finite: no inf − inf)
+    var l = 0.0;             // running Σ exp(s − m)
+    var acc0 = 0.0;          // output channel li
+    var acc1 = 0.0;          // output channel li + 64
+    let c1 = li + WG;
+
+    for (var j0 = lo; j0 < hi; j0 += WG) {
+        let nk = min(WG, hi - j0);
+        // 2. Thread li scores key j0 + li.
+        if (li < nk) {
+            let j = j0 + li;
+            var sc = 0.0;
+            if (!uniform_scores) {
+                let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
+                for (var c = 0u; c < d; c++) { sc = fma(qs[c], k[kbase + c], sc); }
+                if (p.has_mask != 0u) { sc += mask[b * p.lk + j]; }
+            }
+            ps[li] = sc;
+        }
+        workgroupBarrier();
+        // 3. Tile max (every thread scans the tile), rescale the running state.
+        var tmax = -3.4028235e38;
+        for (var t = 0u; t < nk; t++) { tmax = max(tmax, ps[t]); }
+        let m_new = max(m, tmax);
+        let corr = exp(m - m_new);
+        var pj = 0.0;
+        if (li < nk) { pj = exp(ps[li] - m_new); }
+        workgroupBarrier();
+        if (li < nk) { ps[li] = pj; }
+        workgroupBarrier();
+        // 4. Accumulate Σ p_j and Σ p_j · v_j for this thread's channels.
+        var tsum = 0.0;
+        var a0 = 0.0;
+        var a1 = 0.0;
+        for (var t = 0u; t < nk; t++) {
+            let pt = ps[t];
+            tsum += pt;
+            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
+            if (li < d) { a0 = fma(pt, v[vbase + li], a0); }
+            if (c1 < d) { a1 = fma(pt, v[vbase + c1], a1); }
+        }
+        l = l * corr + tsum;
+        acc0 = acc0 * corr + a0;
+        acc1 = acc1 * corr + a1;
+        m = m_new;
+        workgroupBarrier();
+    }
+
+    // 5. Normalise and store (empty range → zeros).
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    let obase = (b * p.lq + i) * (p.heads * d) + h * d;
+    if (li < d) { o[obase + li] = acc0 * inv; }
+    if (c1 < d) { o[obase + c1] = acc1 * inv; }
+}

@@ -1,0 +1,52 @@
+// common.wgsl: helpers prepended to every kernel file (WGSL has no #include).
+// Activations follow transformers' ACT2FN; ids mirror `kernels::Activation` in Rust.
+
+const ACT_IDENTITY: u32 = 0u;
+const ACT_GELU: u32 = 1u;        // exact: 0.5·x·(1 + erf(x/√2))
+const ACT_GELU_TANH: u32 = 2u;   // gelu_pytorch_tanh / gelu_new
+const ACT_QUICK_GELU: u32 = 3u;  // x·σ(1.702x)
+const ACT_RELU: u32 = 4u;
+const ACT_SILU: u32 = 5u;
+
+// Complementary error function, relative error < 1.2e-7 for all x (Chebyshev fit, Numerical
+// Recipes `erfcc`). Working with erfc keeps GELU accurate for negative x, where 1 + erf(x) cancels.
+fn erfc_approx(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let r = t * exp(-z * z + poly);
+    return select(2.0 - r, r, x >= 0.0);
+}
+
+fn erf_approx(x: f32) -> f32 {
+    return 1.0 - erfc_approx(x);
+}
+
+// tanh with the argument clamped: some backends build tanh from exp and overflow past ~±44.
+fn tanh_safe(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn activate(x: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: { return 0.5 * x * erfc_approx(-x * 0.70710678118654752); }
+        case 2u: {
+            let inner = 0.7978845608028654 * (x + 0.044715 * x * x * x);
+            return 0.5 * x * (1.0 + tanh_safe(inner));
+        }
+        case 3u: { return x * sigmoid(1.702 * x); }
+        case 4u: { return max(x, 0.0); }
+        case 5u: { return x * sigmoid(x); }
+        default: { return x; }
+    }
+}
+
+// Linear index of a workgroup in a 2-D grid (grids past 65535 groups wrap into y).
+fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}

@@ -1,0 +1,55 @@
+// elementwise.wgsl: small memory-bound kernels. Every entry reads `src` and writes `dst`.
+//   activation: dst[i] = act(src[i])                                   i < n
+//   copy_rows:  dst[b, dst_off + r, c] = src[b % src_batch, src_off + r, c]
+//               (b < batch, r < rows, c < cols): batch broadcast, concat along tokens, slicing
+//   add_rows:   dst[r, c] += src[(r / div) % modulo, c]                (r < rows, c < cols)
+//               (residual add with div = 1, modulo = rows; per-frame / per-media embeddings)
+
+struct EwParams {
+    n: u32,
+    act: u32,
+    rows: u32,
+    cols: u32,
+    batch: u32,
+    src_batch: u32,
+    src_rows: u32,
+    src_off: u32,
+    dst_rows: u32,
+    dst_off: u32,
+    div: u32,
+    modulo: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: EwParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.n) { return; }
+    dst[i] = activate(src[i], p.act);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.n) { return; }          // n = batch · rows · cols
+    let c = i % p.cols;
+    let r = (i / p.cols) % p.rows;
+    let b = i / (p.cols * p.rows);
+    let sb = b % p.src_batch;
+    dst[(b * p.dst_rows + p.dst_off + r) * p.cols + c] = src[(sb * p.src_rows + p.src_off + r) * p.cols + c];
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn add_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.n) { return; }          // n = rows · cols
+    let c = i % p.cols;
+    let r = i / p.cols;
+    dst[i] += src[((r / p.div) % p.modulo) * p.cols + c];
+}

@@ -1,0 +1,93 @@
+// gemm.wgsl: nn.Linear as a tiled, register-blocked GEMM.
+//   y[M, N] = act(x[M, K] · W[N, K]ᵀ + b[N])          (W stored [out, in] as checkpoints store it)
+//   if has_res: y = res[M, N] + alpha · y             (residual / gated residual epilogue)
+// Tile: 64×64 outputs per workgroup of 16×16 threads, 4×4 per thread, K in steps of 16.
+// Every global index is guarded: any M, N, K (including 1) is correct.
+
+struct GemmParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    act: u32,
+    has_bias: u32,
+    has_res: u32,
+    alpha: f32,
+    _pad: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: GemmParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> res: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+// Slabs as vec4s: xs[k·16 + t] holds rows 4t..4t+3 at depth k; ws likewise for columns.
+var<workgroup> xs: array<vec4<f32>, 256>;
+var<workgroup> ws: array<vec4<f32>, 256>;
+
+fn epilogue(row: u32, col0: u32, acc: vec4<f32>) {
+    if (row >= p.m) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        let col = col0 + j;
+        if (col >= p.n) { return; }
+        var v = acc[j];
+        if (p.has_bias != 0u) { v += bias[col]; }
+        v = activate(v, p.act);
+        if (p.has_res != 0u) { v = res[row * p.n + col] + p.alpha * v; }
+        y[row * p.n + col] = v;
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let m0 = wid.y * BM;
+    let n0 = wid.x * BN;
+    // This thread's 4×4 block: rows m0 + 4·ty + i, columns n0 + 4·tx + j; one vec4 per row.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // 1. Stage a 64×16 slab of x and of W (K-contiguous loads, zero outside the matrix).
+        for (var l = 0u; l < 4u; l++) {
+            let idx = li + 256u * l;
+            let r = idx / BK;
+            let c = idx % BK;
+            let gk = k0 + c;
+            let gm = m0 + r;
+            let gn = n0 + r;
+            var xv = 0.0;
+            if (gm < p.m && gk < p.k) { xv = x[gm * p.k + gk]; }
+            var wv = 0.0;
+            if (gn < p.n && gk < p.k) { wv = w[gn * p.k + gk]; }
+            xs[c * 16u + r / 4u][r % 4u] = xv;
+            ws[c * 16u + r / 4u][r % 4u] = wv;
+        }
+        workgroupBarrier();
+        // 2. Rank-1 updates: two vec4 loads feed 16 FMAs.
+        for (var kk = 0u; kk < BK; kk++) {
+            let a = xs[kk * 16u + lid.y];
+            let b = ws[kk * 16u + lid.x];
+            acc0 = fma(vec4<f32>(a.x), b, acc0);
+            acc1 = fma(vec4<f32>(a.y), b, acc1);
+            acc2 = fma(vec4<f32>(a.z), b, acc2);
+            acc3 = fma(vec4<f32>(a.w), b, acc3);
+        }
+        workgroupBarrier();
+    }
+
+    // 3. Epilogue: bias, activation, residual; guarded stores.
+    let r0 = m0 + 4u * lid.y;
+    let c0 = n0 + 4u * lid.x;
+    epilogue(r0, c0, acc0);
+    epilogue(r0 + 1u, c0, acc1);
+    epilogue(r0 + 2u, c0, acc2);
+    epilogue(r0 + 3u, c0, acc3);
+}

@@ -1,0 +1,114 @@
+//! config.json access with typed, named errors (`Error::Config { field, .. }`).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::runtime::{Error, Result};
+
+/// A config.json (or a sub-config of it) with its dotted path for error messages.
+#[derive(Clone, Debug)]
+pub struct Config {
+    value: Value,
+    path: String,
+}
+
+impl Config {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_str(&text).map_err(|e| match e {
+            Error::Config { message, .. } => Error::Json { path: path.to_path_buf(), message },
+            other => other,
+        })
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<Config> {
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::config("config.json", e.to_string()))?;
+        if !value.is_object() {
+            return Err(Error::config("config.json", "top level is not a JSON object"));
+        }
+        Ok(Config { value, path: String::new() })
+    }
+
+    pub fn from_value(value: Value) -> Config {
+        Config { value, path: String::new() }
+    }
+
+    fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    pub fn raw(&self, key: &str) -> Option<&Value> {
+        self.value.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.raw(key).is_some()
+    }
+
+    /// A nested object (e.g. `qformer_config`), if present.
+    pub fn sub(&self, key: &str) -> Option<Config> {
+        self.raw(key).filter(|v| v.is_object()).map(|v| Config { value: v.clone(), path: self.field(key) })
+    }
+
+    pub fn str(&self, key: &str) -> Result<String> {
+        self.opt_str(key)?.ok_or_else(|| Error::config(self.field(key), "missing"))
+    }
+
+    pub fn opt_str(&self, key: &str) -> Result<Option<String>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(v) => Err(Error::config(self.field(key), format!("expected a string, got {v}"))),
+        }
+    }
+
+    /// A positive integer.
+    pub fn usize(&self, key: &str) -> Result<usize> {
+        self.opt_usize(key)?.ok_or_else(|| Error::config(self.field(key), "missing"))
+    }
+
+    pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 && n <= (1 << 31) => Ok(Some(n as usize)),
+                _ => Err(Error::config(self.field(key), format!("expected a positive integer, got {v}"))),
+            },
+        }
+    }
+
+    pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| Error::config(self.field(key), format!("expected a number, got {v}"))),
+        }
+    }
+
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(Error::config(self.field(key), format!("expected true/false, got {v}"))),
+        }
+    }
+
+    /// A list of integer pairs, e.g. `image_grid_pinpoints`.
+    pub fn pairs(&self, key: &str) -> Result<Vec<[usize; 2]>> {
+        let bad = |v: &Value| Error::config(self.field(key), format!("expected a list of [h, w] pairs, got {v}"));
+        let v = self.raw(key).ok_or_else(|| Error::config(self.field(key), "missing"))?;
+        let arr = v.as_array().ok_or_else(|| bad(v))?;
+        arr.iter()
+            .map(|p| match p.as_array().map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
+                Some(a) if a.len() == 2 && a.iter().all(|x| matches!(x, Some(n) if *n > 0 && *n < (1 << 31))) => Ok([a[0].unwrap() as usize, a[1].unwrap() as usize]),
+                _ => Err(bad(p)),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,213 @@
+//! Fused multi-head attention (attention.wgsl) and Flamingo's media ranges (media_mask.wgsl).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipeline;
+use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+
+/// Largest head dimension the kernel keeps in registers.
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// Mirrors `AttnParams` in attention.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AttnParams {
+    pub lq: u32,
+    pub lk: u32,
+    pub heads: u32,
+    pub d: u32,
+    pub q_stride: u32,
+    pub q_off: u32,
+    pub k_stride: u32,
+    pub k_off: u32,
+    pub v_stride: u32,
+    pub v_off: u32,
+    pub has_mask: u32,
+    pub has_ranges: u32,
+    pub scale: f32,
+    pub _p: [u32; 3],
+}
+
+/// Mirrors `MediaParams` in media_mask.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MediaParams {
+    pub batch: u32,
+    pub len: u32,
+    pub tokens_per_media: u32,
+    pub n_media: u32,
+    pub immediate: u32,
+    pub words_per_row: u32,
+    pub _p: [u32; 2],
+}
+
+/// Heads packed in the columns of a [batch, len, width] tensor starting at column `offset`
+/// (lets K and V be read straight out of one `to_kv` output).
+#[derive(Clone, Copy)]
+pub struct Heads<'a> {
+    pub t: &'a Tensor,
+    pub offset: usize,
+}
+
+impl<'a> Heads<'a> {
+    pub fn all(t: &'a Tensor) -> Self {
+        Heads { t, offset: 0 }
+    }
+}
+
+/// Attention options beyond Q, K, V.
+#[derive(Clone, Copy, Default)]
+pub struct AttnOpts<'a> {
+    /// Additive key mask [batch, lk].
+    pub mask: Option<&'a Tensor>,
+    /// Per-query key ranges [batch · lq · 4] (u32: lo, hi, uniform, 0), from `record_media_ranges`.
+    pub ranges: Option<&'a Tensor>,
+}
+
+/// out[b, i, h·d + c] = Σ_j softmax_j(q_i·k_j·scale + mask_j) v_j. Returns [batch, lq, heads·d].
+pub fn record_attention(rec: &mut Recorder, q: Heads, k: Heads, v: Heads, heads: usize, head_dim: usize, scale: f32, opts: AttnOpts) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let dims = |name: &str, h: &Heads| -> Result<[usize; 3]> {
+        match *h.t.shape() {
+            [b, l, w] if h.offset + heads * head_dim <= w => Ok([b, l, w]),
+            _ => Err(Error::shape(name, format!("[batch, len, ≥{}] (heads {heads} × head_dim {head_dim} from column {})", h.offset + heads * head_dim, h.offset), h.t.shape())),
+        }
+    };
+    let [b, lq, qw] = dims("attention query", &q)?;
+    let [kb, lk, kw] = dims("attention key", &k)?;
+    let [vb, vl, vw] = dims("attention value", &v)?;
+    if kb != b || vb != b || vl != lk {
+        return Err(Error::shape("attention key/value", format!("[{b}, {lk}, ..] for both"), format!("key {:?}, value {:?}", k.t.shape(), v.t.shape())));
+    }
+    if head_dim == 0 || head_dim > MAX_HEAD_DIM {
+        return Err(Error::Limit { op: "attention".into(), limit: "head_dim".into(), requested: head_dim as u64, max: MAX_HEAD_DIM as u64 });
+    }
+    if let Some(m) = opts.mask {
+        m.expect_shape("attention mask", &[b, lk])?;
+    }
+    if let Some(r) = opts.ranges {
+        r.expect_shape("attention ranges", &[b * lq * 4])?;
+    }
+    let out = Tensor::empty(gpu, &[b, lq, heads * head_dim], DType::F32)?;
+    let dummy = Tensor::empty(gpu, &[4], DType::F32)?;
+    let params = AttnParams {
+        lq: lq as u32,
+        lk: lk as u32,
+        heads: heads as u32,
+        d: head_dim as u32,
+        q_stride: qw as u32,
+        q_off: q.offset as u32,
+        k_stride: kw as u32,
+        k_off: k.offset as u32,
+        v_stride: vw as u32,
+        v_off: v.offset as u32,
+        has_mask: opts.mask.is_some() as u32,
+        has_ranges: opts.ranges.is_some() as u32,
+        scale,
+        _p: [0; 3],
+    };
+    let pipe = pipeline(gpu, "attention", "attention.wgsl", "attention")?;
+    let groups = [lq as u32, heads as u32, b as u32];
+    rec.dispatch("attention", pipe, &params, &[q.t, k.t, v.t, opts.mask.unwrap_or(&dummy), opts.ranges.unwrap_or(&dummy), &out], groups)?;
+    Ok(out)
+}
+
+/// Packs uint8 media locations [batch, len] four to a u32 word (row-padded), for upload.
+pub fn pack_locations(locations: &[u8], batch: usize, len: usize) -> Vec<u32> {
+    let words = len.div_ceil(4).max(1);
+    let mut out = vec![0u32; batch * words];
+    for b in 0..batch {
+        for i in 0..len {
+            out[b * words + i / 4] |= (locations[b * len + i] as u32) << (8 * (i % 4));
+        }
+    }
+    out
+}
+
+/// Key ranges for Flamingo's media masking. `packed`: from [`pack_locations`]. Returns u32 [batch·len·4].
+pub fn record_media_ranges(rec: &mut Recorder, packed: &Tensor, batch: usize, len: usize, n_media: usize, tokens_per_media: usize, immediate: bool) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let words = len.div_ceil(4).max(1);
+    packed.expect_shape("media_locations (packed)", &[batch * words])?;
+    let out = Tensor::empty(gpu, &[batch * len * 4], DType::U32)?;
+    let params = MediaParams {
+        batch: batch as u32,
+        len: len as u32,
+        tokens_per_media: tokens_per_media as u32,
+        n_media: n_media as u32,
+        immediate: immediate as u32,
+        words_per_row: words as u32,
+        _p: [0; 2],
+    };
+    let pipe = pipeline(gpu, "media_ranges", "media_mask.wgsl", "media_ranges")?;
+    rec.dispatch("media_ranges", pipe, &params, &[packed, &out], [(batch as u32).div_ceil(64), 1, 1])?;
+    Ok(out)
+}
+
+/// CPU reference for the media ranges (OpenFlamingo's `text_time` / `media_time` masks).
+pub fn media_ranges_cpu(locations: &[u8], batch: usize, len: usize, n_media: usize, n: usize, immediate: bool) -> Vec<u32> {
+    let mut out = vec![0u32; batch * len * 4];
+    for b in 0..batch {
+        let mut t = 0usize;
+        for i in 0..len {
+            t += locations[b * len + i] as usize;
+            let tt = t.min(n_media);
+            let r: [usize; 3] = match (immediate, tt) {
+                (true, 0) => [0, 0, 0],
+                (true, t) => [(t - 1) * n, t * n, 0],
+                (false, 0) => [0, n_media * n, 1],
+                (false, t) => [0, t * n, 0],
+            };
+            for c in 0..3 {
+                out[(b * len + i) * 4 + c] = r[c] as u32;
+            }
+        }
+    }
+    out
+}
+
+/// CPU reference. q: [b, lq, h·d], k, v: [b, lk, h·d] (contiguous); mask [b, lk]; ranges as above.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_cpu(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale: f32, mask: Option<&[f32]>, ranges: Option<&[u32]>) -> Vec<f32> {
+    let w = heads * d;
+    let mut out = vec![0f32; b * lq * w];
+    for bi in 0..b {
+        for h in 0..heads {
+            for i in 0..lq {
+                let (lo, hi, uni) = match ranges {
+                    Some(r) => {
+                        let o = (bi * lq + i) * 4;
+                        (r[o] as usize, (r[o + 1] as usize).min(lk), r[o + 2] != 0)
+                    }
+                    None => (0, lk, false),
+                };
+                if lo >= hi {
+                    continue;
+                }
+                let scores: Vec<f64> = (lo..hi)
+                    .map(|j| {
+                        if uni {
+                            return 0.0;
+                        }
+                        let mut s = 0f64;
+                        for c in 0..d {
+                            s += q[(bi * lq + i) * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64;
+                        }
+                        s * scale as f64 + mask.map(|m| m[bi * lk + j] as f64).unwrap_or(0.0)
+                    })
+                    .collect();
+                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                for c in 0..d {
+                    let mut acc = 0f64;
+                    for (t, j) in (lo..hi).enumerate() {
+                        acc += e[t] * v[(bi * lk + j) * w + h * d + c] as f64;
+                    }
+                    out[(bi * lq + i) * w + h * d + c] = (acc / sum) as f32;
+                }
+            }
+        }
+    }
+    out
+}

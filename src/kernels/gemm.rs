@@ -1,0 +1,100 @@
+//! `nn.Linear` as a GEMM: y[M, N] = act(x[M, K]·W[N, K]ᵀ + b[N]), optionally `res + α·y`.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{pipeline, Activation};
+use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+
+/// Mirrors `GemmParams` in gemm.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct GemmParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub act: u32,
+    pub has_bias: u32,
+    pub has_res: u32,
+    pub alpha: f32,
+    pub _pad: u32,
+}
+
+const TILE_M: u32 = 64;
+const TILE_N: u32 = 64;
+
+/// Optional epilogue: `res + alpha · act(x·Wᵀ + b)`.
+#[derive(Clone, Copy)]
+pub struct Residual<'a> {
+    pub res: &'a Tensor,
+    pub alpha: f32,
+}
+
+/// Records `y = act(x·Wᵀ + b)` (+ residual). x: [..., K] (any leading dims), w: [N, K], b: [N].
+/// Returns y: [..., N].
+pub fn record_linear(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    act: Activation,
+    residual: Option<Residual>,
+) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    // Shapes: x [M, K] (leading dims flattened), w [N, K].
+    let (&k, lead) = x.shape().split_last().ok_or_else(|| Error::shape("linear input", "[.., K]", x.shape()))?;
+    if w.rank() != 2 || w.shape()[1] != k {
+        return Err(Error::shape("linear weight", format!("[N, {k}]"), w.shape()));
+    }
+    let n = w.shape()[0];
+    let m: usize = lead.iter().product();
+    if let Some(b) = b {
+        b.expect_shape("linear bias", &[n])?;
+    }
+    let mut out_shape = lead.to_vec();
+    out_shape.push(n);
+    if let Some(r) = &residual {
+        if r.res.numel() != m * n {
+            return Err(Error::shape("linear residual", &out_shape, r.res.shape()));
+        }
+    }
+    let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
+    let dummy = Tensor::empty(gpu, &[4], DType::F32)?;
+    let params = GemmParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        act: act as u32,
+        has_bias: b.is_some() as u32,
+        has_res: residual.is_some() as u32,
+        alpha: residual.map(|r| r.alpha).unwrap_or(1.0),
+        _pad: 0,
+    };
+    let pipe = pipeline(gpu, "gemm", "gemm.wgsl", "gemm")?;
+    let groups = [(n as u32).div_ceil(TILE_N), (m as u32).div_ceil(TILE_M), 1];
+    let bias = b.unwrap_or(&dummy);
+    let res = residual.map(|r| r.res).unwrap_or(&dummy);
+    rec.dispatch("gemm", pipe, &params, &[x, w, bias, res, &y], groups)?;
+    Ok(y)
+}
+
+/// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].
+pub fn linear_cpu(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize, act: Activation, res: Option<(&[f32], f32)>) -> Vec<f32> {
+    let mut y = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0f64;
+            for t in 0..k {
+                acc += x[i * k + t] as f64 * w[j * k + t] as f64;
+            }
+            if let Some(b) = b {
+                acc += b[j] as f64;
+            }
+            let mut v = act.apply(acc);
+            if let Some((r, alpha)) = res {
+                v = r[i * n + j] as f64 + alpha as f64 * v;
+            }
+            y[i * n + j] = v as f32;
+        }
+    }
+    y
+}

@@ -1,0 +1,35 @@
+//! # vlm-connectors
+//!
+//! Vision-language connectors as hand-written WGSL compute shaders on wgpu: the LLaVA projector,
+//! the BLIP-2 Q-Former, Flamingo's Perceiver Resampler and gated cross-attention, and the token
+//! compression around them. Loaded straight from Hugging Face checkpoint folders.
+//!
+//! Layers (each uses only the ones below it):
+//! - [`connectors`]: LLaVA, Q-Former, Perceiver, gated cross-attention, ...
+//! - [`nn`]: Linear, LayerNorm, Attention, FeedForward
+//! - [`checkpoint`]: config.json and safetensors (mmap, sharded, F32/F16/BF16)
+//! - [`kernels`]: WGSL kernels with typed launchers and CPU references
+//! - [`runtime`]: GPU context, tensors, buffer pool, recorder, errors
+//!
+//! A forward records every kernel into one [`Recorder`] and submits once:
+//!
+//! ```no_run
+//! use vlm_connectors::{Gpu, Recorder, Tensor, connectors::LlavaProjector};
+//! let gpu = Gpu::new()?;
+//! let proj = LlavaProjector::from_dir(&gpu, "path/to/llava-1.5-7b-hf")?;
+//! let x = Tensor::from_slice(&gpu, &vec![0.1; 576 * 1024], &[1, 576, 1024])?;
+//! let mut rec = Recorder::new(&gpu);
+//! let y = proj.forward(&mut rec, &x)?;
+//! rec.submit()?;
+//! let tokens: Vec<f32> = y.to_vec(&gpu)?;
+//! # Ok::<(), vlm_connectors::Error>(())
+//! ```
+
+pub mod checkpoint;
+pub mod connectors;
+pub mod kernels;
+pub mod nn;
+pub mod runtime;
+pub mod util;
+
+pub use runtime::{DType, Error, Gpu, GpuOptions, Recorder, Result, Tensor};

@@ -1,0 +1,97 @@
+//! The crate's one error type. Every variant names what went wrong and where: the tensor or field,
+//! what was expected and what was found.
+
+use std::path::PathBuf;
+
+/// Result alias used across the public API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU adapter at all (no Vulkan/Metal/DX12 driver, no GL).
+    #[error(
+        "no GPU adapter found (backends tried: {backends}). Install a Vulkan driver: on Debian/Ubuntu \
+         `apt-get install mesa-vulkan-drivers` gives lavapipe, a CPU Vulkan driver; on other systems \
+         install your GPU vendor's driver. WGPU_BACKEND / WGPU_ADAPTER_NAME narrow the choice{detail}"
+    )]
+    NoAdapter { backends: String, detail: String },
+
+    /// The adapter refused to create a device with the requested features/limits.
+    #[error("could not create a device on adapter `{adapter}`: {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    /// A wgpu validation / out-of-memory / internal error captured by an error scope.
+    #[error("GPU error in `{op}`: {message}")]
+    Gpu { op: String, message: String },
+
+    /// The device was lost (driver reset, OOM kill, ...). Build a new `Gpu` to continue.
+    #[error("GPU device lost: {0}")]
+    DeviceLost(String),
+
+    /// A tensor had the wrong shape.
+    #[error("shape mismatch for `{tensor}`: expected {expected}, got {actual}")]
+    Shape { tensor: String, expected: String, actual: String },
+
+    /// A weight the connector needs is not in the checkpoint.
+    #[error("missing weight `{name}` in {location}")]
+    MissingWeight { name: String, location: String },
+
+    /// A tensor is stored in a dtype we cannot read.
+    #[error("tensor `{tensor}` has dtype {dtype}; expected {expected}")]
+    DType { tensor: String, dtype: String, expected: String },
+
+    /// A config.json field is missing or holds a value we do not understand.
+    #[error("config field `{field}`: {message}")]
+    Config { field: String, message: String },
+
+    /// `model_type` names a connector this crate does not implement.
+    #[error("unknown model_type `{0}` (known: llava, llava_llama, llava_next, blip-2, open_flamingo, pool2x2, tome)")]
+    UnknownModelType(String),
+
+    /// An activation name not in transformers' ACT2FN subset we support.
+    #[error("unknown activation `{0}` (known: gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, relu, silu, linear/identity)")]
+    UnknownActivation(String),
+
+    /// An original-LLaVA `mm_projector_type` we do not recognise.
+    #[error("unknown mm_projector_type `{0}` (known: linear, identity, mlp<N>x_gelu)")]
+    UnknownProjectorType(String),
+
+    /// A user-supplied input tensor is wrong (rank, width, values).
+    #[error("input `{name}`: {message}")]
+    Input { name: String, message: String },
+
+    /// A request exceeds a device limit and could not be split.
+    #[error("`{op}` needs {requested} but the device limit `{limit}` is {max}")]
+    Limit { op: String, limit: String, requested: u64, max: u64 },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A safetensors file is malformed.
+    #[error("{path}: not a valid safetensors file: {message}")]
+    Safetensors { path: PathBuf, message: String },
+
+    /// A JSON file is malformed.
+    #[error("{path}: invalid JSON: {message}")]
+    Json { path: PathBuf, message: String },
+}
+
+impl Error {
+    pub(crate) fn shape(tensor: impl Into<String>, expected: impl std::fmt::Debug, actual: impl std::fmt::Debug) -> Self {
+        Error::Shape { tensor: tensor.into(), expected: format!("{expected:?}"), actual: format!("{actual:?}") }
+    }
+    pub(crate) fn input(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Input { name: name.into(), message: message.into() }
+    }
+    pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config { field: field.into(), message: message.into() }
+    }
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

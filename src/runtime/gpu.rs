@@ -1,0 +1,288 @@
+//! The GPU context: instance, adapter, device and queue, the pipeline cache and the buffer pool.
+//!
+//! Adapter choice follows wgpu's environment variables:
+//! - `WGPU_BACKEND` (e.g. `vulkan`, `gl`, `metal`, `dx12`, comma separated) narrows the backends,
+//! - `WGPU_ADAPTER_NAME` picks the first adapter whose name contains the (case-insensitive) string,
+//! - `WGPU_POWER_PREF` (`high` | `low` | `none`) orders discrete vs integrated GPUs.
+//!
+//! Without them a discrete GPU is preferred, then integrated, virtual, and CPU adapters, and native
+//! backends (Vulkan, Metal, DX12) before GL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::error::{Error, Result};
+use super::pool::BufferPool;
+
+/// Options for [`Gpu::new_with`]. `Default` reads wgpu's environment variables.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    pub backends: wgpu::Backends,
+    pub power_preference: wgpu::PowerPreference,
+    /// Substring of the adapter name to pick (`WGPU_ADAPTER_NAME`).
+    pub adapter_name: Option<String>,
+    /// Cap the device limits below the adapter's (tests use this to force the split paths).
+    pub limits_override: Option<wgpu::Limits>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+            power_preference: wgpu::PowerPreference::from_env()
+                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+            limits_override: None,
+        }
+    }
+}
+
+/// Optional features we use when the adapter has them.
+pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::SUBGROUP);
+
+/// A GPU: device, queue, adapter facts, compiled pipelines and reusable buffers.
+///
+/// `Gpu` is `Send + Sync`; share it with `Arc` between threads.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    pipelines: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+    pub(crate) pool: BufferPool,
+    lost: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+/// Lists every adapter wgpu sees for the given backends.
+pub fn enumerate_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let instance = make_instance(backends);
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+fn make_instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Rank used to pick the default adapter: lower is better.
+fn adapter_rank(info: &wgpu::AdapterInfo, pref: wgpu::PowerPreference) -> (u8, u8) {
+    use wgpu::DeviceType as T;
+    let kind = match (info.device_type, pref) {
+        (T::IntegratedGpu, wgpu::PowerPreference::LowPower) => 0,
+        (T::DiscreteGpu, wgpu::PowerPreference::LowPower) => 1,
+        (T::DiscreteGpu, _) => 0,
+        (T::IntegratedGpu, _) => 1,
+        (T::VirtualGpu, _) => 2,
+        (T::Cpu, _) => 3,
+        (T::Other, _) => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (kind, backend)
+}
+
+/// Picks an adapter following `opts`; the error lists what was seen.
+pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result<wgpu::Adapter> {
+    let names: Vec<String> = adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect();
+    let backends = format!("{:?}", opts.backends);
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter { backends, detail: String::new() });
+    }
+    if let Some(want) = &opts.adapter_name {
+        let want = want.to_lowercase();
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&want))
+            .ok_or_else(|| Error::NoAdapter {
+                backends,
+                detail: format!(". WGPU_ADAPTER_NAME=`{want}` matches none of: {}", names.join(", ")),
+            });
+    }
+    let mut adapters = adapters;
+    adapters.sort_by_key(|a| adapter_rank(&a.get_info(), opts.power_preference));
+    Ok(adapters.into_iter().next().expect("non-empty"))
+}
+
+impl Gpu {
+    /// The default GPU, chosen from wgpu's environment variables.
+    pub fn new() -> Result<Gpu> {
+        Gpu::new_with(GpuOptions::default())
+    }
+
+    /// A GPU chosen with explicit options.
+    pub fn new_with(opts: GpuOptions) -> Result<Gpu> {
+        // 1. Adapters of the native backends (Vulkan, Metal, DX12); GL only when none exists
+        //    (probing GL/EGL is slow and noisy on headless machines).
+        let native = opts.backends - wgpu::Backends::GL;
+        let mut instance = make_instance(native);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(native));
+        if adapters.is_empty() && opts.backends.contains(wgpu::Backends::GL) {
+            instance = make_instance(wgpu::Backends::GL);
+            adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
+        }
+        // 2. Pick one: by name if asked, else discrete > integrated > virtual > CPU, native > GL.
+        let adapter = choose_adapter(adapters, &opts)?;
+        let info = adapter.get_info();
+        // 3. Ask for the adapter's real limits (defaults cap a binding at 128 MiB) and our optional features.
+        let mut limits = adapter.limits();
+        if let Some(cap) = &opts.limits_override {
+            limits = cap.clone();
+        }
+        let features = adapter.features() & WANTED_FEATURES;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("vlm-connectors"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+        log::info!("adapter: {} ({:?}, {:?}), features {:?}", info.name, info.backend, info.device_type, features);
+        Ok(Gpu::from_device(device, queue, info))
+    }
+
+    /// Wraps a device and queue the caller already has (e.g. from a renderer).
+    /// Only the features enabled on that device are used.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        let limits = device.limits();
+        let features = device.features();
+        // Errors not caught by a scope must not panic the process: record them instead.
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            log::error!("uncaptured wgpu error: {e}");
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_sink.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: Mutex::new(HashMap::new()),
+            pool: BufferPool::default(),
+            lost,
+            uncaptured,
+        }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+    /// One line: name, backend, device type.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// Fails if the device was lost or an error escaped the error scopes.
+    pub(crate) fn check_health(&self, op: &str) -> Result<()> {
+        if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost(why));
+        }
+        let mut errs = self.uncaptured.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default();
+        if let Some(first) = errs.drain(..).next() {
+            return Err(Error::Gpu { op: op.to_string(), message: first });
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation + out-of-memory error scopes and turns a captured error into `Err`.
+    pub(crate) fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            return Err(Error::Gpu { op: op.to_string(), message: e.to_string() });
+        }
+        self.check_health(op)?;
+        Ok(out)
+    }
+
+    /// The compute pipeline for kernel `name`, compiled once and cached.
+    pub(crate) fn pipeline(&self, name: &'static str, source: impl FnOnce() -> String, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().expect("pipeline cache poisoned").get(name) {
+            return Ok(p.clone());
+        }
+        let src = source();
+        let pipeline = self.scoped(name, || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })?;
+        let p = Arc::new(pipeline);
+        self.pipelines.lock().expect("pipeline cache poisoned").insert(name, p.clone());
+        log::debug!("compiled pipeline {name}");
+        Ok(p)
+    }
+
+    /// (bytes held by the buffer pool in all, bytes of those sitting idle).
+    pub fn pool_stats(&self) -> (u64, u64) {
+        self.pool.stats()
+    }
+
+    /// Frees the pool's idle buffers.
+    pub fn trim_pool(&self) {
+        self.pool.trim()
+    }
+
+    /// Number of pipelines compiled so far.
+    pub fn cached_pipelines(&self) -> usize {
+        self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;
+        self.check_health("wait")
+    }
+}

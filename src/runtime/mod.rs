@@ -1,0 +1,12 @@
+//! Runtime: GPU context, tensors, buffer pool, the per-forward recorder, and the error type.
+
+pub mod error;
+pub mod gpu;
+pub mod pool;
+pub mod recorder;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{enumerate_adapters, Gpu, GpuOptions};
+pub use recorder::Recorder;
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,114 @@
+//! A buffer pool: storage buffers are handed out by size class and come back when their last
+//! `Tensor` (and the `Recorder` that used them) is dropped, so repeated forwards of the same shapes
+//! allocate nothing after the first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Usage of every pooled storage buffer.
+pub(crate) const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+#[derive(Default)]
+struct FreeLists {
+    /// (usage bits, size class) → free buffers.
+    free: HashMap<(u32, u64), Vec<wgpu::Buffer>>,
+    free_bytes: u64,
+    allocated_bytes: u64,
+}
+
+/// The pool shared by all tensors of one `Gpu`.
+#[derive(Clone, Default)]
+pub(crate) struct BufferPool {
+    inner: Arc<Mutex<FreeLists>>,
+}
+
+/// A buffer on loan from the pool; dropping it returns the buffer.
+pub struct PooledBuffer {
+    buffer: Option<wgpu::Buffer>,
+    class: u64,
+    usage: wgpu::BufferUsages,
+    pool: BufferPool,
+}
+
+impl PooledBuffer {
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer present until drop")
+    }
+    /// Capacity in bytes (the size class, at least the requested size).
+    pub fn capacity(&self) -> u64 {
+        self.class
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut lists)) = (self.buffer.take(), self.pool.inner.lock()) {
+            lists.free_bytes += self.class;
+            lists.free.entry((self.usage.bits(), self.class)).or_default().push(b);
+        }
+    }
+}
+
+/// Rounds a request up to its size class: multiples of 256 B below 64 KiB, then steps of 1/8 of the
+/// power of two below (at most 12.5% waste), so similar shapes share buffers.
+pub(crate) fn size_class(bytes: u64) -> u64 {
+    let bytes = bytes.max(16);
+    if bytes <= 65536 {
+        return bytes.div_ceil(256) * 256;
+    }
+    let step = bytes.next_power_of_two() / 16;
+    bytes.div_ceil(step) * step
+}
+
+impl BufferPool {
+    pub(crate) fn get(&self, device: &wgpu::Device, bytes: u64, usage: wgpu::BufferUsages) -> Arc<PooledBuffer> {
+        let class = size_class(bytes);
+        let reused = {
+            let mut lists = self.inner.lock().expect("pool poisoned");
+            let b = lists.free.get_mut(&(usage.bits(), class)).and_then(|v| v.pop());
+            if b.is_some() {
+                lists.free_bytes -= class;
+            } else {
+                lists.allocated_bytes += class;
+            }
+            b
+        };
+        let buffer = reused.unwrap_or_else(|| {
+            device.create_buffer(&wgpu::BufferDescriptor { label: Some("pooled"), size: class, usage, mapped_at_creation: false })
+        });
+        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone() })
+    }
+
+    /// (bytes ever allocated and still owned by the pool or tensors, bytes sitting free).
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        let l = self.inner.lock().expect("pool poisoned");
+        (l.allocated_bytes, l.free_bytes)
+    }
+
+    /// Frees every idle buffer.
+    pub(crate) fn trim(&self) {
+        let mut l = self.inner.lock().expect("pool poisoned");
+        let freed = l.free_bytes;
+        l.free.clear();
+        l.allocated_bytes -= freed;
+        l.free_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+    #[test]
+    fn size_classes_cover_request_and_bound_waste() {
+        for b in [1u64, 15, 16, 255, 257, 65535, 65537, 1 << 20, (1 << 20) + 1, 123_456_789] {
+            let c = size_class(b);
+            assert!(c >= b, "{b} -> {c}");
+            assert!(c % 4 == 0);
+            if b > 65536 {
+                assert!((c - b) as f64 <= b as f64 * 0.125 + 1.0, "{b} -> {c}");
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `Recorder`: collects the kernels of one forward and submits them as one command buffer.
+//!
+//! Launchers (`kernels::*::record_*`) push dispatches; nothing touches the queue until
+//! [`Recorder::submit`], which writes every kernel's params into one uniform buffer, encodes all
+//! dispatches into one compute pass, and submits once. Buffers used by the recorded kernels stay
+//! alive (out of the pool) until then.
+
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+use super::gpu::Gpu;
+use super::pool::PooledBuffer;
+use super::tensor::Tensor;
+
+struct Dispatch {
+    label: &'static str,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    params_offset: u64,
+    params_size: u64,
+    buffers: Vec<Arc<PooledBuffer>>,
+    workgroups: [u32; 3],
+}
+
+/// One forward's worth of recorded kernels.
+pub struct Recorder<'g> {
+    gpu: &'g Gpu,
+    dispatches: Vec<Dispatch>,
+    params: Vec<u8>,
+}
+
+impl<'g> Recorder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        Recorder { gpu, dispatches: Vec::new(), params: Vec::new() }
+    }
+
+    pub fn gpu(&self) -> &'g Gpu {
+        self.gpu
+    }
+
+    /// Number of kernels recorded so far.
+    pub fn len(&self) -> usize {
+        self.dispatches.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+    /// Labels of the recorded kernels, in order.
+    pub fn labels(&self) -> Vec<&'static str> {
+        self.dispatches.iter().map(|d| d.label).collect()
+    }
+
+    /// Records one dispatch: binding 0 is `params` (uniform), bindings 1.. are `tensors` in order.
+    pub(crate) fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        label: &'static str,
+        pipeline: Arc<wgpu::ComputePipeline>,
+        params: &P,
+        tensors: &[&Tensor],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let max = self.gpu.limits().max_compute_workgroups_per_dimension;
+        if let Some(&w) = workgroups.iter().find(|&&w| w > max) {
+            return Err(Error::Limit {
+                op: label.into(),
+                limit: "max_compute_workgroups_per_dimension".into(),
+                requested: w as u64,
+                max: max as u64,
+            });
+        }
+        if workgroups.contains(&0) {
+            return Ok(()); // nothing to do (an empty tensor)
+        }
+        let align = self.gpu.limits().min_uniform_buffer_offset_alignment.max(16) as usize;
+        let offset = self.params.len().div_ceil(align) * align;
+        let bytes = bytemuck::bytes_of(params);
+        self.params.resize(offset, 0);
+        self.params.extend_from_slice(bytes);
+        self.dispatches.push(Dispatch {
+            label,
+            pipeline,
+            params_offset: offset as u64,
+            params_size: bytes.len().div_ceil(16) as u64 * 16,
+            buffers: tensors.iter().map(|t| t.pooled().clone()).collect(),
+            workgroups,
+        });
+        Ok(())
+    }
+
+    /// Encodes every recorded kernel into one compute pass and submits once. Does not wait.
+    pub fn submit(mut self) -> Result<()> {
+        if self.dispatches.is_empty() {
+            return Ok(());
+        }
+        let gpu = self.gpu;
+        // Pad so the last params struct can be bound with its 16-byte-rounded size.
+        let end = self.dispatches.iter().map(|d| d.params_offset + d.params_size).max().unwrap_or(16);
+        self.params.resize(end as usize, 0);
+        let uniforms = gpu.pool.get(&gpu.device, end, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+        gpu.queue.write_buffer(uniforms.buffer(), 0, &self.params);
+        gpu.scoped("submit", || {
+            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
+            {
+                let groups: Vec<wgpu::BindGroup> = self
+                    .dispatches
+                    .iter()
+                    .map(|d| {
+                        let mut entries = vec![wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: uniforms.buffer(),
+                                offset: d.params_offset,
+                                size: wgpu::BufferSize::new(d.params_size),
+                            }),
+                        }];
+                        for (i, b) in d.buffers.iter().enumerate() {
+                            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer().as_entire_binding() });
+                        }
+                        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some(d.label),
+                            layout: &d.pipeline.get_bind_group_layout(0),
+                            entries: &entries,
+                        })
+                    })
+                    .collect();
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+                for (d, g) in self.dispatches.iter().zip(&groups) {
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, g, &[]);
+                    pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+                }
+            }
+            gpu.queue.submit(Some(enc.finish()));
+        })?;
+        log::debug!("submitted {} kernels", self.dispatches.len());
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! `vlmc` end to end: `run` reproduces the golden cases through the binary; `info` and errors.
+
+mod common;
+use common::*;
+
+use std::process::Command;
+use vlm_connectors::checkpoint::WeightSource;
+
+fn vlmc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vlmc"))
+}
+
+fn tmp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("vlmc-cli-{}-{name}", std::process::id()))
+}
+
+/// Runs `vlmc run` on a golden case and checks every expected tensor it writes.
+pub fn run_case(case: &str, outputs: &[&str]) {
+    let out = tmp(&format!("{case}.safetensors"));
+    let st = vlmc()
+        .args(["run", case_dir(case).to_str().unwrap(), "--inputs"])
+        .arg(case_dir(case).join("inputs.safetensors"))
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{case}: vlmc run failed: {}", String::from_utf8_lossy(&st.stderr));
+    let got = WeightSource::open_file(&out).unwrap();
+    let want = expected(case);
+    for name in outputs {
+        let (g, w) = (got.get_any(name).unwrap(), want.get_any(name).unwrap());
+        assert_eq!(g.shape, w.shape, "{case}/{name}: shape");
+        assert_close(&format!("vlmc run {case}/{name}"), &g.data, &w.data, 1e-5);
+    }
+    std::fs::remove_file(&out).ok();
+}
+
+#[test]
+fn vlmc_run_reproduces_every_llava_case() {
+    for case in cases("llava").iter().filter(|c| !c.starts_with("llava_next")) {
+        run_case(case, &["output"]);
+    }
+}
+
+#[test]
+fn vlmc_info_lists_the_chosen_adapter() {
+    let st = vlmc().arg("info").output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(text.contains("chosen:"), "{text}");
+    assert!(text.contains("max_storage_buffer_binding_size"), "{text}");
+}
+
+#[test]
+fn vlmc_run_reports_errors_without_panicking() {
+    // unknown model_type
+    let dir = tmp("badtype");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), r#"{"model_type": "gpt9"}"#).unwrap();
+    let st = vlmc().args(["run", dir.to_str().unwrap(), "--inputs", "x", "--output", "y"]).output().unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(!st.status.success());
+    assert!(err.contains("unknown model_type `gpt9`"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // wrong input name: inputs of another connector
+    let st = vlmc()
+        .args(["run", case_dir("llava_tiny").to_str().unwrap(), "--inputs"])
+        .arg(case_dir("blip2_tiny").join("inputs.safetensors"))
+        .args(["--output", tmp("never").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(!st.status.success());
+    assert!(err.contains("image_features"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

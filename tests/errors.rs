@@ -1,0 +1,151 @@
+//! Hostile inputs: each a clear `Err` naming the tensor / field, never a panic.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+use vlm_connectors::checkpoint::{save_f32, Config, WeightSource};
+use vlm_connectors::connectors::{Connector, LlavaProjector};
+use vlm_connectors::kernels::Activation;
+use vlm_connectors::{Error, Recorder, Tensor};
+
+/// A fresh folder holding `config` and the given f32 tensors as model.safetensors.
+fn checkpoint(name: &str, config: &str, tensors: &[(&str, Vec<usize>)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), config).unwrap();
+    let data: Vec<Vec<f32>> = tensors.iter().map(|(_, s)| vec![0.5; s.iter().product()]).collect();
+    let views: Vec<(&str, &[usize], &[f32])> = tensors.iter().zip(&data).map(|((n, s), d)| (*n, s.as_slice(), d.as_slice())).collect();
+    save_f32(dir.join("model.safetensors"), &views).unwrap();
+    dir
+}
+
+fn load_err(dir: &Path) -> String {
+    match Connector::from_dir(gpu(), dir) {
+        Ok(_) => panic!("{} loaded but should not", dir.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+const HF: &str = r#"{"model_type": "llava", "projector_hidden_act": "gelu"}"#;
+
+fn hf_tensors(w2: Vec<usize>) -> Vec<(&'static str, Vec<usize>)> {
+    vec![
+        ("multi_modal_projector.linear_1.weight", vec![8, 4]),
+        ("multi_modal_projector.linear_1.bias", vec![8]),
+        ("multi_modal_projector.linear_2.weight", w2),
+        ("multi_modal_projector.linear_2.bias", vec![8]),
+    ]
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let mut t = hf_tensors(vec![8, 8]);
+    t.remove(3);
+    let e = load_err(&checkpoint("missing", HF, &t));
+    assert!(e.contains("missing weight `multi_modal_projector.linear_2.bias`"), "{e}");
+}
+
+#[test]
+fn wrong_shape_names_tensor_expected_and_actual() {
+    let e = load_err(&checkpoint("shape", HF, &hf_tensors(vec![8, 5])));
+    assert!(e.contains("multi_modal_projector.linear_2.weight") && e.contains("[8, 8]") && e.contains("[8, 5]"), "{e}");
+}
+
+#[test]
+fn config_width_disagreeing_with_weights_is_an_error() {
+    let cfg = r#"{"model_type": "llava", "vision_config": {"hidden_size": 6}}"#;
+    let e = load_err(&checkpoint("cfgwidth", cfg, &hf_tensors(vec![8, 8])));
+    assert!(e.contains("linear_1.weight") && e.contains("[8, 6]") && e.contains("[8, 4]"), "{e}");
+}
+
+#[test]
+fn unknown_activation_projector_type_and_model_type() {
+    let cfg = r#"{"model_type": "llava", "projector_hidden_act": "mish2"}"#;
+    assert!(load_err(&checkpoint("act", cfg, &hf_tensors(vec![8, 8]))).contains("unknown activation `mish2`"));
+    let cfg = r#"{"model_type": "llava_llama", "mm_projector_type": "qformer9"}"#;
+    assert!(load_err(&checkpoint("ptype", cfg, &[])).contains("unknown mm_projector_type `qformer9`"));
+    let cfg = r#"{"model_type": "whisper"}"#;
+    assert!(load_err(&checkpoint("mtype", cfg, &[])).contains("unknown model_type `whisper`"));
+    let cfg = r#"{"architectures": []}"#;
+    assert!(load_err(&checkpoint("notype", cfg, &[])).contains("config field `model_type`: missing"));
+    assert!(matches!(Activation::from_name("gelu_10"), Err(Error::UnknownActivation(_))));
+}
+
+#[test]
+fn corrupt_and_truncated_safetensors_are_errors() {
+    let dir = checkpoint("corrupt", HF, &hf_tensors(vec![8, 8]));
+    let file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    // truncated data section
+    std::fs::write(&file, &bytes[..bytes.len() - 7]).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+    // garbage header length
+    let mut bad = bytes.clone();
+    bad[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    std::fs::write(&file, &bad).unwrap();
+    assert!(load_err(&dir).contains("not a valid safetensors file"));
+    // empty file
+    std::fs::write(&file, b"").unwrap();
+    assert!(load_err(&dir).contains("not a valid safetensors file"));
+    // a header declaring a huge shape the file does not hold
+    let header = br#"{"multi_modal_projector.linear_1.weight":{"dtype":"F32","shape":[4000000000,4000000000],"data_offsets":[0,16]}}"#;
+    let mut huge = (header.len() as u64).to_le_bytes().to_vec();
+    huge.extend_from_slice(header);
+    huge.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&file, &huge).unwrap();
+    assert!(load_err(&dir).contains("not a valid safetensors file"));
+}
+
+#[test]
+fn bad_config_json_is_an_error() {
+    let dir = checkpoint("badjson", "{ not json", &[]);
+    assert!(load_err(&dir).contains("invalid JSON"));
+    let dir = checkpoint("negwidth", r#"{"model_type": "llava_llama", "mm_projector_type": "identity", "mm_hidden_size": -3}"#, &[]);
+    assert!(load_err(&dir).contains("mm_hidden_size"), "negative width must be refused");
+    assert!(Config::from_str("[1, 2]").is_err());
+}
+
+#[test]
+fn integer_weights_are_refused_with_their_dtype() {
+    let dir = checkpoint("dtype", HF, &hf_tensors(vec![8, 8]));
+    // rewrite one tensor as I32
+    let ws = WeightSource::open_dir(&dir).unwrap();
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for n in ["multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias", "multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"] {
+        let h = ws.get_any(n).unwrap();
+        let dt = if n.ends_with("2.bias") { safetensors::Dtype::I32 } else { safetensors::Dtype::F32 };
+        tensors.push((n.into(), dt, h.shape, bytemuck::cast_slice(&h.data).to_vec()));
+    }
+    drop(ws);
+    let views: Vec<_> = tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("linear_2.bias") && e.contains("I32"), "{e}");
+}
+
+#[test]
+fn wrong_input_rank_or_width_is_an_error() {
+    let g = gpu();
+    let p = LlavaProjector::from_dir(g, case_dir("llava_tiny")).unwrap();
+    for shape in [vec![64usize], vec![2, 36, 63]] {
+        let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
+        let mut rec = Recorder::new(g);
+        let e = p.forward(&mut rec, &x).err().expect("bad input accepted").to_string();
+        assert!(e.contains("image_features") && e.contains("64"), "{e}");
+    }
+    assert!(Tensor::from_slice(g, &[1.0, 2.0], &[3]).is_err());
+}
+
+#[test]
+fn values_round_trip_exactly() {
+    // Upload/download is bit-exact (approx here documents the intent: no tolerance needed).
+    let g = gpu();
+    let v: Vec<f32> = (0..1000).map(|i| (i as f32).sin() * 1e3).collect();
+    let back = Tensor::from_slice(g, &v, &[10, 100]).unwrap().to_vec(g).unwrap();
+    for (a, b) in v.iter().zip(&back) {
+        approx::assert_relative_eq!(*a, *b, max_relative = 0.0);
+    }
+}

@@ -1,0 +1,116 @@
+//! Every golden case (PyTorch float32 references in tests/data) through the library.
+
+mod common;
+use common::*;
+
+use vlm_connectors::checkpoint::{Config, WeightSource};
+use vlm_connectors::connectors::{Connector, LlavaProjector};
+use vlm_connectors::{Recorder, Tensor};
+
+#[test]
+fn llava_cases_match_pytorch() {
+    let g = gpu();
+    let names = cases("llava");
+    let plain: Vec<&String> = names.iter().filter(|n| !n.starts_with("llava_next")).collect();
+    assert!(plain.len() >= 5, "llava golden cases missing: {names:?}");
+    for case in plain {
+        let proj = LlavaProjector::from_dir(g, case_dir(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let x = inputs(case).get_any("image_features").unwrap();
+        let want = expected(case).get_any("output").unwrap();
+        let (got, shape) = proj.run(g, &x.data, &x.shape).unwrap();
+        assert_eq!(shape, want.shape, "{case}: output shape");
+        assert_close(case, &got, &want.data, 1e-5);
+    }
+}
+
+#[test]
+fn llava_projector_kinds_are_read_from_the_config() {
+    let g = gpu();
+    let p = LlavaProjector::from_dir(g, case_dir("llava_linear")).unwrap();
+    assert_eq!((p.depth(), p.in_features, p.out_features), (1, 32, 48));
+    let p = LlavaProjector::from_dir(g, case_dir("llava_original")).unwrap();
+    assert_eq!((p.depth(), p.in_features, p.out_features), (2, 48, 80));
+    let p = LlavaProjector::from_dir(g, case_dir("llava_tanh_legacy")).unwrap();
+    assert_eq!(p.activation(), vlm_connectors::kernels::Activation::GeluTanh);
+}
+
+#[test]
+fn connector_dispatch_runs_llava_by_model_type() {
+    let g = gpu();
+    let case = "llava_tiny";
+    let c = Connector::from_dir(g, case_dir(case)).unwrap();
+    let outs = c.run(g, &inputs(case)).unwrap();
+    let want = expected(case).get_any("output").unwrap();
+    assert_eq!(outs[0].name, "output");
+    assert_close("connector llava_tiny", &outs[0].data, &want.data, 1e-5);
+}
+
+#[test]
+fn weights_in_f16_and_bf16_load_and_match_within_their_rounding() {
+    // Re-save llava_tiny's projector in F16 and BF16: the loader widens to f32.
+    let g = gpu();
+    let ws = WeightSource::open_dir(case_dir("llava_tiny")).unwrap();
+    let dir = std::env::temp_dir().join(format!("vlmc-halfs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let x = inputs("llava_tiny").get_any("image_features").unwrap();
+    let want = expected("llava_tiny").get_any("output").unwrap();
+    for (dtype, tol) in [(safetensors::Dtype::F16, 2e-3), (safetensors::Dtype::BF16, 2e-2)] {
+        let names = ["multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias", "multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"];
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = names
+            .iter()
+            .map(|n| {
+                let h = ws.get_any(n).unwrap();
+                let bytes: Vec<u8> = h
+                    .data
+                    .iter()
+                    .flat_map(|v| match dtype {
+                        safetensors::Dtype::F16 => half::f16::from_f32(*v).to_le_bytes(),
+                        _ => half::bf16::from_f32(*v).to_le_bytes(),
+                    })
+                    .collect();
+                (n.to_string(), h.shape, bytes)
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+        std::fs::copy(case_dir("llava_tiny").join("config.json"), dir.join("config.json")).unwrap();
+        let proj = LlavaProjector::from_dir(g, &dir).unwrap();
+        let (got, _) = proj.run(g, &x.data, &x.shape).unwrap();
+        let err = vlm_connectors::kernels::rel_l2(&got, &want.data);
+        assert!(err < tol, "{dtype:?}: rel L2 {err:e}");
+        assert!(err > 1e-6, "{dtype:?}: weights were not actually rounded (err {err:e})");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sharded_checkpoints_load_through_the_index() {
+    // Split llava_original into two shards plus model.safetensors.index.json.
+    let g = gpu();
+    let src = WeightSource::open_dir(case_dir("llava_original")).unwrap();
+    let dir = std::env::temp_dir().join(format!("vlmc-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut names: Vec<String> = src.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut map = serde_json::Map::new();
+    for (i, chunk) in names.chunks(names.len().div_ceil(2)).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let hs: Vec<_> = chunk.iter().map(|n| (n.clone(), src.get_any(n).unwrap())).collect();
+        let views: Vec<(&str, &[usize], &[f32])> = hs.iter().map(|(n, h)| (n.as_str(), h.shape.as_slice(), h.data.as_slice())).collect();
+        vlm_connectors::checkpoint::save_f32(dir.join(&file), &views).unwrap();
+        for n in chunk {
+            map.insert(n.clone(), serde_json::Value::String(file.clone()));
+        }
+    }
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({ "metadata": {}, "weight_map": map }).to_string()).unwrap();
+    std::fs::copy(case_dir("llava_original").join("config.json"), dir.join("config.json")).unwrap();
+    let cfg = Config::from_file(dir.join("config.json")).unwrap();
+    let proj = LlavaProjector::load(g, &cfg, &WeightSource::open_dir(&dir).unwrap()).unwrap();
+    let x = inputs("llava_original").get_any("image_features").unwrap();
+    let t = Tensor::from_slice(g, &x.data, &x.shape).unwrap();
+    let mut rec = Recorder::new(g);
+    let y = proj.forward(&mut rec, &t).unwrap();
+    rec.submit().unwrap();
+    assert_close("sharded llava_original", &y.to_vec(g).unwrap(), &expected("llava_original").get_any("output").unwrap().data, 1e-5);
+    std::fs::remove_dir_all(&dir).ok();
+}
