@@ -43,6 +43,13 @@ fn vlmc_run_reproduces_every_llava_case() {
 }
 
 #[test]
+fn vlmc_run_reproduces_the_blip2_cases() {
+    for case in cases("blip2") {
+        run_case(&case, &["output", "qformer_output"]);
+    }
+}
+
+#[test]
 fn vlmc_info_lists_the_chosen_adapter() {
     let st = vlmc().arg("info").output().unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));

@@ -149,3 +149,44 @@ fn values_round_trip_exactly() {
         approx::assert_relative_eq!(*a, *b, max_relative = 0.0);
     }
 }
+
+/// blip2_tiny copied with its config edited by `edit`.
+fn blip2_variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(case_dir("blip2_tiny").join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(case_dir("blip2_tiny").join("config.json")).unwrap()).unwrap();
+    edit(&mut cfg);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    dir
+}
+
+#[test]
+fn qformer_config_errors_are_clear() {
+    // encoder_hidden_size disagrees with the cross-attention key weights [64, 48]
+    let e = load_err(&blip2_variant("enc", |c| c["qformer_config"]["encoder_hidden_size"] = 50.into()));
+    assert!(e.contains("crossattention.attention.key.weight") && e.contains("[64, 50]") && e.contains("[64, 48]"), "{e}");
+    // a layer the checkpoint does not have
+    let e = load_err(&blip2_variant("layers", |c| c["qformer_config"]["num_hidden_layers"] = 5.into()));
+    assert!(e.contains("missing weight `qformer.encoder.layer.4."), "{e}");
+    // heads that do not divide the width
+    let e = load_err(&blip2_variant("heads", |c| c["qformer_config"]["num_attention_heads"] = 5.into()));
+    assert!(e.contains("num_attention_heads") && e.contains("5 heads do not divide the width 64"), "{e}");
+    // no qformer_config at all
+    let e = load_err(&blip2_variant("nocfg", |c| {
+        c.as_object_mut().unwrap().remove("qformer_config");
+    }));
+    assert!(e.contains("qformer_config"), "{e}");
+}
+
+#[test]
+fn qformer_input_width_and_rank_are_checked() {
+    let g = gpu();
+    let q = vlm_connectors::connectors::QFormer::from_dir(g, case_dir("blip2_tiny")).unwrap();
+    for shape in [vec![2usize, 17, 47], vec![17, 48]] {
+        let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
+        let mut rec = Recorder::new(g);
+        let e = q.forward(&mut rec, &x).err().expect("bad input accepted").to_string();
+        assert!(e.contains("image_embeds") && e.contains("48"), "{e}");
+    }
+}

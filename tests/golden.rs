@@ -114,3 +114,24 @@ fn sharded_checkpoints_load_through_the_index() {
     assert_close("sharded llava_original", &y.to_vec(g).unwrap(), &expected("llava_original").get_any("output").unwrap().data, 1e-5);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn blip2_cases_match_pytorch() {
+    let g = gpu();
+    let names = cases("blip2");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for case in &names {
+        let q = vlm_connectors::connectors::QFormer::from_dir(g, case_dir(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let x = inputs(case).get_any("image_embeds").unwrap();
+        let t = Tensor::from_slice(g, &x.data, &x.shape).unwrap();
+        let mut rec = Recorder::new(g);
+        let (h, out) = q.forward(&mut rec, &t).unwrap();
+        rec.submit().unwrap();
+        let want = expected(case);
+        let (wo, wq) = (want.get_any("output").unwrap(), want.get_any("qformer_output").unwrap());
+        assert_eq!(out.shape(), wo.shape.as_slice(), "{case}: output shape");
+        assert_eq!(h.shape(), wq.shape.as_slice(), "{case}: qformer_output shape");
+        assert_close(&format!("{case}/qformer_output"), &h.to_vec(g).unwrap(), &wq.data, 1e-5);
+        assert_close(&format!("{case}/output"), &out.to_vec(g).unwrap(), &wo.data, 1e-5);
+    }
+}

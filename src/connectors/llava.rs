@@ -93,16 +93,7 @@ impl LlavaProjector {
 
     /// A two-layer GELU projector with random weights (demos and benchmarks).
     pub fn random(gpu: &Gpu, in_features: usize, out_features: usize, rng: &mut crate::util::Rng) -> Result<LlavaProjector> {
-        let mut layer = |i: usize, o: usize| -> Result<Linear> {
-            let s = 1.0 / (i as f32).sqrt();
-            Ok(Linear {
-                weight: Tensor::from_slice(gpu, &rng.vec(o * i, s), &[o, i])?,
-                bias: Some(Tensor::from_slice(gpu, &rng.vec(o, s), &[o])?),
-                in_features: i,
-                out_features: o,
-            })
-        };
-        let layers = vec![layer(in_features, out_features)?, layer(out_features, out_features)?];
+        let layers = vec![Linear::random(gpu, in_features, out_features, true, rng)?, Linear::random(gpu, out_features, out_features, true, rng)?];
         Ok(LlavaProjector { layers, act: Activation::Gelu, in_features, out_features })
     }
 

@@ -2,8 +2,10 @@
 //! input tensors (what `vlmc run` does).
 
 pub mod llava;
+pub mod qformer;
 
 pub use llava::LlavaProjector;
+pub use qformer::{QFormer, QFormerConfig};
 
 use std::path::Path;
 
@@ -21,6 +23,7 @@ pub struct Output {
 /// Any connector this crate can load from a checkpoint folder.
 pub enum Connector {
     Llava(LlavaProjector),
+    QFormer(QFormer),
 }
 
 impl Connector {
@@ -34,6 +37,7 @@ impl Connector {
                 let ws = WeightSource::open_dir(dir)?;
                 Ok(Connector::Llava(LlavaProjector::load(gpu, &cfg, &ws)?))
             }
+            "blip-2" => Ok(Connector::QFormer(QFormer::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
             other => Err(Error::UnknownModelType(other.to_string())),
         }
     }
@@ -42,6 +46,7 @@ impl Connector {
     pub fn input_names(&self) -> &'static [&'static str] {
         match self {
             Connector::Llava(_) => &["image_features"],
+            Connector::QFormer(_) => &["image_embeds"],
         }
     }
 
@@ -63,6 +68,10 @@ impl Connector {
                     return Err(Error::shape("image_features", format!("[B, N, {}]", p.in_features), x.shape()));
                 }
                 vec![("output", p.forward(&mut rec, &x)?)]
+            }
+            Connector::QFormer(q) => {
+                let (h, projected) = q.forward(&mut rec, &input("image_embeds")?)?;
+                vec![("output", projected), ("qformer_output", h)]
             }
         };
         rec.submit()?;

@@ -43,6 +43,48 @@ impl Linear {
         Ok(Linear { weight, bias, in_features, out_features })
     }
 
+    /// Several Linears with the same input stacked into one ([W1; W2; ...] rows): one GEMM instead
+    /// of several. Each part is `[out_f, in_f]` under its own prefix.
+    pub fn stack(gpu: &Gpu, parts: &[&WeightSource], in_f: usize, out_f: usize, bias: Bias) -> Result<Linear> {
+        let mut w = Vec::with_capacity(parts.len() * out_f * in_f);
+        let mut b = Vec::with_capacity(parts.len() * out_f);
+        let mut has_bias = bias != Bias::None;
+        for ws in parts {
+            w.extend(ws.get("weight", &[out_f, in_f])?.data);
+            has_bias &= bias == Bias::Required || ws.contains("bias");
+        }
+        if has_bias {
+            for ws in parts {
+                b.extend(ws.get("bias", &[out_f])?.data);
+            }
+        }
+        let n = parts.len() * out_f;
+        Ok(Linear {
+            weight: Tensor::from_slice(gpu, &w, &[n, in_f])?,
+            bias: if has_bias { Some(Tensor::from_slice(gpu, &b, &[n])?) } else { None },
+            in_features: in_f,
+            out_features: n,
+        })
+    }
+
+    /// A Linear from host data (random weights for demos, or weights computed at load).
+    pub fn from_host(gpu: &Gpu, weight: &[f32], bias: Option<&[f32]>, in_f: usize, out_f: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: Tensor::from_slice(gpu, weight, &[out_f, in_f])?,
+            bias: bias.map(|b| Tensor::from_slice(gpu, b, &[out_f])).transpose()?,
+            in_features: in_f,
+            out_features: out_f,
+        })
+    }
+
+    /// Random weights ~ U(-1/√in, 1/√in), as torch initialises Linear.
+    pub fn random(gpu: &Gpu, in_f: usize, out_f: usize, bias: bool, rng: &mut crate::util::Rng) -> Result<Linear> {
+        let s = 1.0 / (in_f as f32).sqrt();
+        let w = rng.vec(out_f * in_f, s);
+        let b = bias.then(|| rng.vec(out_f, s));
+        Linear::from_host(gpu, &w, b.as_deref(), in_f, out_f)
+    }
+
     /// y = act(x·Wᵀ + b).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
         record_linear(rec, x, &self.weight, self.bias.as_ref(), act, None)

@@ -17,6 +17,12 @@ impl LayerNorm {
         Ok(LayerNorm { weight: ws.tensor(gpu, "weight", &[dim])?, bias: ws.tensor(gpu, "bias", &[dim])?, eps, dim })
     }
 
+    /// Random affine parameters near (1, 0) (demos).
+    pub fn random(gpu: &Gpu, dim: usize, eps: f32, rng: &mut crate::util::Rng) -> Result<LayerNorm> {
+        let w: Vec<f32> = rng.vec(dim, 0.1).iter().map(|v| 1.0 + v).collect();
+        Ok(LayerNorm { weight: Tensor::from_slice(gpu, &w, &[dim])?, bias: Tensor::from_slice(gpu, &rng.vec(dim, 0.1), &[dim])?, eps, dim })
+    }
+
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         record_layernorm(rec, x, None, &self.weight, &self.bias, self.eps)
     }

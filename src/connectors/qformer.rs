@@ -1,0 +1,214 @@
+//! BLIP-2 Q-Former, as transformers' `Blip2QFormerModel` computes it for the query tokens, followed
+//! by `language_projection`:
+//!
+//! ```text
+//! h = LayerNorm(query_tokens expanded over the batch)
+//! for each layer i:
+//!     h = LayerNorm(dense(SelfAttn(h)) + h)
+//!     if i % cross_attention_frequency == 0:
+//!         h = LayerNorm(dense(CrossAttn(h, image_embeds)) + h)
+//!     h = LayerNorm(output_query(act(intermediate_query(h))) + h)
+//! soft_prompt = language_projection(h)
+//! ```
+
+use std::path::Path;
+
+use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::kernels::attention::AttnOpts;
+use crate::kernels::elementwise::record_copy_rows;
+use crate::kernels::Activation;
+use crate::nn::{Attention, Bias, LayerNorm, Linear};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
+use crate::util::Rng;
+
+/// The `qformer_config` fields the Q-Former reads (names as in transformers).
+#[derive(Clone, Debug)]
+pub struct QFormerConfig {
+    pub hidden_size: usize,
+    pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
+    pub intermediate_size: usize,
+    pub cross_attention_frequency: usize,
+    pub encoder_hidden_size: usize,
+    pub hidden_act: Activation,
+    pub layer_norm_eps: f32,
+    pub num_query_tokens: usize,
+}
+
+impl QFormerConfig {
+    /// From a BLIP-2 `config.json` (top level with a `qformer_config` block).
+    pub fn from_config(cfg: &Config) -> Result<QFormerConfig> {
+        let q = cfg.sub("qformer_config").ok_or_else(|| Error::config("qformer_config", "missing"))?;
+        Ok(QFormerConfig {
+            hidden_size: q.opt_usize("hidden_size")?.unwrap_or(768),
+            num_attention_heads: q.opt_usize("num_attention_heads")?.unwrap_or(12),
+            num_hidden_layers: q.opt_usize("num_hidden_layers")?.unwrap_or(12),
+            intermediate_size: q.opt_usize("intermediate_size")?.unwrap_or(3072),
+            cross_attention_frequency: q.opt_usize("cross_attention_frequency")?.unwrap_or(2),
+            encoder_hidden_size: q.opt_usize("encoder_hidden_size")?.unwrap_or(1408),
+            hidden_act: Activation::from_name(&q.opt_str("hidden_act")?.unwrap_or_else(|| "gelu".into()))?,
+            layer_norm_eps: q.opt_f64("layer_norm_eps")?.unwrap_or(1e-12) as f32,
+            num_query_tokens: cfg.opt_usize("num_query_tokens")?.unwrap_or(32),
+        })
+    }
+}
+
+/// Attention + `output.dense` + `output.LayerNorm` (BERT's post-norm block).
+struct AttnBlock {
+    attn: Attention,
+    dense: Linear,
+    norm: LayerNorm,
+}
+
+impl AttnBlock {
+    fn load(gpu: &Gpu, ws: &WeightSource, c: &QFormerConfig, kv_dim: usize) -> Result<AttnBlock> {
+        let a = ws.pp("attention");
+        let h = c.hidden_size;
+        Ok(AttnBlock {
+            attn: Attention::load_separate(gpu, &a.pp("query"), &a.pp("key"), &a.pp("value"), h, kv_dim, c.num_attention_heads, Bias::Required)?,
+            dense: Linear::load(gpu, &ws.pp("output.dense"), Some(h), Some(h), Bias::Required)?,
+            norm: LayerNorm::load(gpu, &ws.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
+        })
+    }
+
+    fn random(gpu: &Gpu, c: &QFormerConfig, kv_dim: usize, rng: &mut Rng) -> Result<AttnBlock> {
+        let h = c.hidden_size;
+        let d = crate::nn::attention::head_dim(h, c.num_attention_heads, "num_attention_heads")?;
+        Ok(AttnBlock {
+            attn: Attention { q: Linear::random(gpu, h, h, true, rng)?, kv: Linear::random(gpu, kv_dim, 2 * h, true, rng)?, heads: c.num_attention_heads, head_dim: d, scale: 1.0 / (d as f32).sqrt() },
+            dense: Linear::random(gpu, h, h, true, rng)?,
+            norm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
+        })
+    }
+
+    /// LayerNorm(dense(attn(x, kv)) + x)
+    fn forward(&self, rec: &mut Recorder, x: &Tensor, kv: &Tensor) -> Result<Tensor> {
+        let ctx = self.attn.context(rec, x, kv, AttnOpts::default())?;
+        let h = self.dense.forward(rec, &ctx, Activation::Identity)?;
+        self.norm.forward_residual(rec, &h, x)
+    }
+}
+
+struct QFormerLayer {
+    self_attn: AttnBlock,
+    cross_attn: Option<AttnBlock>,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+pub struct QFormer {
+    pub config: QFormerConfig,
+    query_tokens: Tensor,
+    layernorm: LayerNorm,
+    layers: Vec<QFormerLayer>,
+    language_projection: Linear,
+}
+
+impl QFormer {
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<QFormer> {
+        let dir = dir.as_ref();
+        Self::load(gpu, &Config::from_file(dir.join("config.json"))?, &WeightSource::open_dir(dir)?)
+    }
+
+    /// Loads from a BLIP-2 checkpoint. Only the Q-Former's query path and `language_projection` are
+    /// read: checkpoints without the text-FFN weights (the released OPT/T5 ones) load.
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<QFormer> {
+        let model_type = cfg.str("model_type")?;
+        if model_type != "blip-2" {
+            return Err(Error::UnknownModelType(model_type));
+        }
+        let c = QFormerConfig::from_config(cfg)?;
+        let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens")
+            .ok_or_else(|| Error::MissingWeight { name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"), location: ws.location().to_string() })?;
+        let h = c.hidden_size;
+        crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
+        let query_tokens = ws.tensor(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;
+        let layernorm = LayerNorm::load(gpu, &ws.pp("qformer.layernorm"), h, c.layer_norm_eps)?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for i in 0..c.num_hidden_layers {
+            let l = ws.pp(format!("qformer.encoder.layer.{i}"));
+            let cross = i % c.cross_attention_frequency == 0;
+            layers.push(QFormerLayer {
+                self_attn: AttnBlock::load(gpu, &l.pp("attention"), &c, h)?,
+                cross_attn: if cross { Some(AttnBlock::load(gpu, &l.pp("crossattention"), &c, c.encoder_hidden_size)?) } else { None },
+                intermediate: Linear::load(gpu, &l.pp("intermediate_query.dense"), Some(h), Some(c.intermediate_size), Bias::Required)?,
+                output: Linear::load(gpu, &l.pp("output_query.dense"), Some(c.intermediate_size), Some(h), Bias::Required)?,
+                output_norm: LayerNorm::load(gpu, &l.pp("output_query.LayerNorm"), h, c.layer_norm_eps)?,
+            });
+        }
+        let language_projection = Linear::load(gpu, &ws.pp("language_projection"), Some(h), None, Bias::Required)?;
+        Ok(QFormer { config: c, query_tokens, layernorm, layers, language_projection })
+    }
+
+    /// Random weights at the given shape (demos, benchmarks).
+    pub fn random(gpu: &Gpu, c: QFormerConfig, text_width: usize, rng: &mut Rng) -> Result<QFormer> {
+        let h = c.hidden_size;
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                Ok(QFormerLayer {
+                    self_attn: AttnBlock::random(gpu, &c, h, rng)?,
+                    cross_attn: if i % c.cross_attention_frequency == 0 { Some(AttnBlock::random(gpu, &c, c.encoder_hidden_size, rng)?) } else { None },
+                    intermediate: Linear::random(gpu, h, c.intermediate_size, true, rng)?,
+                    output: Linear::random(gpu, c.intermediate_size, h, true, rng)?,
+                    output_norm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(QFormer {
+            query_tokens: Tensor::from_slice(gpu, &rng.vec(c.num_query_tokens * h, 1.0), &[1, c.num_query_tokens, h])?,
+            layernorm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
+            layers,
+            language_projection: Linear::random(gpu, h, text_width, true, rng)?,
+            config: c,
+        })
+    }
+
+    /// Width of the language model the soft prompt is projected into.
+    pub fn text_width(&self) -> usize {
+        self.language_projection.out_features
+    }
+
+    /// Records the Q-Former. image_embeds [B, N, encoder_hidden_size] →
+    /// (qformer_output [B, Q, hidden], soft prompt [B, Q, text_width]).
+    pub fn forward(&self, rec: &mut Recorder, image_embeds: &Tensor) -> Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let b = match *image_embeds.shape() {
+            [b, n, w] if w == c.encoder_hidden_size && n > 0 && b > 0 => b,
+            _ => return Err(Error::shape("image_embeds", format!("[B, N, {}] (encoder_hidden_size)", c.encoder_hidden_size), image_embeds.shape())),
+        };
+        // 1. Query tokens [1, Q, H] broadcast over the batch, then the embedding LayerNorm.
+        let queries = Tensor::empty(rec.gpu(), &[b, c.num_query_tokens, c.hidden_size], DType::F32)?;
+        record_copy_rows(rec, &self.query_tokens, 0, &queries, 0, c.num_query_tokens)?;
+        let mut h = self.layernorm.forward(rec, &queries)?;
+        // 2. Layers: self-attention, cross-attention every `cross_attention_frequency`, query FFN.
+        for layer in &self.layers {
+            h = layer.self_attn.forward(rec, &h, &h)?;
+            if let Some(cross) = &layer.cross_attn {
+                h = cross.forward(rec, &h, image_embeds)?;
+            }
+            let f = layer.intermediate.forward(rec, &h, c.hidden_act)?;
+            let f = layer.output.forward(rec, &f, Activation::Identity)?;
+            h = layer.output_norm.forward_residual(rec, &f, &h)?;
+        }
+        // 3. Soft prompt for the language model.
+        let projected = self.language_projection.forward(rec, &h, Activation::Identity)?;
+        Ok((h, projected))
+    }
+
+    /// FLOPs of one forward for `batch` images of `n` tokens (GEMMs and attention).
+    pub fn flops(&self, batch: usize, n: usize) -> u64 {
+        let c = &self.config;
+        let (q, h) = (c.num_query_tokens as u64, c.hidden_size as u64);
+        let bq = batch as u64 * q;
+        let mut f = 0u64;
+        for l in &self.layers {
+            f += bq * (l.self_attn.attn.q.flops_per_row() + l.self_attn.attn.kv.flops_per_row() + l.self_attn.dense.flops_per_row()) + 4 * bq * q * h;
+            if let Some(x) = &l.cross_attn {
+                f += bq * (x.attn.q.flops_per_row() + x.dense.flops_per_row()) + batch as u64 * n as u64 * x.attn.kv.flops_per_row() + 4 * bq * n as u64 * h;
+            }
+            f += bq * (l.intermediate.flops_per_row() + l.output.flops_per_row());
+        }
+        f + bq * self.language_projection.flops_per_row()
+    }
+}

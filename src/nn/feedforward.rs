@@ -1,0 +1,34 @@
+//! OpenFlamingo's pre-norm FeedForward: LayerNorm → Linear(D, mult·D) → GELU → Linear(mult·D, D),
+//! no biases; the residual (optionally gated) is folded into the second GEMM's epilogue.
+
+use crate::checkpoint::WeightSource;
+use crate::kernels::Activation;
+use crate::nn::{Bias, LayerNorm, Linear};
+use crate::runtime::{Gpu, Recorder, Result, Tensor};
+
+pub struct FeedForward {
+    pub norm: LayerNorm,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+impl FeedForward {
+    /// `nn.Sequential(LayerNorm, Linear, GELU, Linear)` under `ws`: keys `0.*`, `1.weight`, `3.weight`.
+    pub fn load(gpu: &Gpu, ws: &WeightSource, dim: usize, eps: f32) -> Result<FeedForward> {
+        let norm = LayerNorm::load(gpu, &ws.pp("0"), dim, eps)?;
+        let up = Linear::load(gpu, &ws.pp("1"), Some(dim), None, Bias::None)?;
+        let down = Linear::load(gpu, &ws.pp("3"), Some(up.out_features), Some(dim), Bias::None)?;
+        Ok(FeedForward { norm, up, down })
+    }
+
+    pub fn random(gpu: &Gpu, dim: usize, mult: usize, rng: &mut crate::util::Rng) -> Result<FeedForward> {
+        Ok(FeedForward { norm: LayerNorm::random(gpu, dim, 1e-5, rng)?, up: Linear::random(gpu, dim, mult * dim, false, rng)?, down: Linear::random(gpu, mult * dim, dim, false, rng)? })
+    }
+
+    /// x + alpha · FF(x).
+    pub fn forward_residual(&self, rec: &mut Recorder, x: &Tensor, alpha: f32) -> Result<Tensor> {
+        let h = self.norm.forward(rec, x)?;
+        let h = self.up.forward(rec, &h, Activation::Gelu)?;
+        self.down.forward_residual(rec, &h, x, alpha)
+    }
+}
