@@ -1,6 +1,8 @@
 // gemm.wgsl: nn.Linear as a tiled, register-blocked GEMM.
 //   y[M, N] = act(x[M, K] · W[N, K]ᵀ + b[N])          (W stored [out, in] as checkpoints store it)
 //   if has_res: y = res[M, N] + alpha · y             (residual / gated residual epilogue)
+// y and res are addressed as [row · ldy + y_off + col]: a weight split into row blocks (to fit the
+// device's binding limit) writes its own column block of one output.
 // Tile: 64×64 outputs per workgroup of 16×16 threads, 4×4 per thread, K in steps of 16.
 // Every global index is guarded: any M, N, K (including 1) is correct.
 
@@ -12,7 +14,11 @@ struct GemmParams {
     has_bias: u32,
     has_res: u32,
     alpha: f32,
-    _pad: u32,
+    ldy: u32,      // row stride of y and res (≥ n)
+    y_off: u32,    // first column of y written by this dispatch
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
@@ -38,8 +44,9 @@ fn epilogue(row: u32, col0: u32, acc: vec4<f32>) {
         var v = acc[j];
         if (p.has_bias != 0u) { v += bias[col]; }
         v = activate(v, p.act);
-        if (p.has_res != 0u) { v = res[row * p.n + col] + p.alpha * v; }
-        y[row * p.n + col] = v;
+        let at = row * p.ldy + p.y_off + col;
+        if (p.has_res != 0u) { v = res[at] + p.alpha * v; }
+        y[at] = v;
     }
 }
 

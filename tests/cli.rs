@@ -50,6 +50,13 @@ fn vlmc_run_reproduces_the_blip2_cases() {
 }
 
 #[test]
+fn vlmc_run_reproduces_the_flamingo_cases() {
+    for case in cases("perceiver").into_iter().chain(cases("gated_xattn")) {
+        run_case(&case, &["output"]);
+    }
+}
+
+#[test]
 fn vlmc_info_lists_the_chosen_adapter() {
     let st = vlmc().arg("info").output().unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));

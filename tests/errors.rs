@@ -190,3 +190,70 @@ fn qformer_input_width_and_rank_are_checked() {
         assert!(e.contains("image_embeds") && e.contains("48"), "{e}");
     }
 }
+
+fn flamingo(case: &str) -> Connector {
+    Connector::from_dir(gpu(), case_dir(case)).unwrap()
+}
+
+#[test]
+fn gated_xattn_input_errors() {
+    let g = gpu();
+    let Connector::Flamingo { gated: Some(gx), .. } = flamingo("gated_xattn_tiny") else { panic!("not a gated block") };
+    // dim 96, dim_visual 64
+    let x = Tensor::from_slice(g, &vec![0.1; 2 * 12 * 96], &[2, 12, 96]).unwrap();
+    let media = Tensor::from_slice(g, &vec![0.1; 2 * 3 * 8 * 64], &[2, 3, 8, 64]).unwrap();
+    // more <image> tokens than media
+    let mut locs = vec![0u8; 24];
+    for i in [0, 2, 4, 6] {
+        locs[i] = 1;
+    }
+    let e = gx.upload_locations(g, &locs, 2, 12, 3).err().unwrap().to_string();
+    assert!(e.contains("media_locations") && e.contains("4 <image> tokens") && e.contains("only 3 media"), "{e}");
+    // values other than 0/1, wrong length
+    locs = vec![0u8; 24];
+    locs[5] = 2;
+    assert!(gx.upload_locations(g, &locs, 2, 12, 3).err().unwrap().to_string().contains("expected 0 or 1"));
+    assert!(gx.upload_locations(g, &[0u8; 23], 2, 12, 3).is_err());
+    let packed = gx.upload_locations(g, &[0u8; 24], 2, 12, 3).unwrap();
+    // wrong ranks and widths
+    let mut rec = Recorder::new(g);
+    let e = gx.forward(&mut rec, &x.reshape(&[24, 96]).unwrap(), &media, &packed).err().unwrap().to_string();
+    assert!(e.contains("hidden_states") && e.contains("96"), "{e}");
+    let bad_media = Tensor::from_slice(g, &vec![0.1; 2 * 3 * 8 * 65], &[2, 3, 8, 65]).unwrap();
+    let e = gx.forward(&mut rec, &x, &bad_media, &packed).err().unwrap().to_string();
+    assert!(e.contains("media") && e.contains("64"), "{e}");
+    let e = gx.forward(&mut rec, &x, &media.reshape(&[2, 24, 64]).unwrap(), &packed).err().unwrap().to_string();
+    assert!(e.contains("media"), "{e}");
+    // a media batch that differs from the text batch
+    let one = Tensor::from_slice(g, &vec![0.1; 3 * 8 * 64], &[1, 3, 8, 64]).unwrap();
+    assert!(gx.forward(&mut rec, &x, &one, &packed).is_err());
+}
+
+#[test]
+fn perceiver_input_errors() {
+    let g = gpu();
+    let Connector::Flamingo { perceiver: Some(p), .. } = flamingo("perceiver_video") else { panic!("not a perceiver") };
+    // dim 48, max_num_frames 3, max_num_media 4
+    let mut rec = Recorder::new(g);
+    for (shape, needle) in [(vec![1usize, 2, 3, 5, 47], "48"), (vec![2, 15, 48], "vision_features"), (vec![1, 2, 4, 5, 48], "max_num_frames"), (vec![1, 5, 3, 5, 48], "max_num_media")] {
+        let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
+        let e = p.forward(&mut rec, &x).err().unwrap_or_else(|| panic!("{shape:?} accepted")).to_string();
+        assert!(e.contains(needle), "{shape:?}: {e}");
+    }
+}
+
+#[test]
+fn flamingo_config_errors() {
+    let e = load_err(&checkpoint("flamingo-empty", r#"{"model_type": "open_flamingo"}"#, &[]));
+    assert!(e.contains("perceiver") && e.contains("gated_xattn"), "{e}");
+    let e = load_err(&checkpoint("flamingo-nolayer", r#"{"model_type": "open_flamingo", "gated_xattn": {"dim": 8, "dim_visual": 8}}"#, &[]));
+    assert!(e.contains("gated_cross_attn_layers"), "{e}");
+    // heads × dim_head that disagree with the stored to_q
+    let cfg = std::fs::read_to_string(case_dir("perceiver_tiny").join("config.json")).unwrap().replace("\"heads\": 4", "\"heads\": 2");
+    let dir = std::env::temp_dir().join(format!("vlmc-err-{}-perc-heads", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(case_dir("perceiver_tiny").join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let e = load_err(&dir);
+    assert!(e.contains("to_q.weight") && e.contains("[32, 64]") && e.contains("[64, 64]"), "{e}");
+}

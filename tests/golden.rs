@@ -135,3 +135,42 @@ fn blip2_cases_match_pytorch() {
         assert_close(&format!("{case}/output"), &out.to_vec(g).unwrap(), &wo.data, 1e-5);
     }
 }
+
+fn run_connector_case(case: &str) -> Vec<vlm_connectors::connectors::Output> {
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
+    c.run(g, &inputs(case)).unwrap_or_else(|e| panic!("{case}: {e}"))
+}
+
+#[test]
+fn perceiver_cases_match_openflamingo() {
+    let names = cases("perceiver");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for case in &names {
+        let outs = run_connector_case(case);
+        let want = expected(case).get_any("output").unwrap();
+        assert_eq!(outs[0].shape, want.shape, "{case}");
+        assert_close(case, &outs[0].data, &want.data, 1e-5);
+    }
+}
+
+#[test]
+fn gated_xattn_cases_match_openflamingo() {
+    let names = cases("gated_xattn");
+    assert_eq!(names.len(), 3, "{names:?}");
+    for case in &names {
+        let outs = run_connector_case(case);
+        let want = expected(case).get_any("output").unwrap();
+        assert_eq!(outs[0].shape, want.shape, "{case}");
+        assert_close(case, &outs[0].data, &want.data, 1e-5);
+    }
+}
+
+#[test]
+fn zero_gates_give_the_text_back_exactly() {
+    let case = "gated_xattn_zero_gates";
+    let outs = run_connector_case(case);
+    let x = inputs(case).get_any("hidden_states").unwrap();
+    assert_eq!(outs[0].data, x.data, "tanh(0) gates must return x bit for bit");
+    assert_eq!(outs[0].data, expected(case).get_any("output").unwrap().data);
+}

@@ -292,3 +292,27 @@ fn big_grids_wrap_into_two_dimensions() {
     let got = y.to_vec(g).unwrap();
     assert!(got.iter().zip(&x).all(|(a, b)| *a == b.max(0.0)));
 }
+
+#[test]
+fn linear_weights_past_the_binding_limit_are_split_into_row_blocks() {
+    // A device whose storage bindings hold only 64 KiB: a 1000 × 65 weight (260 KB) becomes
+    // several row blocks, each a GEMM into its column block of the output.
+    let g = vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_storage_binding: Some(64 * 1024), ..Default::default() }).unwrap();
+    assert_eq!(g.limits().max_storage_buffer_binding_size, 64 * 1024);
+    let mut rng = Rng::new(21);
+    let (m, k, n) = (7, 65, 1000);
+    let (x, w, b, r) = (rng.vec(m * k, 1.0), rng.vec(n * k, 0.2), rng.vec(n, 0.5), rng.vec(m * n, 1.0));
+    let lin = vlm_connectors::nn::Linear::from_host(&g, &w, Some(&b), k, n).unwrap();
+    assert!(lin.parts.len() >= 4, "expected a split, got {} part(s)", lin.parts.len());
+    let xt = Tensor::from_slice(&g, &x, &[1, m, k]).unwrap();
+    let rt = Tensor::from_slice(&g, &r, &[1, m, n]).unwrap();
+    let mut rec = Recorder::new(&g);
+    let y = lin.forward(&mut rec, &xt, Activation::Gelu).unwrap();
+    let z = lin.forward_residual(&mut rec, &xt, &rt, 0.5).unwrap();
+    rec.submit().unwrap();
+    check("split linear", &y.to_vec(&g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Gelu, None), 1e-5);
+    check("split linear + residual", &z.to_vec(&g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, 0.5))), 1e-5);
+    // a tensor past the limit is refused with the limit's name, not a wgpu panic
+    let e = Tensor::from_slice(&g, &vec![0.0; 20_000], &[20_000]).err().unwrap().to_string();
+    assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
+}

@@ -96,11 +96,12 @@ fn info() -> Result<()> {
 
 mod demo {
     use std::time::Instant;
-    use vlm_connectors::connectors::LlavaProjector;
+    use vlm_connectors::connectors::{GatedCrossAttention, GatedXattnConfig, LlavaProjector, PerceiverConfig, PerceiverResampler, QFormer, QFormerConfig};
+    use vlm_connectors::kernels::Activation;
     use vlm_connectors::util::Rng;
     use vlm_connectors::{Gpu, Recorder, Result, Tensor};
 
-    /// Median wall time (ms) of `iters` forwards, each submitted and waited for.
+    /// Median wall time (ms) of `iters` forwards, each recorded, submitted once and waited for.
     pub fn time_ms(gpu: &Gpu, iters: usize, mut f: impl FnMut(&mut Recorder) -> Result<Tensor>) -> Result<f64> {
         // Warm-up: compiles pipelines and fills the buffer pool.
         let mut rec = Recorder::new(gpu);
@@ -120,18 +121,61 @@ mod demo {
         Ok(times[times.len() / 2])
     }
 
+    fn report(name: &str, shapes: &str, ms: f64, flops: u64) {
+        println!("{name:<22} {shapes:<52} {ms:>10.2} ms {:>9.1} GFLOP/s", flops as f64 / (ms * 1e-3) / 1e9);
+    }
+
+    /// The connectors at the seed's shapes with random weights.
     pub fn demo(iters: Option<usize>) -> Result<()> {
         let gpu = Gpu::new()?;
         let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
         let iters = iters.unwrap_or(if cpu { 1 } else { 5 }).max(1);
         println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
+        println!("median of {iters} forward(s) after a warm-up; each forward is one submit\n");
         let mut rng = Rng::new(7);
-        // LLaVA-1.5 projector at CLIP-L/336 shape: 576 patches × 1024 → 4096 → 4096.
+
+        // LLaVA-1.5 projector at CLIP-L/336: 576 patches × 1024 → 4096 → 4096.
         let proj = LlavaProjector::random(&gpu, 1024, 4096, &mut rng)?;
         let x = Tensor::from_slice(&gpu, &rng.vec(576 * 1024, 1.0), &[1, 576, 1024])?;
         let ms = time_ms(&gpu, iters, |rec| proj.forward(rec, &x))?;
-        let gflops = proj.flops(576) as f64 / (ms * 1e-3) / 1e9;
-        println!("llava projector: 576 tokens × 1024 in → 576 tokens × 4096 out | {ms:.2} ms/forward | {gflops:.1} GFLOP/s");
+        report("LLaVA projector", "576 tokens × 1024 → 576 tokens × 4096", ms, proj.flops(576));
+
+        // BLIP-2 Q-Former on ViT-g features: 257 × 1408 → 32 queries × 768 → OPT-2.7b width 2560.
+        let cfg = QFormerConfig {
+            hidden_size: 768,
+            num_attention_heads: 12,
+            num_hidden_layers: 12,
+            intermediate_size: 3072,
+            cross_attention_frequency: 2,
+            encoder_hidden_size: 1408,
+            hidden_act: Activation::Gelu,
+            layer_norm_eps: 1e-12,
+            num_query_tokens: 32,
+        };
+        let qf = QFormer::random(&gpu, cfg, 2560, &mut rng)?;
+        let img = Tensor::from_slice(&gpu, &rng.vec(257 * 1408, 1.0), &[1, 257, 1408])?;
+        let ms = time_ms(&gpu, iters, |rec| Ok(qf.forward(rec, &img)?.1))?;
+        report("BLIP-2 Q-Former", "257 × 1408 → 32 queries × 768 → 32 × 2560", ms, qf.flops(1, 257));
+
+        // Flamingo Perceiver: 4 images of 257 × 1024 CLIP-L features → 64 latents each.
+        let pc = PerceiverConfig { dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, ff_mult: 4, max_num_media: None, max_num_frames: None };
+        let perceiver = PerceiverResampler::random(&gpu, pc, &mut rng)?;
+        let feats = Tensor::from_slice(&gpu, &rng.vec(4 * 257 * 1024, 1.0), &[1, 4, 1, 257, 1024])?;
+        let ms = time_ms(&gpu, iters, |rec| perceiver.forward(rec, &feats))?;
+        report("Perceiver Resampler", "4 images × 257 × 1024 → 4 × 64 latents × 1024", ms, perceiver.flops(4, 257));
+
+        // One gated cross-attention block: 128 text tokens × 4096 reading those 4 × 64 latents.
+        let gc = GatedXattnConfig { dim: 4096, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, layer_index: None };
+        let gx = GatedCrossAttention::random(&gpu, gc, &mut rng)?;
+        let text = Tensor::from_slice(&gpu, &rng.vec(128 * 4096, 1.0), &[1, 128, 4096])?;
+        let media = Tensor::from_slice(&gpu, &rng.vec(4 * 64 * 1024, 1.0), &[1, 4, 64, 1024])?;
+        let mut locs = vec![0u8; 128];
+        for i in [0, 32, 64, 96] {
+            locs[i] = 1; // an <image> token opens each quarter of the text
+        }
+        let packed = gx.upload_locations(&gpu, &locs, 1, 128, 4)?;
+        let ms = time_ms(&gpu, iters, |rec| gx.forward(rec, &text, &media, &packed))?;
+        report("Gated cross-attention", "128 text × 4096 ⨯ 4 images × 64 × 1024 (immediate)", ms, gx.flops(128, 256, 64));
         Ok(())
     }
 }

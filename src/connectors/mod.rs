@@ -1,10 +1,14 @@
 //! Connectors, and `Connector`: pick one from `config.json`'s `model_type` and run it on named
 //! input tensors (what `vlmc run` does).
 
+pub mod gated_xattn;
 pub mod llava;
+pub mod perceiver;
 pub mod qformer;
 
+pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
 pub use llava::LlavaProjector;
+pub use perceiver::{PerceiverConfig, PerceiverResampler};
 pub use qformer::{QFormer, QFormerConfig};
 
 use std::path::Path;
@@ -24,6 +28,8 @@ pub struct Output {
 pub enum Connector {
     Llava(LlavaProjector),
     QFormer(QFormer),
+    /// OpenFlamingo: a Perceiver, a gated cross-attention block, or both (Perceiver output = media).
+    Flamingo { perceiver: Option<PerceiverResampler>, gated: Option<GatedCrossAttention> },
 }
 
 impl Connector {
@@ -38,6 +44,15 @@ impl Connector {
                 Ok(Connector::Llava(LlavaProjector::load(gpu, &cfg, &ws)?))
             }
             "blip-2" => Ok(Connector::QFormer(QFormer::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
+            "open_flamingo" => {
+                let ws = WeightSource::open_dir(dir)?;
+                let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, &ws)).transpose()?;
+                let gated = cfg.sub("gated_xattn").map(|c| GatedCrossAttention::load(gpu, GatedXattnConfig::from_config(&c)?, &ws)).transpose()?;
+                if perceiver.is_none() && gated.is_none() {
+                    return Err(Error::config("open_flamingo", "needs a `perceiver` or a `gated_xattn` block"));
+                }
+                Ok(Connector::Flamingo { perceiver, gated })
+            }
             other => Err(Error::UnknownModelType(other.to_string())),
         }
     }
@@ -47,6 +62,9 @@ impl Connector {
         match self {
             Connector::Llava(_) => &["image_features"],
             Connector::QFormer(_) => &["image_embeds"],
+            Connector::Flamingo { perceiver: Some(_), gated: None } => &["vision_features"],
+            Connector::Flamingo { perceiver: None, .. } => &["hidden_states", "media", "media_locations"],
+            Connector::Flamingo { .. } => &["vision_features", "hidden_states", "media_locations"],
         }
     }
 
@@ -72,6 +90,32 @@ impl Connector {
             Connector::QFormer(q) => {
                 let (h, projected) = q.forward(&mut rec, &input("image_embeds")?)?;
                 vec![("output", projected), ("qformer_output", h)]
+            }
+            Connector::Flamingo { perceiver, gated } => {
+                let media = match perceiver {
+                    Some(p) => p.forward(&mut rec, &input("vision_features")?)?,
+                    None => input("media")?,
+                };
+                match gated {
+                    None => vec![("output", media)],
+                    Some(gx) => {
+                        let x = input("hidden_states")?;
+                        let (shape, locs) = inputs.get_int("media_locations")?;
+                        let (b, len) = match *shape {
+                            [b, l] => (b, l),
+                            _ => return Err(Error::shape("media_locations", "[b, L]", shape)),
+                        };
+                        let locs: Vec<u8> = locs.iter().map(|&v| u8::try_from(v).unwrap_or(u8::MAX)).collect();
+                        let t_img = media.shape().get(1).copied().unwrap_or(0);
+                        let packed = gx.upload_locations(gpu, &locs, b, len, t_img)?;
+                        let y = gx.forward(&mut rec, &x, &media, &packed)?;
+                        if perceiver.is_some() {
+                            vec![("output", y), ("media", media)]
+                        } else {
+                            vec![("output", y)]
+                        }
+                    }
+                }
             }
         };
         rec.submit()?;

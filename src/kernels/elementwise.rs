@@ -68,10 +68,11 @@ pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &
 }
 
 /// dst[r, c] += src[(r / div) % modulo, c] for dst viewed as [rows, cols], in place.
+/// `src` holds at least `modulo` rows of `cols` (only the first `modulo` are read).
 pub fn record_add_rows(rec: &mut Recorder, dst: &Tensor, src: &Tensor, div: usize, modulo: usize) -> Result<()> {
     let gpu = rec.gpu();
     let cols = *dst.shape().last().unwrap_or(&1);
-    if cols == 0 || src.numel() != modulo * cols || div == 0 || modulo == 0 {
+    if cols == 0 || src.numel() < modulo * cols || src.numel() % cols != 0 || div == 0 || modulo == 0 {
         return Err(Error::shape("add_rows src", format!("[{modulo}, {cols}]"), src.shape()));
     }
     let rows = dst.numel() / cols;

@@ -16,7 +16,9 @@ pub struct GemmParams {
     pub has_bias: u32,
     pub has_res: u32,
     pub alpha: f32,
-    pub _pad: u32,
+    pub ldy: u32,
+    pub y_off: u32,
+    pub _p: [u32; 3],
 }
 
 const TILE_M: u32 = 64;
@@ -39,8 +41,35 @@ pub fn record_linear(
     act: Activation,
     residual: Option<Residual>,
 ) -> Result<Tensor> {
+    let n = *w.shape().first().ok_or_else(|| Error::shape("linear weight", "[N, K]", w.shape()))?;
+    let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, n)?, DType::F32)?;
+    record_gemm_into(rec, x, w, b, &y, 0, act, residual)?;
+    Ok(y)
+}
+
+/// Output shape of a Linear with `n` outputs on x [..., K].
+pub fn linear_out_shape(x: &Tensor, n: usize) -> Result<Vec<usize>> {
+    let (_, lead) = x.shape().split_last().ok_or_else(|| Error::shape("linear input", "[.., K]", x.shape()))?;
+    let mut s = lead.to_vec();
+    s.push(n);
+    Ok(s)
+}
+
+/// Records `y[:, y_off..y_off + N] = act(x·Wᵀ + b)` (+ `res[:, same] · …`) into a preallocated
+/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape.
+#[allow(clippy::too_many_arguments)]
+pub fn record_gemm_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+    y_off: usize,
+    act: Activation,
+    residual: Option<Residual>,
+) -> Result<()> {
     let gpu = rec.gpu();
-    // Shapes: x [M, K] (leading dims flattened), w [N, K].
+    // Shapes: x [M, K] (leading dims flattened), w [N, K], y [M, ldy].
     let (&k, lead) = x.shape().split_last().ok_or_else(|| Error::shape("linear input", "[.., K]", x.shape()))?;
     if w.rank() != 2 || w.shape()[1] != k {
         return Err(Error::shape("linear weight", format!("[N, {k}]"), w.shape()));
@@ -50,14 +79,15 @@ pub fn record_linear(
     if let Some(b) = b {
         b.expect_shape("linear bias", &[n])?;
     }
-    let mut out_shape = lead.to_vec();
-    out_shape.push(n);
+    let ldy = *y.shape().last().unwrap_or(&0);
+    if y.numel() != m * ldy || y_off + n > ldy {
+        return Err(Error::shape("linear output", format!("[{m} rows, ≥{} columns]", y_off + n), y.shape()));
+    }
     if let Some(r) = &residual {
-        if r.res.numel() != m * n {
-            return Err(Error::shape("linear residual", &out_shape, r.res.shape()));
+        if r.res.numel() != m * ldy {
+            return Err(Error::shape("linear residual", y.shape(), r.res.shape()));
         }
     }
-    let y = Tensor::empty(gpu, &out_shape, DType::F32)?;
     let dummy = Tensor::empty(gpu, &[4], DType::F32)?;
     let params = GemmParams {
         m: m as u32,
@@ -67,14 +97,15 @@ pub fn record_linear(
         has_bias: b.is_some() as u32,
         has_res: residual.is_some() as u32,
         alpha: residual.map(|r| r.alpha).unwrap_or(1.0),
-        _pad: 0,
+        ldy: ldy as u32,
+        y_off: y_off as u32,
+        _p: [0; 3],
     };
     let pipe = pipeline(gpu, "gemm", "gemm.wgsl", "gemm")?;
     let groups = [(n as u32).div_ceil(TILE_N), (m as u32).div_ceil(TILE_M), 1];
     let bias = b.unwrap_or(&dummy);
     let res = residual.map(|r| r.res).unwrap_or(&dummy);
-    rec.dispatch("gemm", pipe, &params, &[x, w, bias, res, &y], groups)?;
-    Ok(y)
+    rec.dispatch("gemm", pipe, &params, &[x, w, bias, res, y], groups)
 }
 
 /// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].

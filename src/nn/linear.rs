@@ -1,9 +1,9 @@
 //! `nn.Linear` with its weights on the GPU.
 
 use crate::checkpoint::WeightSource;
-use crate::kernels::gemm::{record_linear, Residual};
+use crate::kernels::gemm::{linear_out_shape, record_gemm_into, Residual};
 use crate::kernels::Activation;
-use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
 
 /// Whether a Linear has a bias.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,9 +16,17 @@ pub enum Bias {
     IfPresent,
 }
 
-pub struct Linear {
+/// A block of output features: rows `start..start + weight.shape()[0]` of the full weight.
+pub struct LinearPart {
+    pub start: usize,
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+}
+
+/// Weights larger than the device's storage-binding limit are kept as several row blocks, each
+/// its own GEMM writing its column block of the output.
+pub struct Linear {
+    pub parts: Vec<LinearPart>,
     pub in_features: usize,
     pub out_features: usize,
 }
@@ -34,13 +42,13 @@ impl Linear {
         }
         let in_features = in_f.unwrap_or(stored[1]);
         let out_features = out_f.unwrap_or(stored[0]);
-        let weight = ws.tensor(gpu, "weight", &[out_features, in_features])?;
+        let weight = ws.get("weight", &[out_features, in_features])?;
         let bias = match bias {
             Bias::None => None,
             Bias::IfPresent if !ws.contains("bias") => None,
-            _ => Some(ws.tensor(gpu, "bias", &[out_features])?),
+            _ => Some(ws.get("bias", &[out_features])?),
         };
-        Ok(Linear { weight, bias, in_features, out_features })
+        Linear::from_host(gpu, &weight.data, bias.as_ref().map(|b| b.data.as_slice()), in_features, out_features)
     }
 
     /// Several Linears with the same input stacked into one ([W1; W2; ...] rows): one GEMM instead
@@ -58,23 +66,32 @@ impl Linear {
                 b.extend(ws.get("bias", &[out_f])?.data);
             }
         }
-        let n = parts.len() * out_f;
-        Ok(Linear {
-            weight: Tensor::from_slice(gpu, &w, &[n, in_f])?,
-            bias: if has_bias { Some(Tensor::from_slice(gpu, &b, &[n])?) } else { None },
-            in_features: in_f,
-            out_features: n,
-        })
+        Linear::from_host(gpu, &w, has_bias.then_some(b.as_slice()), in_f, parts.len() * out_f)
     }
 
     /// A Linear from host data (random weights for demos, or weights computed at load).
+    /// Splits the weight into row blocks that fit `max_storage_buffer_binding_size`.
     pub fn from_host(gpu: &Gpu, weight: &[f32], bias: Option<&[f32]>, in_f: usize, out_f: usize) -> Result<Linear> {
-        Ok(Linear {
-            weight: Tensor::from_slice(gpu, weight, &[out_f, in_f])?,
-            bias: bias.map(|b| Tensor::from_slice(gpu, b, &[out_f])).transpose()?,
-            in_features: in_f,
-            out_features: out_f,
-        })
+        if weight.len() != in_f * out_f || bias.is_some_and(|b| b.len() != out_f) {
+            return Err(Error::shape("linear weight", [out_f, in_f], weight.len()));
+        }
+        let max_bytes = gpu.limits().max_storage_buffer_binding_size as usize;
+        let row_bytes = in_f.max(1) * 4;
+        // Rows per block: as many as fit, in multiples of the GEMM's 64-column tile.
+        let rows = if out_f * row_bytes <= max_bytes { out_f.max(1) } else { (max_bytes / row_bytes) / 64 * 64 };
+        if rows == 0 {
+            return Err(Error::Limit { op: "linear weight row".into(), limit: "max_storage_buffer_binding_size".into(), requested: (64 * row_bytes) as u64, max: max_bytes as u64 });
+        }
+        let mut parts = Vec::new();
+        for start in (0..out_f.max(1)).step_by(rows) {
+            let end = (start + rows).min(out_f);
+            parts.push(LinearPart {
+                start,
+                weight: Tensor::from_slice(gpu, &weight[start * in_f..end * in_f], &[end - start, in_f])?,
+                bias: bias.map(|b| Tensor::from_slice(gpu, &b[start..end], &[end - start])).transpose()?,
+            });
+        }
+        Ok(Linear { parts, in_features: in_f, out_features: out_f })
     }
 
     /// Random weights ~ U(-1/√in, 1/√in), as torch initialises Linear.
@@ -87,12 +104,23 @@ impl Linear {
 
     /// y = act(x·Wᵀ + b).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
-        record_linear(rec, x, &self.weight, self.bias.as_ref(), act, None)
+        self.record(rec, x, act, None)
     }
 
     /// y = res + alpha · (x·Wᵀ + b).
     pub fn forward_residual(&self, rec: &mut Recorder, x: &Tensor, res: &Tensor, alpha: f32) -> Result<Tensor> {
-        record_linear(rec, x, &self.weight, self.bias.as_ref(), Activation::Identity, Some(Residual { res, alpha }))
+        self.record(rec, x, Activation::Identity, Some(Residual { res, alpha }))
+    }
+
+    fn record(&self, rec: &mut Recorder, x: &Tensor, act: Activation, residual: Option<Residual>) -> Result<Tensor> {
+        if x.shape().last() != Some(&self.in_features) {
+            return Err(Error::shape("linear input", format!("[.., {}]", self.in_features), x.shape()));
+        }
+        let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, self.out_features)?, DType::F32)?;
+        for part in &self.parts {
+            record_gemm_into(rec, x, &part.weight, part.bias.as_ref(), &y, part.start, act, residual)?;
+        }
+        Ok(y)
     }
 
     /// Multiply-adds per row.

@@ -21,8 +21,9 @@ pub struct GpuOptions {
     pub power_preference: wgpu::PowerPreference,
     /// Substring of the adapter name to pick (`WGPU_ADAPTER_NAME`).
     pub adapter_name: Option<String>,
-    /// Cap the device limits below the adapter's (tests use this to force the split paths).
-    pub limits_override: Option<wgpu::Limits>,
+    /// Cap `max_storage_buffer_binding_size` below the adapter's (tests use this to force the
+    /// paths that split big weights).
+    pub cap_storage_binding: Option<u32>,
 }
 
 impl Default for GpuOptions {
@@ -32,7 +33,7 @@ impl Default for GpuOptions {
             power_preference: wgpu::PowerPreference::from_env()
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
-            limits_override: None,
+            cap_storage_binding: None,
         }
     }
 }
@@ -140,8 +141,8 @@ impl Gpu {
         let info = adapter.get_info();
         // 3. Ask for the adapter's real limits (defaults cap a binding at 128 MiB) and our optional features.
         let mut limits = adapter.limits();
-        if let Some(cap) = &opts.limits_override {
-            limits = cap.clone();
+        if let Some(cap) = opts.cap_storage_binding {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap as _);
         }
         let features = adapter.features() & WANTED_FEATURES;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

@@ -1,0 +1,159 @@
+//! Flamingo's gated cross-attention block (OpenFlamingo `GatedCrossAttentionBlock`), inserted
+//! between the frozen language model's layers:
+//!
+//! ```text
+//! x = x + tanh(attn_gate) · to_out(attn(q = to_q(LN(x)), kv = to_kv(media flattened over (T, n)),
+//!                                        media mask from media_locations))
+//! x = x + tanh(ff_gate)   · FF(x)
+//! ```
+//! Media masking: `text_time = cumsum(media_locations)` (inclusive). With
+//! `only_attend_immediate_media` a token sees only media `text_time` and tokens before the first
+//! image get a zero attention output; otherwise it sees every media ≤ `text_time`, and tokens before
+//! the first image attend uniformly to all media (OpenFlamingo masks every score to -max).
+//! The mask is computed on the GPU from the packed locations.
+
+use crate::checkpoint::{Config, WeightSource};
+use crate::kernels::attention::{pack_locations, record_media_ranges, AttnOpts};
+use crate::nn::{Attention, Bias, FeedForward, LayerNorm, Linear};
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::util::Rng;
+
+const EPS: f32 = 1e-5;
+
+/// The `gated_xattn` block of an `open_flamingo` config.
+#[derive(Clone, Debug)]
+pub struct GatedXattnConfig {
+    pub dim: usize,
+    pub dim_visual: usize,
+    pub dim_head: usize,
+    pub heads: usize,
+    pub ff_mult: usize,
+    pub only_attend_immediate_media: bool,
+    /// Which `lang_encoder.gated_cross_attn_layers.{i}` to load (default: the first present).
+    pub layer_index: Option<usize>,
+}
+
+impl GatedXattnConfig {
+    pub fn from_config(c: &Config) -> Result<GatedXattnConfig> {
+        Ok(GatedXattnConfig {
+            dim: c.usize("dim")?,
+            dim_visual: c.usize("dim_visual")?,
+            dim_head: c.opt_usize("dim_head")?.unwrap_or(64),
+            heads: c.opt_usize("heads")?.unwrap_or(8),
+            ff_mult: c.opt_usize("ff_mult")?.unwrap_or(4),
+            only_attend_immediate_media: c.opt_bool("only_attend_immediate_media")?.unwrap_or(true),
+            layer_index: match c.raw("layer_index") {
+                Some(v) => Some(v.as_u64().ok_or_else(|| Error::config("gated_xattn.layer_index", format!("expected an integer, got {v}")))? as usize),
+                None => None,
+            },
+        })
+    }
+}
+
+pub struct GatedCrossAttention {
+    pub config: GatedXattnConfig,
+    norm: LayerNorm,
+    attn: Attention,
+    to_out: Linear,
+    ff: FeedForward,
+    /// tanh(attn_gate), tanh(ff_gate): read once at load.
+    pub attn_alpha: f32,
+    pub ff_alpha: f32,
+}
+
+const ROOTS: &[&str] = &["lang_encoder.gated_cross_attn_layers", "model.lang_encoder.gated_cross_attn_layers", "gated_cross_attn_layers"];
+
+impl GatedCrossAttention {
+    pub fn load(gpu: &Gpu, c: GatedXattnConfig, ws: &WeightSource) -> Result<GatedCrossAttention> {
+        // The layer: the configured index, else the lowest index present under any known root.
+        let found = ROOTS.iter().find_map(|root| {
+            let idx = match c.layer_index {
+                Some(i) => Some(i),
+                None => ws
+                    .names()
+                    .iter()
+                    .filter_map(|n| n.strip_prefix(root)?.strip_prefix('.')?.split('.').next()?.parse::<usize>().ok())
+                    .min(),
+            }?;
+            let l = ws.pp(format!("{root}.{idx}"));
+            l.contains("attn_gate").then_some(l)
+        });
+        let l = found.ok_or_else(|| Error::MissingWeight { name: format!("{}.{}.attn_gate", ROOTS[0], c.layer_index.map(|i| i.to_string()).unwrap_or("<i>".into())), location: ws.location().to_string() })?;
+        let gate = |name: &str| -> Result<f32> { Ok(l.get(name, &[1])?.data[0].tanh()) };
+        let a = l.pp("attn");
+        let inner = c.heads * c.dim_head;
+        Ok(GatedCrossAttention {
+            norm: LayerNorm::load(gpu, &a.pp("norm"), c.dim, EPS)?,
+            attn: Attention::load_fused(gpu, &a.pp("to_q"), &a.pp("to_kv"), c.dim, c.dim_visual, c.heads, c.dim_head)?,
+            to_out: Linear::load(gpu, &a.pp("to_out"), Some(inner), Some(c.dim), Bias::None)?,
+            ff: FeedForward::load(gpu, &l.pp("ff"), c.dim, EPS)?,
+            attn_alpha: gate("attn_gate")?,
+            ff_alpha: gate("ff_gate")?,
+            config: c,
+        })
+    }
+
+    /// Random weights and gates (demos, benchmarks).
+    pub fn random(gpu: &Gpu, c: GatedXattnConfig, rng: &mut Rng) -> Result<GatedCrossAttention> {
+        let inner = c.heads * c.dim_head;
+        Ok(GatedCrossAttention {
+            norm: LayerNorm::random(gpu, c.dim, EPS, rng)?,
+            attn: Attention { q: Linear::random(gpu, c.dim, inner, false, rng)?, kv: Linear::random(gpu, c.dim_visual, 2 * inner, false, rng)?, heads: c.heads, head_dim: c.dim_head, scale: 1.0 / (c.dim_head as f32).sqrt() },
+            to_out: Linear::random(gpu, inner, c.dim, false, rng)?,
+            ff: FeedForward::random(gpu, c.dim, c.ff_mult, rng)?,
+            attn_alpha: rng.uniform(-1.0, 1.0).tanh(),
+            ff_alpha: rng.uniform(-1.0, 1.0).tanh(),
+            config: c,
+        })
+    }
+
+    /// Checks `media_locations` [b, L] (0/1 per text token, at most T_img ones per row) and packs it
+    /// four to a word for the GPU.
+    pub fn upload_locations(&self, gpu: &Gpu, locations: &[u8], b: usize, len: usize, t_img: usize) -> Result<Tensor> {
+        if locations.len() != b * len {
+            return Err(Error::shape("media_locations", [b, len], locations.len()));
+        }
+        for (row, chunk) in locations.chunks(len.max(1)).enumerate() {
+            if let Some(v) = chunk.iter().find(|&&v| v > 1) {
+                return Err(Error::input("media_locations", format!("row {row} holds {v}; expected 0 or 1")));
+            }
+            let images = chunk.iter().filter(|&&v| v == 1).count();
+            if images > t_img {
+                return Err(Error::input("media_locations", format!("row {row} has {images} <image> tokens but only {t_img} media were given")));
+            }
+        }
+        let packed = pack_locations(locations, b, len);
+        Tensor::from_u32(gpu, &packed, &[packed.len()])
+    }
+
+    /// Records the block. x [b, L, dim], media [b, T_img, n, dim_visual], packed locations from
+    /// [`Self::upload_locations`] → [b, L, dim].
+    pub fn forward(&self, rec: &mut Recorder, x: &Tensor, media: &Tensor, locations: &Tensor) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, len) = match *x.shape() {
+            [b, l, d] if d == c.dim && b * l > 0 => (b, l),
+            _ => return Err(Error::shape("hidden_states", format!("[b, L, {}]", c.dim), x.shape())),
+        };
+        let (t_img, n) = match *media.shape() {
+            [mb, t, n, d] if mb == b && d == c.dim_visual && t * n > 0 => (t, n),
+            _ => return Err(Error::shape("media", format!("[{b}, T_img, n, {}]", c.dim_visual), media.shape())),
+        };
+        // 1. Per-token key ranges from media_locations (GPU scan).
+        let ranges = record_media_ranges(rec, locations, b, len, t_img, n, c.only_attend_immediate_media)?;
+        // 2. x + tanh(attn_gate) · to_out(attn(LN(x), media))
+        let h = self.norm.forward(rec, x)?;
+        let media_flat = media.reshape(&[b, t_img * n, c.dim_visual])?;
+        let ctx = self.attn.context(rec, &h, &media_flat, AttnOpts { mask: None, ranges: Some(&ranges) })?;
+        let x = self.to_out.forward_residual(rec, &ctx, x, self.attn_alpha)?;
+        // 3. x + tanh(ff_gate) · FF(x)
+        self.ff.forward_residual(rec, &x, self.ff_alpha)
+    }
+
+    /// FLOPs of one forward: b·L text tokens, b·T·n media tokens.
+    pub fn flops(&self, text_rows: usize, media_rows: usize, keys_per_query: usize) -> u64 {
+        let (t, m) = (text_rows as u64, media_rows as u64);
+        t * (self.attn.q.flops_per_row() + self.to_out.flops_per_row() + self.ff.up.flops_per_row() + self.ff.down.flops_per_row())
+            + m * self.attn.kv.flops_per_row()
+            + 4 * t * keys_per_query as u64 * self.attn.inner() as u64
+    }
+}

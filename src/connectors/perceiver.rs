@@ -1,0 +1,188 @@
+//! Flamingo's Perceiver Resampler (OpenFlamingo `helpers.py`): any number of images or video
+//! frames in, a fixed number of latent tokens per media out.
+//!
+//! ```text
+//! x: [b, T, F, v, D] (+ frame_embs[f] per frame, + media_time_embs[t] per media) → [b·T, F·v, D]
+//! latents = repeat(latents, b·T)
+//! per layer:  latents += to_out(attn(q = to_q(LN_l(latents)),
+//!                                     kv = to_kv(concat(LN_m(x), LN_l(latents)))))
+//!             latents += FF(latents)                    (LN → Linear → GELU → Linear)
+//! out = LN(latents)  → [b, T, n, D]
+//! ```
+
+use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::kernels::attention::AttnOpts;
+use crate::kernels::elementwise::{record_add_rows, record_copy_rows};
+use crate::nn::{Attention, FeedForward, LayerNorm, Linear};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
+use crate::util::Rng;
+
+const EPS: f32 = 1e-5;
+
+/// The `perceiver` block of an `open_flamingo` config (OpenFlamingo's constructor arguments).
+#[derive(Clone, Debug)]
+pub struct PerceiverConfig {
+    pub dim: usize,
+    pub depth: usize,
+    pub dim_head: usize,
+    pub heads: usize,
+    pub num_latents: usize,
+    pub ff_mult: usize,
+    pub max_num_media: Option<usize>,
+    pub max_num_frames: Option<usize>,
+}
+
+impl PerceiverConfig {
+    pub fn from_config(c: &Config) -> Result<PerceiverConfig> {
+        Ok(PerceiverConfig {
+            dim: c.usize("dim")?,
+            depth: c.opt_usize("depth")?.unwrap_or(6),
+            dim_head: c.opt_usize("dim_head")?.unwrap_or(64),
+            heads: c.opt_usize("heads")?.unwrap_or(8),
+            num_latents: c.opt_usize("num_latents")?.unwrap_or(64),
+            ff_mult: c.opt_usize("ff_mult")?.unwrap_or(4),
+            max_num_media: c.opt_usize("max_num_media")?,
+            max_num_frames: c.opt_usize("max_num_frames")?,
+        })
+    }
+}
+
+struct PerceiverLayer {
+    norm_media: LayerNorm,
+    norm_latents: LayerNorm,
+    attn: Attention,
+    to_out: Linear,
+    ff: FeedForward,
+}
+
+pub struct PerceiverResampler {
+    pub config: PerceiverConfig,
+    latents: Tensor,
+    frame_embs: Option<Tensor>,
+    media_time_embs: Option<Tensor>,
+    layers: Vec<PerceiverLayer>,
+    norm: LayerNorm,
+}
+
+impl PerceiverResampler {
+    /// Loads `perceiver.*` (with or without a leading `model.`).
+    pub fn load(gpu: &Gpu, c: PerceiverConfig, ws: &WeightSource) -> Result<PerceiverResampler> {
+        let ws = layouts::find(ws, layouts::FLAMINGO_ROOT, "perceiver.latents")
+            .ok_or_else(|| Error::MissingWeight { name: layouts::tried(layouts::FLAMINGO_ROOT, "perceiver.latents"), location: ws.location().to_string() })?
+            .pp("perceiver");
+        let d = c.dim;
+        let inner = c.heads * c.dim_head;
+        let latents = ws.tensor(gpu, "latents", &[c.num_latents, d])?;
+        let frame_embs = match c.max_num_frames {
+            Some(f) => Some(ws.tensor(gpu, "frame_embs", &[f, d])?),
+            None if ws.contains("frame_embs") => Some(ws.get_any("frame_embs").and_then(|h| Tensor::from_slice(gpu, &h.data, &h.shape))?),
+            None => None,
+        };
+        let media_time_embs = match c.max_num_media {
+            Some(t) => Some(ws.tensor(gpu, "media_time_embs", &[t, 1, d])?),
+            None if ws.contains("media_time_embs") => Some(ws.get_any("media_time_embs").and_then(|h| Tensor::from_slice(gpu, &h.data, &h.shape))?),
+            None => None,
+        };
+        let mut layers = Vec::with_capacity(c.depth);
+        for i in 0..c.depth {
+            let a = ws.pp(format!("layers.{i}.0"));
+            layers.push(PerceiverLayer {
+                norm_media: LayerNorm::load(gpu, &a.pp("norm_media"), d, EPS)?,
+                norm_latents: LayerNorm::load(gpu, &a.pp("norm_latents"), d, EPS)?,
+                attn: Attention::load_fused(gpu, &a.pp("to_q"), &a.pp("to_kv"), d, d, c.heads, c.dim_head)?,
+                to_out: Linear::load(gpu, &a.pp("to_out"), Some(inner), Some(d), crate::nn::Bias::None)?,
+                ff: FeedForward::load(gpu, &ws.pp(format!("layers.{i}.1")), d, EPS)?,
+            });
+        }
+        let norm = LayerNorm::load(gpu, &ws.pp("norm"), d, EPS)?;
+        Ok(PerceiverResampler { config: c, latents, frame_embs, media_time_embs, layers, norm })
+    }
+
+    /// Random weights (demos, benchmarks).
+    pub fn random(gpu: &Gpu, c: PerceiverConfig, rng: &mut Rng) -> Result<PerceiverResampler> {
+        let (d, inner) = (c.dim, c.heads * c.dim_head);
+        let layers = (0..c.depth)
+            .map(|_| {
+                Ok(PerceiverLayer {
+                    norm_media: LayerNorm::random(gpu, d, EPS, rng)?,
+                    norm_latents: LayerNorm::random(gpu, d, EPS, rng)?,
+                    attn: Attention { q: Linear::random(gpu, d, inner, false, rng)?, kv: Linear::random(gpu, d, 2 * inner, false, rng)?, heads: c.heads, head_dim: c.dim_head, scale: 1.0 / (c.dim_head as f32).sqrt() },
+                    to_out: Linear::random(gpu, inner, d, false, rng)?,
+                    ff: FeedForward::random(gpu, d, c.ff_mult, rng)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PerceiverResampler {
+            latents: Tensor::from_slice(gpu, &rng.vec(c.num_latents * d, 1.0), &[c.num_latents, d])?,
+            frame_embs: None,
+            media_time_embs: None,
+            layers,
+            norm: LayerNorm::random(gpu, d, EPS, rng)?,
+            config: c,
+        })
+    }
+
+    /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D].
+    pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        let gpu = rec.gpu();
+        let c = &self.config;
+        let (b, t, f, v) = match *x.shape() {
+            [b, t, f, v, d] if d == c.dim && b * t * f * v > 0 => (b, t, f, v),
+            _ => return Err(Error::shape("vision_features", format!("[b, T, F, v, {}]", c.dim), x.shape())),
+        };
+        let (bt, fv, n, d) = (b * t, f * v, c.num_latents, c.dim);
+        // 1. Frame and media-time embeddings (on a copy: the caller's tensor is not modified).
+        let mut media = x.reshape(&[bt, fv, d])?;
+        if self.frame_embs.is_some() || self.media_time_embs.is_some() {
+            let copy = Tensor::empty(gpu, &[bt, fv, d], DType::F32)?;
+            record_copy_rows(rec, &media, 0, &copy, 0, fv)?;
+            if let Some(fe) = &self.frame_embs {
+                let max = fe.shape()[0];
+                if f > max {
+                    return Err(Error::input("vision_features", format!("{f} frames per media, but frame_embs has {max} (max_num_frames)")));
+                }
+                record_add_rows(rec, &copy, fe, v, f)?; // row (b,T,F,v) → frame (row / v) % F
+            }
+            if let Some(te) = &self.media_time_embs {
+                let max = te.shape()[0];
+                if t > max {
+                    return Err(Error::input("vision_features", format!("{t} media, but media_time_embs has {max} (max_num_media)")));
+                }
+                record_add_rows(rec, &copy, te, fv, t)?; // row → media (row / (F·v)) % T
+            }
+            media = copy;
+        }
+        // 2. Latents repeated over (b, T).
+        let mut latents = Tensor::empty(gpu, &[bt, n, d], DType::F32)?;
+        record_copy_rows(rec, &self.latents.reshape(&[1, n, d])?, 0, &latents, 0, n)?;
+        // 3. Layers: attention over concat(media, latents), then the feed-forward; both residual.
+        for l in &self.layers {
+            let xm = l.norm_media.forward(rec, &media)?;
+            let xl = l.norm_latents.forward(rec, &latents)?;
+            let kv_in = Tensor::empty(gpu, &[bt, fv + n, d], DType::F32)?;
+            record_copy_rows(rec, &xm, 0, &kv_in, 0, fv)?;
+            record_copy_rows(rec, &xl, 0, &kv_in, fv, n)?;
+            let ctx = l.attn.context(rec, &xl, &kv_in, AttnOpts::default())?;
+            latents = l.to_out.forward_residual(rec, &ctx, &latents, 1.0)?;
+            latents = l.ff.forward_residual(rec, &latents, 1.0)?;
+        }
+        // 4. Final norm → [b, T, n, D].
+        self.norm.forward(rec, &latents)?.reshape(&[b, t, n, d])
+    }
+
+    /// FLOPs of one forward over `bt` media of `fv` tokens.
+    pub fn flops(&self, bt: usize, fv: usize) -> u64 {
+        let c = &self.config;
+        let (n, inner) = (c.num_latents as u64, (c.heads * c.dim_head) as u64);
+        let bt = bt as u64;
+        let kv_rows = fv as u64 + n;
+        self.layers
+            .iter()
+            .map(|l| {
+                bt * (n * (l.attn.q.flops_per_row() + l.to_out.flops_per_row() + l.ff.up.flops_per_row() + l.ff.down.flops_per_row())
+                    + kv_rows * l.attn.kv.flops_per_row()
+                    + 4 * n * kv_rows * inner)
+            })
+            .sum()
+    }
+}
