@@ -37,7 +37,9 @@ pub fn run_case(case: &str, outputs: &[&str]) {
 
 #[test]
 fn vlmc_run_reproduces_every_llava_case() {
-    for case in cases("llava").iter().filter(|c| !c.starts_with("llava_next")) {
+    let plain: Vec<String> = cases("llava").into_iter().filter(|c| !c.starts_with("llava_next")).collect();
+    assert!(plain.len() >= 5, "{plain:?}");
+    for case in &plain {
         run_case(case, &["output"]);
     }
 }
@@ -53,6 +55,19 @@ fn vlmc_run_reproduces_the_blip2_cases() {
 fn vlmc_run_reproduces_the_flamingo_cases() {
     for case in cases("perceiver").into_iter().chain(cases("gated_xattn")) {
         run_case(&case, &["output"]);
+    }
+}
+
+#[test]
+fn vlmc_run_reproduces_the_token_budget_cases() {
+    for case in cases("llava_next") {
+        run_case(&case, &["output", "projected"]);
+    }
+    for case in cases("pool") {
+        run_case(&case, &["output"]);
+    }
+    for case in cases("tome") {
+        run_case(&case, &["output", "size"]);
     }
 }
 

@@ -174,3 +174,42 @@ fn zero_gates_give_the_text_back_exactly() {
     assert_eq!(outs[0].data, x.data, "tanh(0) gates must return x bit for bit");
     assert_eq!(outs[0].data, expected(case).get_any("output").unwrap().data);
 }
+
+fn check_outputs(case: &str, names: &[&str]) {
+    let outs = run_connector_case(case);
+    let want = expected(case);
+    for name in names {
+        let got = outs.iter().find(|o| o.name == *name).unwrap_or_else(|| panic!("{case}: no output {name}"));
+        let w = want.get_any(name).unwrap();
+        assert_eq!(got.shape, w.shape, "{case}/{name}: shape");
+        assert_close(&format!("{case}/{name}"), &got.data, &w.data, 1e-5);
+    }
+}
+
+#[test]
+fn llava_next_cases_match_pytorch() {
+    let names = cases("llava_next");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for case in &names {
+        check_outputs(case, &["output", "projected"]);
+    }
+}
+
+#[test]
+fn pool_cases_match_avg_pool2d() {
+    for case in cases("pool") {
+        check_outputs(&case, &["output"]);
+    }
+}
+
+#[test]
+fn tome_cases_match_tome_and_sizes_exactly() {
+    let names = cases("tome");
+    assert_eq!(names.len(), 2, "{names:?}");
+    for case in &names {
+        check_outputs(case, &["output"]);
+        let outs = run_connector_case(case);
+        let size = outs.iter().find(|o| o.name == "size").unwrap();
+        assert_eq!(size.data, expected(case).get_any("size").unwrap().data, "{case}: sizes must match exactly");
+    }
+}

@@ -20,6 +20,11 @@ pub fn find(ws: &WeightSource, candidates: &[&str], probe: &str) -> Option<Weigh
     candidates.iter().map(|p| ws.pp(p)).find(|w| w.contains(probe))
 }
 
+/// The first of `names` that exists as a tensor.
+pub fn find_tensor<'a>(ws: &WeightSource, names: &[&'a str]) -> Option<&'a str> {
+    names.iter().copied().find(|n| ws.contains(n))
+}
+
 /// The full names tried, for error messages.
 pub fn tried(candidates: &[&str], probe: &str) -> String {
     candidates

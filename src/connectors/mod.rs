@@ -1,13 +1,17 @@
 //! Connectors, and `Connector`: pick one from `config.json`'s `model_type` and run it on named
 //! input tensors (what `vlmc run` does).
 
+pub mod compress;
 pub mod gated_xattn;
 pub mod llava;
+pub mod llava_next;
 pub mod perceiver;
 pub mod qformer;
 
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
+pub use compress::{Pool2x2, TokenMerger};
 pub use llava::LlavaProjector;
+pub use llava_next::{AnyResPacker, LlavaNext};
 pub use perceiver::{PerceiverConfig, PerceiverResampler};
 pub use qformer::{QFormer, QFormerConfig};
 
@@ -27,7 +31,10 @@ pub struct Output {
 /// Any connector this crate can load from a checkpoint folder.
 pub enum Connector {
     Llava(LlavaProjector),
+    LlavaNext(LlavaNext),
     QFormer(QFormer),
+    Pool(Pool2x2),
+    Tome(TokenMerger),
     /// OpenFlamingo: a Perceiver, a gated cross-attention block, or both (Perceiver output = media).
     Flamingo { perceiver: Option<PerceiverResampler>, gated: Option<GatedCrossAttention> },
 }
@@ -43,6 +50,9 @@ impl Connector {
                 let ws = WeightSource::open_dir(dir)?;
                 Ok(Connector::Llava(LlavaProjector::load(gpu, &cfg, &ws)?))
             }
+            "llava_next" => Ok(Connector::LlavaNext(LlavaNext::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
+            "pool2x2" => Ok(Connector::Pool(Pool2x2::from_config(&cfg)?)),
+            "tome" => Ok(Connector::Tome(TokenMerger::from_config(&cfg)?)),
             "blip-2" => Ok(Connector::QFormer(QFormer::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
             "open_flamingo" => {
                 let ws = WeightSource::open_dir(dir)?;
@@ -61,7 +71,10 @@ impl Connector {
     pub fn input_names(&self) -> &'static [&'static str] {
         match self {
             Connector::Llava(_) => &["image_features"],
+            Connector::LlavaNext(_) => &["image_features", "image_size"],
             Connector::QFormer(_) => &["image_embeds"],
+            Connector::Pool(_) => &["tokens"],
+            Connector::Tome(_) => &["tokens", "metric", "size"],
             Connector::Flamingo { perceiver: Some(_), gated: None } => &["vision_features"],
             Connector::Flamingo { perceiver: None, .. } => &["hidden_states", "media", "media_locations"],
             Connector::Flamingo { .. } => &["vision_features", "hidden_states", "media_locations"],
@@ -86,6 +99,20 @@ impl Connector {
                     return Err(Error::shape("image_features", format!("[B, N, {}]", p.in_features), x.shape()));
                 }
                 vec![("output", p.forward(&mut rec, &x)?)]
+            }
+            Connector::LlavaNext(n) => {
+                let (shape, size) = inputs.get_int("image_size")?;
+                let image_size = match (shape.as_slice(), size.as_slice()) {
+                    ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
+                    _ => return Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
+                };
+                let (packed, projected) = n.forward(&mut rec, &input("image_features")?, image_size)?;
+                vec![("output", packed), ("projected", projected)]
+            }
+            Connector::Pool(p) => vec![("output", p.forward(&mut rec, &input("tokens")?)?)],
+            Connector::Tome(t) => {
+                let (x, size) = t.forward(&mut rec, &input("tokens")?, &input("metric")?, &input("size")?)?;
+                vec![("output", x), ("size", size)]
             }
             Connector::QFormer(q) => {
                 let (h, projected) = q.forward(&mut rec, &input("image_embeds")?)?;

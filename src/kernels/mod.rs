@@ -13,14 +13,20 @@
 //! | `layernorm`     | layernorm.wgsl    | LayerNorm over the last dim, optional fused residual add |
 //! | `attention`     | attention.wgsl    | fused multi-head attention, online softmax, masks        |
 //! | `media_ranges`  | media_mask.wgsl   | Flamingo media mask → per-query key ranges               |
+//! | `avg_pool2x2`   | pool.wgsl         | 2×2 average pooling of a token grid                      |
+//! | `anyres_pack`   | anyres.wgsl       | LLaVA-NeXT tile reassembly, unpad crop, newlines: gather |
+//! | `tome_*`        | tome.wgsl         | ToMe: match, rank, slots, size-weighted merge            |
 //!
 //! Every kernel file is compiled as `common.wgsl` + the file (WGSL has no includes).
 
 pub mod activation;
+pub mod anyres;
 pub mod attention;
 pub mod elementwise;
 pub mod gemm;
 pub mod layernorm;
+pub mod pool;
+pub mod tome;
 
 pub use activation::Activation;
 
@@ -35,6 +41,9 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
     ("media_mask.wgsl", include_str!("../../shaders/media_mask.wgsl")),
+    ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
+    ("anyres.wgsl", include_str!("../../shaders/anyres.wgsl")),
+    ("tome.wgsl", include_str!("../../shaders/tome.wgsl")),
 ];
 
 /// The source a kernel file is compiled from: `common.wgsl` followed by the file.

@@ -17,7 +17,8 @@ struct Dispatch {
     pipeline: Arc<wgpu::ComputePipeline>,
     params_offset: u64,
     params_size: u64,
-    buffers: Vec<Arc<PooledBuffer>>,
+    /// (binding, buffer)
+    buffers: Vec<(u32, Arc<PooledBuffer>)>,
     workgroups: [u32; 3],
 }
 
@@ -58,6 +59,20 @@ impl<'g> Recorder<'g> {
         tensors: &[&Tensor],
         workgroups: [u32; 3],
     ) -> Result<()> {
+        let bound: Vec<(u32, &Tensor)> = tensors.iter().enumerate().map(|(i, t)| (i as u32 + 1, *t)).collect();
+        self.dispatch_bound(label, pipeline, params, &bound, workgroups)
+    }
+
+    /// Like [`Self::dispatch`] with explicit binding numbers, for files whose entry points each use
+    /// a subset of the file's bindings.
+    pub(crate) fn dispatch_bound<P: bytemuck::Pod>(
+        &mut self,
+        label: &'static str,
+        pipeline: Arc<wgpu::ComputePipeline>,
+        params: &P,
+        tensors: &[(u32, &Tensor)],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
         let max = self.gpu.limits().max_compute_workgroups_per_dimension;
         if let Some(&w) = workgroups.iter().find(|&&w| w > max) {
             return Err(Error::Limit {
@@ -80,7 +95,7 @@ impl<'g> Recorder<'g> {
             pipeline,
             params_offset: offset as u64,
             params_size: bytes.len().div_ceil(16) as u64 * 16,
-            buffers: tensors.iter().map(|t| t.pooled().clone()).collect(),
+            buffers: tensors.iter().map(|(b, t)| (*b, t.pooled().clone())).collect(),
             workgroups,
         });
         Ok(())
@@ -112,8 +127,8 @@ impl<'g> Recorder<'g> {
                                 size: wgpu::BufferSize::new(d.params_size),
                             }),
                         }];
-                        for (i, b) in d.buffers.iter().enumerate() {
-                            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buffer().as_entire_binding() });
+                        for (binding, b) in &d.buffers {
+                            entries.push(wgpu::BindGroupEntry { binding: *binding, resource: b.buffer().as_entire_binding() });
                         }
                         gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                             label: Some(d.label),

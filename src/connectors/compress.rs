@@ -1,0 +1,58 @@
+//! Token compression stages: 2×2 spatial pooling and Token Merging (ToMe).
+
+use crate::checkpoint::Config;
+use crate::kernels::pool::record_avg_pool2x2;
+use crate::kernels::tome::{effective_r, record_tome};
+use crate::runtime::{Error, Recorder, Result, Tensor};
+
+/// 2×2 average pooling over an h × w token grid (576 → 144 for a 24 × 24 CLIP grid).
+#[derive(Clone, Copy, Debug)]
+pub struct Pool2x2 {
+    pub grid: [usize; 2],
+}
+
+impl Pool2x2 {
+    /// From a `pool2x2` stage config: `{"grid": [h, w]}`.
+    pub fn from_config(cfg: &Config) -> Result<Pool2x2> {
+        let g = cfg.raw("grid").and_then(|v| v.as_array()).map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>());
+        match g.as_deref() {
+            Some([Some(h), Some(w)]) if *h > 0 && *w > 0 && *h < (1 << 20) && *w < (1 << 20) => Ok(Pool2x2 { grid: [*h as usize, *w as usize] }),
+            _ => Err(Error::config("grid", "expected [h, w] with positive sides")),
+        }
+    }
+
+    pub fn output_tokens(&self) -> usize {
+        (self.grid[0] / 2) * (self.grid[1] / 2)
+    }
+
+    /// tokens [b, h·w, C] → [b, (h/2)·(w/2), C].
+    pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor) -> Result<Tensor> {
+        record_avg_pool2x2(rec, tokens, self.grid[0], self.grid[1])
+    }
+}
+
+/// ToMe's bipartite soft matching with size-weighted averaging. Rounds compose: feed the returned
+/// sizes into the next round.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenMerger {
+    pub r: usize,
+    pub class_token: bool,
+}
+
+impl TokenMerger {
+    /// From a `tome` stage config: `{"r": 6, "class_token": false}`.
+    pub fn from_config(cfg: &Config) -> Result<TokenMerger> {
+        let r = cfg.raw("r").and_then(|v| v.as_u64()).ok_or_else(|| Error::config("r", "expected a non-negative integer"))? as usize;
+        Ok(TokenMerger { r, class_token: cfg.opt_bool("class_token")?.unwrap_or(false) })
+    }
+
+    /// Tokens left from `t` after one round.
+    pub fn output_tokens(&self, t: usize) -> usize {
+        t - effective_r(t, self.r, self.class_token)
+    }
+
+    /// (tokens [b, t, C], metric [b, t, Cm], size [b, t, 1]) → (merged [b, t−r, C], size [b, t−r, 1]).
+    pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor, metric: &Tensor, size: &Tensor) -> Result<(Tensor, Tensor)> {
+        record_tome(rec, tokens, metric, size, self.r, self.class_token)
+    }
+}

@@ -1,0 +1,88 @@
+//! LLaVA-NeXT (`llava_next`): the LLaVA projector on every AnyRes tile, then transformers'
+//! `pack_image_features` (tiles reassembled into one map, `unpad_image`, `image_newline` after each
+//! row, global view first) as one GPU gather.
+
+use std::path::Path;
+
+use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::kernels::anyres::{record_anyres_pack, AnyResLayout};
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+
+use super::LlavaProjector;
+
+/// The AnyRes geometry of a checkpoint: pinpoints, tile size, patch size.
+#[derive(Clone, Debug)]
+pub struct AnyResPacker {
+    /// `image_grid_pinpoints`, (h, w) pairs in pixels.
+    pub pinpoints: Vec<[usize; 2]>,
+    /// `vision_config.image_size`: the side of one tile in pixels.
+    pub tile: usize,
+    /// `vision_config.patch_size`.
+    pub patch: usize,
+}
+
+impl AnyResPacker {
+    /// LLaVA-NeXT's defaults (CLIP-L/336, the 1.6 pinpoints).
+    pub fn llava_next_default() -> AnyResPacker {
+        AnyResPacker { pinpoints: vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]], tile: 336, patch: 14 }
+    }
+
+    pub fn from_config(cfg: &Config) -> Result<AnyResPacker> {
+        let d = Self::llava_next_default();
+        let vc = cfg.sub("vision_config");
+        let tile = vc.as_ref().map(|v| v.opt_usize("image_size")).transpose()?.flatten().unwrap_or(d.tile);
+        let patch = vc.as_ref().map(|v| v.opt_usize("patch_size")).transpose()?.flatten().unwrap_or(d.patch);
+        let pinpoints = if cfg.has("image_grid_pinpoints") { cfg.pairs("image_grid_pinpoints")? } else { d.pinpoints };
+        Ok(AnyResPacker { pinpoints, tile, patch })
+    }
+
+    /// The layout for an image of (h, w) pixels.
+    pub fn layout(&self, image_size: [usize; 2]) -> Result<AnyResLayout> {
+        AnyResLayout::new(image_size, &self.pinpoints, self.tile, self.patch)
+    }
+
+    /// Tokens the packed image takes, without running anything (what a processor reserves).
+    pub fn token_count(&self, image_size: [usize; 2]) -> Result<usize> {
+        Ok(self.layout(image_size)?.tokens())
+    }
+
+    /// Tiles the vision tower must encode for this image (global view + grid).
+    pub fn tile_count(&self, image_size: [usize; 2]) -> Result<usize> {
+        Ok(self.layout(image_size)?.tiles())
+    }
+}
+
+pub struct LlavaNext {
+    pub projector: LlavaProjector,
+    pub packer: AnyResPacker,
+    image_newline: Tensor,
+}
+
+impl LlavaNext {
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaNext> {
+        let dir = dir.as_ref();
+        Self::load(gpu, &Config::from_file(dir.join("config.json"))?, &WeightSource::open_dir(dir)?)
+    }
+
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNext> {
+        let projector = LlavaProjector::load(gpu, cfg, ws)?;
+        let packer = AnyResPacker::from_config(cfg)?;
+        let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
+            .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
+        let image_newline = ws.tensor(gpu, name, &[projector.out_features])?;
+        Ok(LlavaNext { projector, packer, image_newline })
+    }
+
+    /// Records the projector on every tile and the packing.
+    /// image_features [tiles, tokens, C_vis] (tile 0 = global view), image_size (h, w) in pixels →
+    /// (packed [T, C_text], projected tiles [tiles, tokens, C_text]).
+    pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
+        if image_features.rank() != 3 {
+            return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
+        }
+        let layout = self.packer.layout(image_size)?;
+        let projected = self.projector.forward(rec, image_features)?;
+        let packed = record_anyres_pack(rec, &projected, &self.image_newline, &layout)?;
+        Ok((packed, projected))
+    }
+}

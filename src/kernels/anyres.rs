@@ -1,0 +1,175 @@
+//! LLaVA-NeXT AnyRes geometry (host, scalar: a handful of integers per image) and the GPU gather
+//! that packs projected tiles into the token sequence (anyres.wgsl).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{grid_1d, pipeline};
+use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+
+/// transformers' `select_best_resolution`: among (h, w) pinpoints, the one with the largest
+/// effective resolution after fitting the image, then the least waste; the first wins ties.
+pub fn select_best_resolution(image: [usize; 2], pinpoints: &[[usize; 2]]) -> Option<[usize; 2]> {
+    let [oh, ow] = image;
+    let mut best = None;
+    let (mut max_eff, mut min_waste) = (0u64, u64::MAX);
+    for &[h, w] in pinpoints {
+        let scale = (w as f64 / ow as f64).min(h as f64 / oh as f64);
+        let (dw, dh) = ((ow as f64 * scale) as u64, (oh as f64 * scale) as u64);
+        let eff = (dw * dh).min((ow * oh) as u64);
+        let waste = (w * h) as u64 - eff.min((w * h) as u64);
+        if eff > max_eff || (eff == max_eff && waste < min_waste) {
+            max_eff = eff;
+            min_waste = waste;
+            best = Some([h, w]);
+        }
+    }
+    best
+}
+
+/// Python's `int(round(x, 7))` for the non-negative values `unpad_image` rounds.
+fn round7_trunc(x: f64) -> usize {
+    let r = (x * 1e7).round_ties_even() / 1e7;
+    r.max(0.0) as usize
+}
+
+/// Where the packed tokens come from, for one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnyResLayout {
+    /// Tokens per tile side: a tile is `h × w` tokens.
+    pub h: usize,
+    pub w: usize,
+    /// Grid of high-resolution tiles (rows, columns); 0×0 for a single (global) tile.
+    pub grid: [usize; 2],
+    /// Kept window of the (grid·h) × (grid·w) feature map after `unpad_image`.
+    pub y0: usize,
+    pub x0: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl AnyResLayout {
+    /// Geometry for an image of `image_size` (h, w): tile side `tile` pixels, `patch` pixels per token.
+    pub fn new(image_size: [usize; 2], pinpoints: &[[usize; 2]], tile: usize, patch: usize) -> Result<AnyResLayout> {
+        let [ih, iw] = image_size;
+        if ih == 0 || iw == 0 {
+            return Err(Error::input("image_size", format!("{ih}×{iw}: sides must be positive")));
+        }
+        if tile == 0 || patch == 0 || tile % patch != 0 {
+            return Err(Error::config("vision_config.image_size", format!("{tile} is not a positive multiple of patch_size {patch}")));
+        }
+        let best = select_best_resolution(image_size, pinpoints).ok_or_else(|| Error::config("image_grid_pinpoints", "empty"))?;
+        let grid = [best[0] / tile, best[1] / tile];
+        if grid[0] == 0 || grid[1] == 0 {
+            return Err(Error::config("image_grid_pinpoints", format!("pinpoint {best:?} is smaller than one {tile}-pixel tile")));
+        }
+        let side = tile / patch;
+        Ok(Self::with_tile_tokens(image_size, grid, side))
+    }
+
+    /// Layout of `grid` tiles of `side × side` tokens for an image of `image_size`.
+    fn with_tile_tokens(image_size: [usize; 2], grid: [usize; 2], side: usize) -> AnyResLayout {
+        let (ch, cw) = (grid[0] * side, grid[1] * side);
+        // unpad_image (transformers): crop the padding the resize-and-pad preprocessing added.
+        let (oh, ow) = (image_size[0] as f64, image_size[1] as f64);
+        let (mut y0, mut x0, mut rows, mut cols) = (0, 0, ch, cw);
+        if ow / oh > cw as f64 / ch as f64 {
+            let pad = ch.saturating_sub(round7_trunc(oh * (cw as f64 / ow))) / 2;
+            y0 = pad;
+            rows = ch - 2 * pad;
+        } else {
+            let pad = cw.saturating_sub(round7_trunc(ow * (ch as f64 / oh))) / 2;
+            x0 = pad;
+            cols = cw - 2 * pad;
+        }
+        AnyResLayout { h: side, w: side, grid, y0, x0, rows, cols }
+    }
+
+    /// Tiles the vision tower sees: the global view plus the grid.
+    pub fn tiles(&self) -> usize {
+        1 + self.grid[0] * self.grid[1]
+    }
+
+    /// Tokens after packing: the global view, then each kept row and its newline.
+    pub fn tokens(&self) -> usize {
+        self.h * self.w + self.rows * (self.cols + 1)
+    }
+
+    /// The same image with every tile 2×2-pooled first (LLaVA-NeXT-Video style).
+    pub fn pooled(&self, image_size: [usize; 2]) -> AnyResLayout {
+        Self::with_tile_tokens(image_size, self.grid, self.h / 2)
+    }
+}
+
+/// Mirrors `AnyResParams` in anyres.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct AnyResParams {
+    pub hw: u32,
+    pub w: u32,
+    pub h: u32,
+    pub npw: u32,
+    pub y0: u32,
+    pub x0: u32,
+    pub rows: u32,
+    pub cols: u32,
+    pub c: u32,
+    pub total: u32,
+    pub _p: [u32; 2],
+}
+
+/// Packs projected tiles [tiles, h·w, C] into [tokens, C]. With one tile: global view + one newline.
+pub fn record_anyres_pack(rec: &mut Recorder, tiles: &Tensor, newline: &Tensor, layout: &AnyResLayout) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let hw = layout.h * layout.w;
+    let (n_tiles, c) = match *tiles.shape() {
+        [t, n, c] if n == hw => (t, c),
+        _ => return Err(Error::shape("image_features", format!("[tiles, {hw}, C]"), tiles.shape())),
+    };
+    newline.expect_shape("image_newline", &[c])?;
+    let single = n_tiles == 1;
+    if !single && n_tiles != layout.tiles() {
+        return Err(Error::shape("image_features", format!("[{} tiles (1 global + {}×{} grid), {hw}, C]", layout.tiles(), layout.grid[0], layout.grid[1]), tiles.shape()));
+    }
+    // A single tile packs as a 0×0 kept window with one newline row: rows = 1, cols = 0.
+    let (rows, cols, y0, x0) = if single { (1, 0, 0, 0) } else { (layout.rows, layout.cols, layout.y0, layout.x0) };
+    let total = hw + rows * (cols + 1);
+    let y = Tensor::empty(gpu, &[total, c], DType::F32)?;
+    let params = AnyResParams {
+        hw: hw as u32,
+        w: layout.w as u32,
+        h: layout.h as u32,
+        npw: layout.grid[1] as u32,
+        y0: y0 as u32,
+        x0: x0 as u32,
+        rows: rows as u32,
+        cols: cols as u32,
+        c: c as u32,
+        total: total as u32,
+        _p: [0; 2],
+    };
+    let pipe = pipeline(gpu, "anyres_pack", "anyres.wgsl", "anyres_pack")?;
+    let n = (total * c) as u32;
+    rec.dispatch("anyres_pack", pipe, &params, &[tiles, newline, &y], grid_1d(gpu, n.div_ceil(256)))?;
+    Ok(y)
+}
+
+/// CPU reference of the packing (follows transformers' view/permute/unpad/cat literally).
+pub fn anyres_pack_cpu(tiles: &[f32], newline: &[f32], n_tiles: usize, layout: &AnyResLayout, c: usize) -> Vec<f32> {
+    let hw = layout.h * layout.w;
+    let mut out: Vec<f32> = tiles[..hw * c].to_vec();
+    if n_tiles == 1 {
+        out.extend_from_slice(newline);
+        return out;
+    }
+    let (nph, npw, h, w) = (layout.grid[0], layout.grid[1], layout.h, layout.w);
+    for yy in layout.y0..layout.y0 + layout.rows {
+        for xx in layout.x0..layout.x0 + layout.cols {
+            let (ph, i, pw, j) = (yy / h, yy % h, xx / w, xx % w);
+            debug_assert!(ph < nph && pw < npw);
+            let t = 1 + ph * npw + pw;
+            out.extend_from_slice(&tiles[(t * hw + i * w + j) * c..(t * hw + i * w + j + 1) * c]);
+        }
+        out.extend_from_slice(newline);
+    }
+    out
+}
