@@ -104,3 +104,20 @@ fn vlmc_run_reports_errors_without_panicking() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn vlmc_budget_prints_the_table_and_draws_the_chart() {
+    let svg = tmp("budget.svg");
+    let st = vlmc().args(["budget", "--no-time", "--context", "4096", "--image", "672x672", "--svg"]).arg(&svg).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let text = String::from_utf8_lossy(&st.stdout);
+    for needle in ["LLaVA-1.5", "576", "3520", "2928", "1168", "744", "Q-Former", "Perceiver", "ToMe r=288"] {
+        assert!(text.contains(needle), "missing {needle}: {text}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.matches("<rect").count() >= 15, "{chart}");
+    std::fs::remove_file(&svg).ok();
+    let st = vlmc().args(["budget", "--no-time", "--image", "0x10"]).output().unwrap();
+    assert!(!st.status.success());
+    assert!(String::from_utf8_lossy(&st.stderr).contains("image_size"));
+}

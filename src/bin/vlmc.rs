@@ -37,6 +37,24 @@ enum Cmd {
         #[arg(long)]
         iters: Option<usize>,
     },
+    /// How much of the context each connector scheme leaves for text, with measured connector times.
+    Budget {
+        /// Context window of the language model, in tokens.
+        #[arg(long, default_value_t = 4096)]
+        context: usize,
+        /// Image size as HxW pixels (for AnyRes).
+        #[arg(long, default_value = "672x672")]
+        image: String,
+        /// Tokens ToMe merges away (one round; capped at half the tokens).
+        #[arg(long, default_value_t = 288)]
+        tome_r: usize,
+        /// Also draw the table as an SVG bar chart.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// Skip timing the connectors (token counts only).
+        #[arg(long)]
+        no_time: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +64,7 @@ fn main() -> ExitCode {
         Cmd::Run { model_dir, inputs, output } => run(model_dir, inputs, output),
         Cmd::Info => info(),
         Cmd::Demo { iters } => demo::demo(iters),
+        Cmd::Budget { context, image, tome_r, svg, no_time } => demo::budget(context, &image, tome_r, svg, no_time),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -96,18 +115,26 @@ fn info() -> Result<()> {
 
 mod demo {
     use std::time::Instant;
+    use std::path::PathBuf;
+    use vlm_connectors::connectors::budget::{budget_table, render_svg, render_table, Scheme};
     use vlm_connectors::connectors::{GatedCrossAttention, GatedXattnConfig, LlavaProjector, PerceiverConfig, PerceiverResampler, QFormer, QFormerConfig};
+    use vlm_connectors::kernels::anyres::record_anyres_pack;
+    use vlm_connectors::kernels::pool::record_avg_pool2x2;
+    use vlm_connectors::kernels::tome::record_tome;
     use vlm_connectors::kernels::Activation;
     use vlm_connectors::util::Rng;
-    use vlm_connectors::{Gpu, Recorder, Result, Tensor};
+    use vlm_connectors::{Error, Gpu, Recorder, Result, Tensor};
 
     /// Median wall time (ms) of `iters` forwards, each recorded, submitted once and waited for.
+    /// A warm-up forward first compiles pipelines and fills the buffer pool (skipped on CPU
+    /// adapters, where one forward takes seconds and compiling is a rounding error).
     pub fn time_ms(gpu: &Gpu, iters: usize, mut f: impl FnMut(&mut Recorder) -> Result<Tensor>) -> Result<f64> {
-        // Warm-up: compiles pipelines and fills the buffer pool.
-        let mut rec = Recorder::new(gpu);
-        f(&mut rec)?;
-        rec.submit()?;
-        gpu.wait()?;
+        if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu {
+            let mut rec = Recorder::new(gpu);
+            f(&mut rec)?;
+            rec.submit()?;
+            gpu.wait()?;
+        }
         let mut times = Vec::with_capacity(iters);
         for _ in 0..iters {
             let t0 = Instant::now();
@@ -123,6 +150,86 @@ mod demo {
 
     fn report(name: &str, shapes: &str, ms: f64, flops: u64) {
         println!("{name:<22} {shapes:<52} {ms:>10.2} ms {:>9.1} GFLOP/s", flops as f64 / (ms * 1e-3) / 1e9);
+    }
+
+    /// BLIP-2's Q-Former on ViT-g: 32 queries × 768, 12 layers, 12 heads, FFN 3072, OPT-2.7b width.
+    fn seed_qformer(gpu: &Gpu, rng: &mut Rng) -> Result<QFormer> {
+        let cfg = QFormerConfig {
+            hidden_size: 768,
+            num_attention_heads: 12,
+            num_hidden_layers: 12,
+            intermediate_size: 3072,
+            cross_attention_frequency: 2,
+            encoder_hidden_size: 1408,
+            hidden_act: Activation::Gelu,
+            layer_norm_eps: 1e-12,
+            num_query_tokens: 32,
+        };
+        QFormer::random(gpu, cfg, 2560, rng)
+    }
+
+    /// OpenFlamingo's Perceiver on CLIP-L features: depth 6, 8 heads × 64, 64 latents.
+    fn seed_perceiver(gpu: &Gpu, rng: &mut Rng) -> Result<PerceiverResampler> {
+        let pc = PerceiverConfig { dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, ff_mult: 4, max_num_media: None, max_num_frames: None };
+        PerceiverResampler::random(gpu, pc, rng)
+    }
+
+    pub fn budget(context: usize, image: &str, tome_r: usize, svg: Option<PathBuf>, no_time: bool) -> Result<()> {
+        let image_size = match image.split(['x', 'X', ',']).map(|v| v.trim().parse::<usize>()).collect::<Vec<_>>().as_slice() {
+            [Ok(h), Ok(w)] => [*h, *w],
+            _ => return Err(Error::Input { name: "--image".into(), message: format!("`{image}`: expected HxW, e.g. 672x672") }),
+        };
+        let mut rows = budget_table(context, image_size, tome_r)?;
+        if !no_time {
+            let gpu = Gpu::new()?;
+            println!("timing the connectors on {} (random weights, LLaVA-1.5 / BLIP-2 / OpenFlamingo shapes)...", gpu.describe());
+            let mut rng = Rng::new(11);
+            let proj = LlavaProjector::random(&gpu, 1024, 4096, &mut rng)?;
+            let qf = seed_qformer(&gpu, &mut rng)?;
+            let perceiver = seed_perceiver(&gpu, &mut rng)?;
+            let newline = Tensor::from_slice(&gpu, &rng.vec(4096, 1.0), &[4096])?;
+            let anyres = vlm_connectors::connectors::AnyResPacker::llava_next_default();
+            let layout = anyres.layout(image_size)?;
+            let max_tiles = layout.tiles();
+            let feats = Tensor::from_slice(&gpu, &rng.vec(max_tiles * 576 * 1024, 1.0), &[max_tiles, 576, 1024])?;
+            let one = feats.reshape(&[max_tiles, 576, 1024])?;
+            let vit_g = Tensor::from_slice(&gpu, &rng.vec(257 * 1408, 1.0), &[1, 257, 1408])?;
+            let clip = Tensor::from_slice(&gpu, &rng.vec(257 * 1024, 1.0), &[1, 1, 1, 257, 1024])?;
+            let ones = Tensor::from_slice(&gpu, &vec![1.0; 576], &[1, 576, 1])?;
+            let first = Tensor::from_slice(&gpu, &rng.vec(576 * 1024, 1.0), &[1, 576, 1024])?;
+            for row in rows.iter_mut() {
+                let ms = match row.scheme {
+                    Scheme::Llava => time_ms(&gpu, 1, |rec| proj.forward(rec, &first))?,
+                    Scheme::LlavaPool => time_ms(&gpu, 1, |rec| {
+                        let p = record_avg_pool2x2(rec, &first, 24, 24)?;
+                        proj.forward(rec, &p)
+                    })?,
+                    Scheme::LlavaTome { r } => time_ms(&gpu, 1, |rec| {
+                        let (m, _) = record_tome(rec, &first, &first, &ones, r, false)?;
+                        proj.forward(rec, &m)
+                    })?,
+                    Scheme::QFormer => time_ms(&gpu, 1, |rec| Ok(qf.forward(rec, &vit_g)?.1))?,
+                    Scheme::Perceiver => time_ms(&gpu, 1, |rec| perceiver.forward(rec, &clip))?,
+                    Scheme::AnyRes { .. } => time_ms(&gpu, 1, |rec| {
+                        let p = proj.forward(rec, &one)?;
+                        record_anyres_pack(rec, &p, &newline, &layout)
+                    })?,
+                    Scheme::AnyResPool { .. } => time_ms(&gpu, 1, |rec| {
+                        let pooled = record_avg_pool2x2(rec, &one, 24, 24)?;
+                        let p = proj.forward(rec, &pooled)?;
+                        record_anyres_pack(rec, &p, &newline, &layout.pooled(image_size))
+                    })?,
+                };
+                row.ms = Some(ms);
+            }
+        }
+        print!("{}", render_table(&rows, context));
+        if let Some(path) = svg {
+            let title = format!("Token budget: {}×{} image in a {context}-token context", image_size[0], image_size[1]);
+            std::fs::write(&path, render_svg(&rows, context, &title)).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+            println!("chart: {}", path.display());
+        }
+        Ok(())
     }
 
     /// The connectors at the seed's shapes with random weights.
@@ -141,25 +248,13 @@ mod demo {
         report("LLaVA projector", "576 tokens × 1024 → 576 tokens × 4096", ms, proj.flops(576));
 
         // BLIP-2 Q-Former on ViT-g features: 257 × 1408 → 32 queries × 768 → OPT-2.7b width 2560.
-        let cfg = QFormerConfig {
-            hidden_size: 768,
-            num_attention_heads: 12,
-            num_hidden_layers: 12,
-            intermediate_size: 3072,
-            cross_attention_frequency: 2,
-            encoder_hidden_size: 1408,
-            hidden_act: Activation::Gelu,
-            layer_norm_eps: 1e-12,
-            num_query_tokens: 32,
-        };
-        let qf = QFormer::random(&gpu, cfg, 2560, &mut rng)?;
+        let qf = seed_qformer(&gpu, &mut rng)?;
         let img = Tensor::from_slice(&gpu, &rng.vec(257 * 1408, 1.0), &[1, 257, 1408])?;
         let ms = time_ms(&gpu, iters, |rec| Ok(qf.forward(rec, &img)?.1))?;
         report("BLIP-2 Q-Former", "257 × 1408 → 32 queries × 768 → 32 × 2560", ms, qf.flops(1, 257));
 
         // Flamingo Perceiver: 4 images of 257 × 1024 CLIP-L features → 64 latents each.
-        let pc = PerceiverConfig { dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, ff_mult: 4, max_num_media: None, max_num_frames: None };
-        let perceiver = PerceiverResampler::random(&gpu, pc, &mut rng)?;
+        let perceiver = seed_perceiver(&gpu, &mut rng)?;
         let feats = Tensor::from_slice(&gpu, &rng.vec(4 * 257 * 1024, 1.0), &[1, 4, 1, 257, 1024])?;
         let ms = time_ms(&gpu, iters, |rec| perceiver.forward(rec, &feats))?;
         report("Perceiver Resampler", "4 images × 257 × 1024 → 4 × 64 latents × 1024", ms, perceiver.flops(4, 257));

@@ -1,6 +1,7 @@
 //! Connectors, and `Connector`: pick one from `config.json`'s `model_type` and run it on named
 //! input tensors (what `vlmc run` does).
 
+pub mod budget;
 pub mod compress;
 pub mod gated_xattn;
 pub mod llava;

@@ -1,0 +1,112 @@
+//! The token budget: how much of a language model's context each connector scheme leaves for text.
+
+use crate::kernels::tome::effective_r;
+use crate::runtime::{Error, Result};
+
+use super::AnyResPacker;
+
+/// Visual tokens of the reference schemes at their usual shapes.
+pub const LLAVA_TOKENS: usize = 576; // CLIP-L/336: 24 × 24 patches
+pub const LLAVA_GRID: usize = 24;
+pub const QFORMER_TOKENS: usize = 32; // BLIP-2 queries
+pub const PERCEIVER_TOKENS: usize = 64; // Flamingo latents per image
+
+/// Which connector a row describes (the timing side builds one of these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Llava,
+    LlavaPool,
+    LlavaTome { r: usize },
+    QFormer,
+    Perceiver,
+    AnyRes { tiles: usize },
+    AnyResPool { tiles: usize },
+}
+
+/// One row of the report.
+#[derive(Clone, Debug)]
+pub struct BudgetRow {
+    pub name: String,
+    pub scheme: Scheme,
+    pub visual: usize,
+    /// Context left for text (0 when the image alone overflows it).
+    pub text_left: usize,
+    /// LLaVA's 576 tokens ÷ this scheme's.
+    pub ratio: f64,
+    /// Measured connector time on this adapter, if timed.
+    pub ms: Option<f64>,
+}
+
+/// The table for a context window and an image of (h, w) pixels, with ToMe merging `tome_r`.
+pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Result<Vec<BudgetRow>> {
+    if context == 0 {
+        return Err(Error::input("context", "must be positive"));
+    }
+    let anyres = AnyResPacker::llava_next_default();
+    let layout = anyres.layout(image_size)?;
+    let tiles = layout.tiles();
+    let r = effective_r(LLAVA_TOKENS, tome_r, false);
+    let rows = [
+        ("LLaVA-1.5 (576 patches)".to_string(), Scheme::Llava, LLAVA_TOKENS),
+        ("LLaVA + 2×2 pool".to_string(), Scheme::LlavaPool, (LLAVA_GRID / 2) * (LLAVA_GRID / 2)),
+        (format!("LLaVA + ToMe r={r}"), Scheme::LlavaTome { r }, LLAVA_TOKENS - r),
+        ("BLIP-2 Q-Former".to_string(), Scheme::QFormer, QFORMER_TOKENS),
+        ("Flamingo Perceiver".to_string(), Scheme::Perceiver, PERCEIVER_TOKENS),
+        (format!("LLaVA-NeXT AnyRes {}×{} ({tiles} tiles)", image_size[0], image_size[1]), Scheme::AnyRes { tiles }, layout.tokens()),
+        (format!("AnyRes {}×{} + 2×2 pool", image_size[0], image_size[1]), Scheme::AnyResPool { tiles }, layout.pooled(image_size).tokens()),
+    ];
+    Ok(rows
+        .into_iter()
+        .map(|(name, scheme, visual)| BudgetRow { name, scheme, visual, text_left: context.saturating_sub(visual), ratio: LLAVA_TOKENS as f64 / visual as f64, ms: None })
+        .collect())
+}
+
+/// A plain-text table.
+pub fn render_table(rows: &[BudgetRow], context: usize) -> String {
+    let mut s = format!("context window: {context} tokens\n");
+    s += &format!("{:<36} {:>8} {:>10} {:>12} {:>14}\n", "scheme", "visual", "text left", "vs LLaVA", "connector ms");
+    for r in rows {
+        let ms = r.ms.map(|m| format!("{m:.2}")).unwrap_or_else(|| "-".into());
+        s += &format!("{:<36} {:>8} {:>10} {:>11.2}× {:>14}\n", r.name, r.visual, r.text_left, r.ratio, ms);
+    }
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A horizontal stacked bar chart: visual tokens vs text tokens left, one bar per scheme.
+pub fn render_svg(rows: &[BudgetRow], context: usize, title: &str) -> String {
+    let (label_w, bar_w, bar_h, gap, top) = (300.0, 560.0, 26.0, 14.0, 64.0);
+    let width = label_w + bar_w + 140.0;
+    let height = top + rows.len() as f64 * (bar_h + gap) + 60.0;
+    let scale = bar_w / context as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"16\" y=\"28\" font-size=\"17\" font-weight=\"bold\">{}</text>\n\
+         <text x=\"16\" y=\"48\" fill=\"#555\">context {context} tokens · <tspan fill=\"#d95f02\">■ visual tokens</tspan> · <tspan fill=\"#7570b3\">■ text tokens left</tspan></text>\n",
+        escape(title)
+    );
+    // Grid lines under the bars.
+    let axis_y = top + rows.len() as f64 * (bar_h + gap) + 4.0;
+    for k in 0..=4 {
+        let x = label_w + bar_w * k as f64 / 4.0;
+        s += &format!("<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#bbb\"/>\n<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n", top - 6.0, axis_y, axis_y + 16.0, context * k / 4);
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + i as f64 * (bar_h + gap);
+        let vis = (r.visual.min(context) as f64 * scale).max(1.0);
+        let txt = r.text_left as f64 * scale;
+        s += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", label_w - 10.0, y + bar_h * 0.68, escape(&r.name));
+        s += &format!("<rect x=\"{label_w}\" y=\"{y}\" width=\"{vis:.1}\" height=\"{bar_h}\" fill=\"#d95f02\"/>\n");
+        s += &format!("<rect x=\"{:.1}\" y=\"{y}\" width=\"{txt:.1}\" height=\"{bar_h}\" fill=\"#7570b3\"/>\n", label_w + vis);
+        let note = match r.ms {
+            Some(ms) => format!("{} + {} · {ms:.1} ms", r.visual, r.text_left),
+            None => format!("{} + {}", r.visual, r.text_left),
+        };
+        s += &format!("<text x=\"{}\" y=\"{}\" fill=\"#333\">{}</text>\n", label_w + bar_w + 8.0, y + bar_h * 0.68, escape(&note));
+    }
+    s + "</svg>\n"
+}
