@@ -25,6 +25,7 @@
 //! # Ok::<(), vlm_connectors::Error>(())
 //! ```
 
+pub mod bench;
 pub mod checkpoint;
 pub mod connectors;
 pub mod kernels;

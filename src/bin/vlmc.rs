@@ -37,6 +37,21 @@ enum Cmd {
         #[arg(long)]
         iters: Option<usize>,
     },
+    /// Time kernels and connectors at the seed's shapes next to the adapter's measured ceilings.
+    Bench {
+        /// Run one entry: fma_peak, copy_bw, gemm, attention, layernorm, llava, qformer, perceiver, gated_xattn.
+        #[arg(long)]
+        only: Option<String>,
+        /// Shape for the --only entry, comma separated (gemm: M,K,N).
+        #[arg(long)]
+        shape: Option<String>,
+        /// Write the records as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Repeats per entry (default: 10 on a GPU, 1 on a CPU adapter).
+        #[arg(long)]
+        repeats: Option<usize>,
+    },
     /// How much of the context each connector scheme leaves for text, with measured connector times.
     Budget {
         /// Context window of the language model, in tokens.
@@ -64,6 +79,7 @@ fn main() -> ExitCode {
         Cmd::Run { model_dir, inputs, output } => run(model_dir, inputs, output),
         Cmd::Info => info(),
         Cmd::Demo { iters } => demo::demo(iters),
+        Cmd::Bench { only, shape, json, repeats } => demo::bench_cmd(only, shape, json, repeats),
         Cmd::Budget { context, image, tome_r, svg, no_time } => demo::budget(context, &image, tome_r, svg, no_time),
     };
     match res {
@@ -114,64 +130,86 @@ fn info() -> Result<()> {
 }
 
 mod demo {
-    use std::time::Instant;
     use std::path::PathBuf;
+    use vlm_connectors::bench::{self, seed, time_forward, BenchOptions};
     use vlm_connectors::connectors::budget::{budget_table, render_svg, render_table, Scheme};
-    use vlm_connectors::connectors::{GatedCrossAttention, GatedXattnConfig, LlavaProjector, PerceiverConfig, PerceiverResampler, QFormer, QFormerConfig};
+    use vlm_connectors::connectors::AnyResPacker;
     use vlm_connectors::kernels::anyres::record_anyres_pack;
     use vlm_connectors::kernels::pool::record_avg_pool2x2;
     use vlm_connectors::kernels::tome::record_tome;
-    use vlm_connectors::kernels::Activation;
     use vlm_connectors::util::Rng;
-    use vlm_connectors::{Error, Gpu, Recorder, Result, Tensor};
+    use vlm_connectors::{Error, Gpu, Result, Tensor};
 
-    /// Median wall time (ms) of `iters` forwards, each recorded, submitted once and waited for.
-    /// A warm-up forward first compiles pipelines and fills the buffer pool (skipped on CPU
-    /// adapters, where one forward takes seconds and compiling is a rounding error).
-    pub fn time_ms(gpu: &Gpu, iters: usize, mut f: impl FnMut(&mut Recorder) -> Result<Tensor>) -> Result<f64> {
-        if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu {
-            let mut rec = Recorder::new(gpu);
-            f(&mut rec)?;
-            rec.submit()?;
-            gpu.wait()?;
-        }
-        let mut times = Vec::with_capacity(iters);
-        for _ in 0..iters {
-            let t0 = Instant::now();
-            let mut rec = Recorder::new(gpu);
-            f(&mut rec)?;
-            rec.submit()?;
-            gpu.wait()?;
-            times.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        times.sort_by(|a, b| a.total_cmp(b));
-        Ok(times[times.len() / 2])
+    fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_slice(gpu, &rng.vec(shape.iter().product(), 1.0), shape)
     }
 
     fn report(name: &str, shapes: &str, ms: f64, flops: u64) {
         println!("{name:<22} {shapes:<52} {ms:>10.2} ms {:>9.1} GFLOP/s", flops as f64 / (ms * 1e-3) / 1e9);
     }
 
-    /// BLIP-2's Q-Former on ViT-g: 32 queries × 768, 12 layers, 12 heads, FFN 3072, OPT-2.7b width.
-    fn seed_qformer(gpu: &Gpu, rng: &mut Rng) -> Result<QFormer> {
-        let cfg = QFormerConfig {
-            hidden_size: 768,
-            num_attention_heads: 12,
-            num_hidden_layers: 12,
-            intermediate_size: 3072,
-            cross_attention_frequency: 2,
-            encoder_hidden_size: 1408,
-            hidden_act: Activation::Gelu,
-            layer_norm_eps: 1e-12,
-            num_query_tokens: 32,
-        };
-        QFormer::random(gpu, cfg, 2560, rng)
+    /// The connectors at the seed's shapes with random weights.
+    pub fn demo(iters: Option<usize>) -> Result<()> {
+        let gpu = Gpu::new()?;
+        let mut o = BenchOptions::for_gpu(&gpu);
+        o.repeats = iters.unwrap_or(o.repeats.min(5)).max(1);
+        let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
+        println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
+        println!("median of {} forward(s); each forward is one submit\n", o.repeats);
+        let (w, r) = (o.warmup, o.repeats);
+        let mut rng = Rng::new(7);
+
+        let proj = seed::llava(&gpu, &mut rng)?;
+        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?;
+        report("LLaVA projector", "576 tokens × 1024 → 576 tokens × 4096", ms, proj.flops(576));
+
+        let qf = seed::qformer(&gpu, &mut rng)?;
+        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| qf.forward(rec, &fresh(&gpu, rng, &[1, 257, 1408])?).map(|_| ()))?;
+        report("BLIP-2 Q-Former", "257 × 1408 → 32 queries × 768 → 32 × 2560", ms, qf.flops(1, 257));
+
+        let perceiver = seed::perceiver(&gpu, &mut rng)?;
+        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| perceiver.forward(rec, &fresh(&gpu, rng, &[1, 4, 1, 257, 1024])?).map(|_| ()))?;
+        report("Perceiver Resampler", "4 images × 257 × 1024 → 4 × 64 latents × 1024", ms, perceiver.flops(4, 257));
+
+        // 128 text tokens interleaving the 4 images: an <image> token opens each quarter.
+        let gx = seed::gated_xattn(&gpu, &mut rng)?;
+        let mut locs = vec![0u8; 128];
+        for i in [0, 32, 64, 96] {
+            locs[i] = 1;
+        }
+        let packed = gx.upload_locations(&gpu, &locs, 1, 128, 4)?;
+        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| {
+            let (x, media) = (fresh(&gpu, rng, &[1, 128, 4096])?, fresh(&gpu, rng, &[1, 4, 64, 1024])?);
+            gx.forward(rec, &x, &media, &packed).map(|_| ())
+        })?;
+        report("Gated cross-attention", "128 text × 4096 ⨯ 4 images × 64 × 1024 (immediate)", ms, gx.flops(128, 256, 64));
+        Ok(())
     }
 
-    /// OpenFlamingo's Perceiver on CLIP-L features: depth 6, 8 heads × 64, 64 latents.
-    fn seed_perceiver(gpu: &Gpu, rng: &mut Rng) -> Result<PerceiverResampler> {
-        let pc = PerceiverConfig { dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, ff_mult: 4, max_num_media: None, max_num_frames: None };
-        PerceiverResampler::random(gpu, pc, rng)
+    /// `vlmc bench`: kernels and connectors, with the adapter's ceilings, as a table and JSON.
+    pub fn bench_cmd(only: Option<String>, shape: Option<String>, json: Option<PathBuf>, repeats: Option<usize>) -> Result<()> {
+        let gpu = Gpu::new()?;
+        let mut o = BenchOptions::for_gpu(&gpu);
+        o.only = only;
+        if let Some(r) = repeats {
+            o.repeats = r.max(1);
+        }
+        if let Some(s) = shape {
+            let v: std::result::Result<Vec<usize>, _> = s.split(',').map(|x| x.trim().parse::<usize>()).collect();
+            match v {
+                Ok(v) if !v.is_empty() && v.iter().all(|&x| x > 0) && o.only.is_some() => o.shape = Some(v),
+                _ => return Err(Error::Input { name: "--shape".into(), message: format!("`{s}`: expected positive integers separated by commas, with --only") }),
+            }
+        }
+        eprintln!("bench on {} ({} repeat(s), {} warm-up)", gpu.describe(), o.repeats, o.warmup);
+        let records = bench::run(&gpu, &o, |line| eprintln!("  running {line} ..."))?;
+        print!("{}", bench::render(&records, &gpu));
+        if let Some(path) = json {
+            let text = serde_json::to_string_pretty(&bench::to_json(&records, &gpu)).expect("JSON of plain values");
+            std::fs::write(&path, text).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+            eprintln!("wrote {}", path.display());
+        }
+        Ok(())
     }
 
     pub fn budget(context: usize, image: &str, tome_r: usize, svg: Option<PathBuf>, no_time: bool) -> Result<()> {
@@ -182,42 +220,40 @@ mod demo {
         let mut rows = budget_table(context, image_size, tome_r)?;
         if !no_time {
             let gpu = Gpu::new()?;
-            println!("timing the connectors on {} (random weights, LLaVA-1.5 / BLIP-2 / OpenFlamingo shapes)...", gpu.describe());
+            let o = BenchOptions::for_gpu(&gpu);
+            let (w, r) = (o.warmup, o.repeats.min(3));
+            eprintln!("timing the connectors on {} (random weights at LLaVA-1.5 / BLIP-2 / OpenFlamingo shapes)...", gpu.describe());
             let mut rng = Rng::new(11);
-            let proj = LlavaProjector::random(&gpu, 1024, 4096, &mut rng)?;
-            let qf = seed_qformer(&gpu, &mut rng)?;
-            let perceiver = seed_perceiver(&gpu, &mut rng)?;
-            let newline = Tensor::from_slice(&gpu, &rng.vec(4096, 1.0), &[4096])?;
-            let anyres = vlm_connectors::connectors::AnyResPacker::llava_next_default();
-            let layout = anyres.layout(image_size)?;
-            let max_tiles = layout.tiles();
-            let feats = Tensor::from_slice(&gpu, &rng.vec(max_tiles * 576 * 1024, 1.0), &[max_tiles, 576, 1024])?;
-            let one = feats.reshape(&[max_tiles, 576, 1024])?;
-            let vit_g = Tensor::from_slice(&gpu, &rng.vec(257 * 1408, 1.0), &[1, 257, 1408])?;
-            let clip = Tensor::from_slice(&gpu, &rng.vec(257 * 1024, 1.0), &[1, 1, 1, 257, 1024])?;
-            let ones = Tensor::from_slice(&gpu, &vec![1.0; 576], &[1, 576, 1])?;
-            let first = Tensor::from_slice(&gpu, &rng.vec(576 * 1024, 1.0), &[1, 576, 1024])?;
+            let proj = seed::llava(&gpu, &mut rng)?;
+            let qf = seed::qformer(&gpu, &mut rng)?;
+            let perceiver = seed::perceiver(&gpu, &mut rng)?;
+            let newline = fresh(&gpu, &mut rng, &[4096])?;
+            let layout = AnyResPacker::llava_next_default().layout(image_size)?;
+            let tiles = layout.tiles();
+            let ones = Tensor::from_slice(&gpu, &[1.0; 576], &[1, 576, 1])?;
             for row in rows.iter_mut() {
-                let ms = match row.scheme {
-                    Scheme::Llava => time_ms(&gpu, 1, |rec| proj.forward(rec, &first))?,
-                    Scheme::LlavaPool => time_ms(&gpu, 1, |rec| {
-                        let p = record_avg_pool2x2(rec, &first, 24, 24)?;
-                        proj.forward(rec, &p)
+                eprintln!("  {} ...", row.name);
+                let (ms, _) = match row.scheme {
+                    Scheme::Llava => time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?,
+                    Scheme::LlavaPool => time_forward(&gpu, w, r, |rec, rng| {
+                        let p = record_avg_pool2x2(rec, &fresh(&gpu, rng, &[1, 576, 1024])?, 24, 24)?;
+                        proj.forward(rec, &p).map(|_| ())
                     })?,
-                    Scheme::LlavaTome { r } => time_ms(&gpu, 1, |rec| {
-                        let (m, _) = record_tome(rec, &first, &first, &ones, r, false)?;
-                        proj.forward(rec, &m)
+                    Scheme::LlavaTome { r: merge } => time_forward(&gpu, w, r, |rec, rng| {
+                        let x = fresh(&gpu, rng, &[1, 576, 1024])?;
+                        let (m, _) = record_tome(rec, &x, &x, &ones, merge, false)?;
+                        proj.forward(rec, &m).map(|_| ())
                     })?,
-                    Scheme::QFormer => time_ms(&gpu, 1, |rec| Ok(qf.forward(rec, &vit_g)?.1))?,
-                    Scheme::Perceiver => time_ms(&gpu, 1, |rec| perceiver.forward(rec, &clip))?,
-                    Scheme::AnyRes { .. } => time_ms(&gpu, 1, |rec| {
-                        let p = proj.forward(rec, &one)?;
-                        record_anyres_pack(rec, &p, &newline, &layout)
+                    Scheme::QFormer => time_forward(&gpu, w, r, |rec, rng| qf.forward(rec, &fresh(&gpu, rng, &[1, 257, 1408])?).map(|_| ()))?,
+                    Scheme::Perceiver => time_forward(&gpu, w, r, |rec, rng| perceiver.forward(rec, &fresh(&gpu, rng, &[1, 1, 1, 257, 1024])?).map(|_| ()))?,
+                    Scheme::AnyRes { .. } => time_forward(&gpu, w, r, |rec, rng| {
+                        let p = proj.forward(rec, &fresh(&gpu, rng, &[tiles, 576, 1024])?)?;
+                        record_anyres_pack(rec, &p, &newline, &layout).map(|_| ())
                     })?,
-                    Scheme::AnyResPool { .. } => time_ms(&gpu, 1, |rec| {
-                        let pooled = record_avg_pool2x2(rec, &one, 24, 24)?;
+                    Scheme::AnyResPool { .. } => time_forward(&gpu, w, r, |rec, rng| {
+                        let pooled = record_avg_pool2x2(rec, &fresh(&gpu, rng, &[tiles, 576, 1024])?, 24, 24)?;
                         let p = proj.forward(rec, &pooled)?;
-                        record_anyres_pack(rec, &p, &newline, &layout.pooled(image_size))
+                        record_anyres_pack(rec, &p, &newline, &layout.pooled(image_size)).map(|_| ())
                     })?,
                 };
                 row.ms = Some(ms);
@@ -229,48 +265,6 @@ mod demo {
             std::fs::write(&path, render_svg(&rows, context, &title)).map_err(|e| Error::Io { path: path.clone(), source: e })?;
             println!("chart: {}", path.display());
         }
-        Ok(())
-    }
-
-    /// The connectors at the seed's shapes with random weights.
-    pub fn demo(iters: Option<usize>) -> Result<()> {
-        let gpu = Gpu::new()?;
-        let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        let iters = iters.unwrap_or(if cpu { 1 } else { 5 }).max(1);
-        println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
-        println!("median of {iters} forward(s) after a warm-up; each forward is one submit\n");
-        let mut rng = Rng::new(7);
-
-        // LLaVA-1.5 projector at CLIP-L/336: 576 patches × 1024 → 4096 → 4096.
-        let proj = LlavaProjector::random(&gpu, 1024, 4096, &mut rng)?;
-        let x = Tensor::from_slice(&gpu, &rng.vec(576 * 1024, 1.0), &[1, 576, 1024])?;
-        let ms = time_ms(&gpu, iters, |rec| proj.forward(rec, &x))?;
-        report("LLaVA projector", "576 tokens × 1024 → 576 tokens × 4096", ms, proj.flops(576));
-
-        // BLIP-2 Q-Former on ViT-g features: 257 × 1408 → 32 queries × 768 → OPT-2.7b width 2560.
-        let qf = seed_qformer(&gpu, &mut rng)?;
-        let img = Tensor::from_slice(&gpu, &rng.vec(257 * 1408, 1.0), &[1, 257, 1408])?;
-        let ms = time_ms(&gpu, iters, |rec| Ok(qf.forward(rec, &img)?.1))?;
-        report("BLIP-2 Q-Former", "257 × 1408 → 32 queries × 768 → 32 × 2560", ms, qf.flops(1, 257));
-
-        // Flamingo Perceiver: 4 images of 257 × 1024 CLIP-L features → 64 latents each.
-        let perceiver = seed_perceiver(&gpu, &mut rng)?;
-        let feats = Tensor::from_slice(&gpu, &rng.vec(4 * 257 * 1024, 1.0), &[1, 4, 1, 257, 1024])?;
-        let ms = time_ms(&gpu, iters, |rec| perceiver.forward(rec, &feats))?;
-        report("Perceiver Resampler", "4 images × 257 × 1024 → 4 × 64 latents × 1024", ms, perceiver.flops(4, 257));
-
-        // One gated cross-attention block: 128 text tokens × 4096 reading those 4 × 64 latents.
-        let gc = GatedXattnConfig { dim: 4096, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, layer_index: None };
-        let gx = GatedCrossAttention::random(&gpu, gc, &mut rng)?;
-        let text = Tensor::from_slice(&gpu, &rng.vec(128 * 4096, 1.0), &[1, 128, 4096])?;
-        let media = Tensor::from_slice(&gpu, &rng.vec(4 * 64 * 1024, 1.0), &[1, 4, 64, 1024])?;
-        let mut locs = vec![0u8; 128];
-        for i in [0, 32, 64, 96] {
-            locs[i] = 1; // an <image> token opens each quarter of the text
-        }
-        let packed = gx.upload_locations(&gpu, &locs, 1, 128, 4)?;
-        let ms = time_ms(&gpu, iters, |rec| gx.forward(rec, &text, &media, &packed))?;
-        report("Gated cross-attention", "128 text × 4096 ⨯ 4 images × 64 × 1024 (immediate)", ms, gx.flops(128, 256, 64));
         Ok(())
     }
 }

@@ -16,12 +16,15 @@
 //! | `avg_pool2x2`   | pool.wgsl         | 2×2 average pooling of a token grid                      |
 //! | `anyres_pack`   | anyres.wgsl       | LLaVA-NeXT tile reassembly, unpad crop, newlines: gather |
 //! | `tome_*`        | tome.wgsl         | ToMe: match, rank, slots, size-weighted merge            |
+//! | `fma_peak`      | ceiling.wgsl      | the adapter's FMA ceiling (benchmarks)                   |
+//! | `copy_bw`       | ceiling.wgsl      | the adapter's copy bandwidth (benchmarks)                |
 //!
 //! Every kernel file is compiled as `common.wgsl` + the file (WGSL has no includes).
 
 pub mod activation;
 pub mod anyres;
 pub mod attention;
+pub mod ceiling;
 pub mod elementwise;
 pub mod gemm;
 pub mod layernorm;
@@ -44,6 +47,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
     ("anyres.wgsl", include_str!("../../shaders/anyres.wgsl")),
     ("tome.wgsl", include_str!("../../shaders/tome.wgsl")),
+    ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
 ];
 
 /// The source a kernel file is compiled from: `common.wgsl` followed by the file.

@@ -8,5 +8,5 @@ pub mod tensor;
 
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, Gpu, GpuOptions};
-pub use recorder::Recorder;
+pub use recorder::{Recorder, Timing};
 pub use tensor::{DType, Tensor};

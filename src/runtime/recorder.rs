@@ -22,6 +22,22 @@ struct Dispatch {
     workgroups: [u32; 3],
 }
 
+/// Time of one submitted forward.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// From GPU timestamps around the pass, when the device has TIMESTAMP_QUERY.
+    pub gpu_ms: Option<f64>,
+    /// From submit to completion on the host.
+    pub wall_ms: f64,
+}
+
+impl Timing {
+    /// The best measurement available: GPU time, else wall time.
+    pub fn ms(&self) -> f64 {
+        self.gpu_ms.unwrap_or(self.wall_ms)
+    }
+}
+
 /// One forward's worth of recorded kernels.
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
@@ -102,7 +118,48 @@ impl<'g> Recorder<'g> {
     }
 
     /// Encodes every recorded kernel into one compute pass and submits once. Does not wait.
-    pub fn submit(mut self) -> Result<()> {
+    pub fn submit(self) -> Result<()> {
+        self.encode_and_submit(None)
+    }
+
+    /// Submits like [`Self::submit`], waits, and returns the forward's time in ms: from GPU
+    /// timestamps written at the start and end of the pass when the device has TIMESTAMP_QUERY
+    /// (`Timing::gpu_ms`), and the wall-clock time from submit to completion either way.
+    pub fn submit_timed(self) -> Result<Timing> {
+        let gpu = self.gpu;
+        let queries = gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
+            gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("forward timestamps"), ty: wgpu::QueryType::Timestamp, count: 2 })
+        });
+        let t0 = std::time::Instant::now();
+        self.encode_and_submit(queries.as_ref())?;
+        gpu.wait()?;
+        let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let gpu_ms = match &queries {
+            None => None,
+            Some(qs) => {
+                let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts resolve"), size: 16, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+                let read = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts read"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+                gpu.scoped("timestamps", || {
+                    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
+                    enc.resolve_query_set(qs, 0..2, &resolve, 0);
+                    enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
+                    gpu.queue.submit(Some(enc.finish()));
+                })?;
+                let slice = read.slice(..);
+                slice.map_async(wgpu::MapMode::Read, |_| {});
+                gpu.wait()?;
+                let ticks: Vec<u64> = {
+                    let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
+                    bytemuck::cast_slice(&view).to_vec()
+                };
+                let ns = ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
+                (ns > 0.0).then_some(ns * 1e-6)
+            }
+        };
+        Ok(Timing { gpu_ms, wall_ms })
+    }
+
+    fn encode_and_submit(mut self, timestamps: Option<&wgpu::QuerySet>) -> Result<()> {
         if self.dispatches.is_empty() {
             return Ok(());
         }
@@ -137,7 +194,8 @@ impl<'g> Recorder<'g> {
                         })
                     })
                     .collect();
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+                let timestamp_writes = timestamps.map(|qs| wgpu::ComputePassTimestampWrites { query_set: qs, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes });
                 for (d, g) in self.dispatches.iter().zip(&groups) {
                     pass.set_pipeline(&d.pipeline);
                     pass.set_bind_group(0, g, &[]);
