@@ -316,3 +316,18 @@ fn linear_weights_past_the_binding_limit_are_split_into_row_blocks() {
     let e = Tensor::from_slice(&g, &vec![0.0; 20_000], &[20_000]).err().unwrap().to_string();
     assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
 }
+
+#[test]
+fn ceiling_kernels_match_cpu() {
+    let g = gpu();
+    let (threads, iters) = (1000, 37);
+    let mut rec = Recorder::new(g);
+    let y = vlm_connectors::kernels::ceiling::record_fma_peak(&mut rec, threads, iters).unwrap();
+    let src: Vec<f32> = Rng::new(2).vec(4 * 777, 1.0);
+    let c = vlm_connectors::kernels::ceiling::record_copy(&mut rec, &up(&src, &[4 * 777])).unwrap();
+    rec.submit().unwrap();
+    let got = y.to_vec(g).unwrap();
+    let want: Vec<f32> = (0..threads).flat_map(|i| vlm_connectors::kernels::ceiling::fma_peak_cpu(i, iters)).collect();
+    check("fma_peak", &got, &want, 1e-6);
+    assert_eq!(c.to_vec(g).unwrap(), src);
+}

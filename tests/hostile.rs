@@ -1,0 +1,114 @@
+//! Hostile files, mutation-fuzzed: checkpoints (config.json + model.safetensors) and `vlmc run`
+//! input files with flipped bytes, truncations and rewritten headers must load and run to an `Ok`
+//! or a clear `Err`, never a panic. Deterministic seeds, so every run replays the same corpus;
+//! VLMC_FUZZ_ITERS raises the count for a long local run.
+
+mod common;
+use common::*;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use vlm_connectors::checkpoint::WeightSource;
+use vlm_connectors::connectors::Connector;
+use vlm_connectors::util::Rng;
+
+fn iters() -> usize {
+    std::env::var("VLMC_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+}
+
+/// One mutation of `bytes`: flip bytes, truncate, extend, or rewrite a header number.
+fn mutate(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    match rng.below(6) {
+        0 => {
+            for _ in 0..1 + rng.below(8) {
+                let i = rng.below(b.len());
+                b[i] ^= 1 << rng.below(8);
+            }
+        }
+        1 => b.truncate(rng.below(b.len())),
+        2 => b.extend((0..rng.below(64)).map(|_| rng.below(256) as u8)),
+        3 => {
+            // rewrite a digit run inside the (JSON) header to a large or negative number
+            let head = b.len().min(4096);
+            if let Some(i) = (0..head).map(|_| rng.below(head)).find(|&i| b[i].is_ascii_digit()) {
+                let repl: &[u8] = [&b"4294967296"[..], b"-1", b"0", b"99999999999999999999", b"1e300"][rng.below(5)];
+                b.splice(i..i + 1, repl.iter().copied());
+            }
+        }
+        4 => {
+            // the 8-byte header length
+            let v = [0u64, 1, 7, u64::MAX, b.len() as u64, (b.len() as u64) * 2][rng.below(6)];
+            if b.len() >= 8 {
+                b[..8].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        _ => {
+            // swap a dtype name
+            let s = String::from_utf8_lossy(&b).to_string();
+            let from = ["\"F32\"", "\"U8\"", "\"I64\""][rng.below(3)];
+            let to = ["\"F16\"", "\"BF16\"", "\"I32\"", "\"F64\"", "\"BOOL\"", "\"F8_E4M3\""][rng.below(6)];
+            if let Some(i) = s.find(from) {
+                b.splice(i..i + from.len(), to.bytes());
+            }
+        }
+    }
+    b
+}
+
+fn copy_case(case: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in ["config.json", "model.safetensors", "inputs.safetensors"] {
+        std::fs::copy(case_dir(case).join(f), dir.join(f)).unwrap();
+    }
+}
+
+/// Loads and runs `dir` with its inputs; returns whether it panicked.
+fn load_and_run(dir: &Path) -> Option<String> {
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let g = gpu();
+        let c = match Connector::from_dir(g, dir) {
+            Ok(c) => c,
+            Err(e) => return assert!(!e.to_string().is_empty()),
+        };
+        if let Ok(inputs) = WeightSource::open_file(dir.join("inputs.safetensors")) {
+            if let Ok(outs) = c.run(g, &inputs) {
+                assert!(!outs.is_empty());
+            }
+        }
+    }));
+    r.err().map(|e| e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default())
+}
+
+fn fuzz_file(case: &str, file: &str, seed: u64) {
+    let dir: PathBuf = std::env::temp_dir().join(format!("vlmc-fuzz-{}-{case}-{}", std::process::id(), file.replace('.', "_")));
+    copy_case(case, &dir);
+    let original = std::fs::read(case_dir(case).join(file)).unwrap();
+    let mut rng = Rng::new(seed);
+    for i in 0..iters() {
+        let m = mutate(&original, &mut rng);
+        std::fs::write(dir.join(file), &m).unwrap();
+        if let Some(msg) = load_and_run(&dir) {
+            let keep = std::env::temp_dir().join(format!("vlmc-fuzz-crash-{case}-{file}-{i}"));
+            std::fs::write(&keep, &m).ok();
+            panic!("{case}/{file} mutation {i} panicked: {msg} (input kept at {})", keep.display());
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mutated_checkpoints_never_panic() {
+    for (i, case) in ["llava_original", "blip2_tiny", "perceiver_video", "gated_xattn_all_previous", "llava_next_wide", "tome_cls"].iter().enumerate() {
+        fuzz_file(case, "model.safetensors", 100 + i as u64);
+        fuzz_file(case, "config.json", 200 + i as u64);
+    }
+}
+
+#[test]
+fn mutated_inputs_never_panic() {
+    for (i, case) in ["llava_tiny", "blip2_tiny", "perceiver_tiny", "gated_xattn_tiny", "llava_next_square", "pool_odd", "tome_tiny"].iter().enumerate() {
+        fuzz_file(case, "inputs.safetensors", 300 + i as u64);
+    }
+}

@@ -1,0 +1,96 @@
+//! Property tests: kernels against their CPU references on random shapes (1 and non-multiples of
+//! every tile included) and random magnitudes. A fast tier runs by default; set PROPTEST_CASES
+//! (e.g. 2000) for a long local run.
+
+mod common;
+use common::gpu;
+
+use proptest::prelude::*;
+use vlm_connectors::kernels::attention::{attention_cpu, record_attention, AttnOpts, Heads};
+use vlm_connectors::kernels::gemm::{linear_cpu, record_linear};
+use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
+use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
+use vlm_connectors::kernels::{rel_l2, Activation};
+use vlm_connectors::util::Rng;
+use vlm_connectors::{Recorder, Tensor};
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
+}
+
+fn up(d: &[f32], s: &[usize]) -> Tensor {
+    Tensor::from_slice(gpu(), d, s).unwrap()
+}
+
+/// Random values of magnitude up to 10^mag.
+fn values(rng: &mut Rng, n: usize, mag: i32) -> Vec<f32> {
+    rng.vec(n, 10f32.powi(mag))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn gemm_any_shape(m in 1usize..140, k in 1usize..300, n in 1usize..140, act in 0usize..6, bias: bool, mag in -2i32..4, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let act = Activation::ALL[act];
+        let (x, w, b) = (values(&mut rng, m * k, mag), rng.vec(n * k, 1.0 / (k as f32).sqrt()), rng.vec(n, 1.0));
+        let mut rec = Recorder::new(g);
+        let bt = up(&b, &[n]);
+        let y = record_linear(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), act, None).unwrap();
+        rec.submit().unwrap();
+        let want = linear_cpu(&x, &w, bias.then_some(&b[..]), m, k, n, act, None);
+        let e = rel_l2(&y.to_vec(g).unwrap(), &want);
+        prop_assert!(e < 2e-5, "gemm {m}x{k}x{n} {act:?}: {e:e}");
+    }
+
+    #[test]
+    fn layernorm_any_shape(rows in 1usize..70, cols in 1usize..700, mag in -3i32..4, offset in -100f32..100f32, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let x: Vec<f32> = values(&mut rng, rows * cols, mag).iter().map(|v| v + offset).collect();
+        let (gm, bt) = (rng.vec(cols, 1.0), rng.vec(cols, 1.0));
+        let mut rec = Recorder::new(g);
+        let y = record_layernorm(&mut rec, &up(&x, &[rows, cols]), None, &up(&gm, &[cols]), &up(&bt, &[cols]), 1e-5).unwrap();
+        rec.submit().unwrap();
+        let want = layernorm_cpu(&x, None, &gm, &bt, cols, 1e-5);
+        // a large mean over a small spread loses digits in float32 (catastrophic cancellation in x - mean):
+        // the error scales with |offset| / spread
+        let spread = 10f64.powi(mag);
+        let tol = 2e-5f64.max(4.0 * f32::EPSILON as f64 * (offset.abs() as f64 / spread));
+        let e = rel_l2(&y.to_vec(g).unwrap(), &want);
+        prop_assert!(e < tol, "layernorm {rows}x{cols}: {e:e} (tol {tol:e})");
+    }
+
+    #[test]
+    fn attention_any_shape(b in 1usize..3, lq in 1usize..70, lk in 1usize..300, heads in 1usize..4, d in 1usize..129, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let w = heads * d;
+        let (q, k, v) = (rng.vec(b * lq * w, 1.0), rng.vec(b * lk * w, 1.0), rng.vec(b * lk * w, 1.0));
+        let scale = 1.0 / (d as f32).sqrt();
+        let (qt, kt, vt) = (up(&q, &[b, lq, w]), up(&k, &[b, lk, w]), up(&v, &[b, lk, w]));
+        let mut rec = Recorder::new(g);
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, AttnOpts::default()).unwrap();
+        rec.submit().unwrap();
+        let e = rel_l2(&o.to_vec(g).unwrap(), &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, scale, None, None));
+        prop_assert!(e < 1e-5, "attention b{b} lq{lq} lk{lk} h{heads} d{d}: {e:e}");
+    }
+
+    #[test]
+    fn tome_any_shape(b in 1usize..3, t in 2usize..80, c in 1usize..20, frac in 0f64..1.0, class_token: bool, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let r = (effective_r(t, usize::MAX, class_token) as f64 * frac) as usize;
+        let (x, m) = (rng.vec(b * t * c, 3.0), rng.vec(b * t * 5, 1.0));
+        let size: Vec<f32> = (0..b * t).map(|_| (1 + rng.below(4)) as f32).collect();
+        let mut rec = Recorder::new(g);
+        let (y, s) = record_tome(&mut rec, &up(&x, &[b, t, c]), &up(&m, &[b, t, 5]), &up(&size, &[b, t, 1]), r, class_token).unwrap();
+        rec.submit().unwrap();
+        let (wy, ws) = tome_cpu(&x, &m, &size, b, t, c, 5, r, class_token);
+        prop_assert_eq!(s.to_vec(g).unwrap(), ws);
+        let e = rel_l2(&y.to_vec(g).unwrap(), &wy);
+        prop_assert!(e < 1e-6, "tome t{t} r{r}: {e:e}");
+    }
+}
