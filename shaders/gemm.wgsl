@@ -98,3 +98,64 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     epilogue(r0 + 2u, c0, acc2);
     epilogue(r0 + 3u, c0, acc3);
 }
+
+// gemm_128: the same GEMM with a 128×128 tile per workgroup and 8×8 outputs per thread: four
+// times the FMAs per workgroup-memory load of `gemm` (what a CPU driver, where every such load is
+// a per-lane gather, and a large GPU both want). `gemm` stays for small M or N.
+const BM2: u32 = 128u;
+const BN2: u32 = 128u;
+const BK2: u32 = 8u;
+
+var<workgroup> xs2: array<vec4<f32>, 256>; // [BK2][BM2 / 4]
+var<workgroup> ws2: array<vec4<f32>, 256>; // [BK2][BN2 / 4]
+
+fn epilogue8(row: u32, col0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    epilogue(row, col0, lo);
+    epilogue(row, col0 + 4u, hi);
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn gemm_128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let m0 = wid.y * BM2;
+    let n0 = wid.x * BN2;
+    // Rows m0 + 8·ty + i, columns n0 + 8·tx + j: acc[2i] holds columns 0..3, acc[2i+1] columns 4..7.
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK2) {
+        // 1. Stage 128×8 of x and of W (zero outside the matrix).
+        for (var l = 0u; l < 4u; l++) {
+            let idx = li + 256u * l;
+            let r = idx / BK2;
+            let c = idx % BK2;
+            let gk = k0 + c;
+            var xv = 0.0;
+            if (m0 + r < p.m && gk < p.k) { xv = x[(m0 + r) * p.k + gk]; }
+            var wv = 0.0;
+            if (n0 + r < p.n && gk < p.k) { wv = w[(n0 + r) * p.k + gk]; }
+            xs2[c * 32u + r / 4u][r % 4u] = xv;
+            ws2[c * 32u + r / 4u][r % 4u] = wv;
+        }
+        workgroupBarrier();
+        // 2. Rank-1 updates: four vec4 loads feed 64 FMAs.
+        for (var kk = 0u; kk < BK2; kk++) {
+            let a0 = xs2[kk * 32u + 2u * lid.y];
+            let a1 = xs2[kk * 32u + 2u * lid.y + 1u];
+            let b0 = ws2[kk * 32u + 2u * lid.x];
+            let b1 = ws2[kk * 32u + 2u * lid.x + 1u];
+            for (var i = 0u; i < 4u; i++) {
+                acc[2u * i] = fma(vec4<f32>(a0[i]), b0, acc[2u * i]);
+                acc[2u * i + 1u] = fma(vec4<f32>(a0[i]), b1, acc[2u * i + 1u]);
+                acc[2u * i + 8u] = fma(vec4<f32>(a1[i]), b0, acc[2u * i + 8u]);
+                acc[2u * i + 9u] = fma(vec4<f32>(a1[i]), b1, acc[2u * i + 9u]);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    // 3. Epilogue.
+    let r0 = m0 + 8u * lid.y;
+    let c0 = n0 + 8u * lid.x;
+    for (var i = 0u; i < 8u; i++) { epilogue8(r0 + i, c0, acc[2u * i], acc[2u * i + 1u]); }
+}

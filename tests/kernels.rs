@@ -6,7 +6,7 @@ use common::gpu;
 
 use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, Heads};
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
-use vlm_connectors::kernels::gemm::{linear_cpu, record_linear, Residual};
+use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
 use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
@@ -27,18 +27,19 @@ fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
 fn gemm_matches_cpu_over_awkward_shapes() {
     let g = gpu();
     let mut rng = Rng::new(11);
-    let shapes = [(1, 1, 1), (1, 63, 65), (7, 65, 63), (7, 1000, 1), (577, 63, 1000), (577, 1000, 65), (65, 1000, 1000), (257, 1, 7)];
+    let shapes = [(1, 1, 1), (1, 63, 65), (7, 65, 63), (7, 1000, 1), (577, 63, 1000), (577, 1000, 65), (65, 1000, 1000), (257, 1, 7), (129, 257, 130)];
     for &(m, k, n) in &shapes {
-        for bias in [false, true] {
+        for (bias, variant) in [(false, GemmVariant::T64), (true, GemmVariant::T64), (false, GemmVariant::T128), (true, GemmVariant::T128)] {
             let x = rng.vec(m * k, 1.0);
             let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
             let b = rng.vec(n, 0.5);
             let mut rec = Recorder::new(g);
             let bt = up(&b, &[n]);
-            let y = record_linear(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), Activation::Identity, None).unwrap();
+            let y = up(&vec![f32::NAN; m * n], &[m, n]); // every element must be written
+            record_gemm_into(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), &y, 0, Activation::Identity, None, Some(variant)).unwrap();
             rec.submit().unwrap();
             let want = linear_cpu(&x, &w, bias.then_some(&b[..]), m, k, n, Activation::Identity, None);
-            check(&format!("gemm {m}x{k}x{n} bias={bias}"), &y.to_vec(g).unwrap(), &want, 1e-5);
+            check(&format!("gemm {variant:?} {m}x{k}x{n} bias={bias}"), &y.to_vec(g).unwrap(), &want, 1e-5);
         }
     }
 }

@@ -7,7 +7,7 @@ use common::gpu;
 
 use proptest::prelude::*;
 use vlm_connectors::kernels::attention::{attention_cpu, record_attention, AttnOpts, Heads};
-use vlm_connectors::kernels::gemm::{linear_cpu, record_linear};
+use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, GemmVariant};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
 use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
 use vlm_connectors::kernels::{rel_l2, Activation};
@@ -31,18 +31,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn gemm_any_shape(m in 1usize..140, k in 1usize..300, n in 1usize..140, act in 0usize..6, bias: bool, mag in -2i32..4, seed: u64) {
+    fn gemm_any_shape(m in 1usize..300, k in 1usize..300, n in 1usize..300, act in 0usize..6, bias: bool, big_tile: bool, mag in -2i32..4, seed: u64) {
         let g = gpu();
         let mut rng = Rng::new(seed);
         let act = Activation::ALL[act];
         let (x, w, b) = (values(&mut rng, m * k, mag), rng.vec(n * k, 1.0 / (k as f32).sqrt()), rng.vec(n, 1.0));
         let mut rec = Recorder::new(g);
         let bt = up(&b, &[n]);
-        let y = record_linear(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), act, None).unwrap();
+        let variant = if big_tile { GemmVariant::T128 } else { GemmVariant::T64 };
+        let y = up(&vec![f32::NAN; m * n], &[m, n]);
+        record_gemm_into(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), &y, 0, act, None, Some(variant)).unwrap();
         rec.submit().unwrap();
         let want = linear_cpu(&x, &w, bias.then_some(&b[..]), m, k, n, act, None);
         let e = rel_l2(&y.to_vec(g).unwrap(), &want);
-        prop_assert!(e < 2e-5, "gemm {m}x{k}x{n} {act:?}: {e:e}");
+        prop_assert!(e < 2e-5, "gemm {variant:?} {m}x{k}x{n} {act:?}: {e:e}");
     }
 
     #[test]

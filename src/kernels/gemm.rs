@@ -21,8 +21,6 @@ pub struct GemmParams {
     pub _p: [u32; 3],
 }
 
-const TILE_M: u32 = 64;
-const TILE_N: u32 = 64;
 
 /// Optional epilogue: `res + alpha · act(x·Wᵀ + b)`.
 #[derive(Clone, Copy)]
@@ -43,7 +41,7 @@ pub fn record_linear(
 ) -> Result<Tensor> {
     let n = *w.shape().first().ok_or_else(|| Error::shape("linear weight", "[N, K]", w.shape()))?;
     let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, n)?, DType::F32)?;
-    record_gemm_into(rec, x, w, b, &y, 0, act, residual)?;
+    record_gemm_into(rec, x, w, b, &y, 0, act, residual, None)?;
     Ok(y)
 }
 
@@ -56,7 +54,8 @@ pub fn linear_out_shape(x: &Tensor, n: usize) -> Result<Vec<usize>> {
 }
 
 /// Records `y[:, y_off..y_off + N] = act(x·Wᵀ + b)` (+ `res[:, same] · …`) into a preallocated
-/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape.
+/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape. `variant`: the kernel version,
+/// `None` to choose by shape class.
 #[allow(clippy::too_many_arguments)]
 pub fn record_gemm_into(
     rec: &mut Recorder,
@@ -67,6 +66,7 @@ pub fn record_gemm_into(
     y_off: usize,
     act: Activation,
     residual: Option<Residual>,
+    variant: Option<GemmVariant>,
 ) -> Result<()> {
     let gpu = rec.gpu();
     // Shapes: x [M, K] (leading dims flattened), w [N, K], y [M, ldy].
@@ -101,11 +101,35 @@ pub fn record_gemm_into(
         y_off: y_off as u32,
         _p: [0; 3],
     };
-    let pipe = pipeline(gpu, "gemm", "gemm.wgsl", "gemm")?;
-    let groups = [(n as u32).div_ceil(TILE_N), (m as u32).div_ceil(TILE_M), 1];
+    // Variant by shape class: the 128×128 tile once both sides fill it, else the 64×64 one.
+    let auto = if m >= 128 && n >= 128 { GemmVariant::T128 } else { GemmVariant::T64 };
+    let (name, tile) = match variant.or_else(variant_override).unwrap_or(auto) {
+        GemmVariant::T64 => ("gemm", 64),
+        GemmVariant::T128 => ("gemm_128", 128),
+    };
+    let pipe = pipeline(gpu, name, "gemm.wgsl", name)?;
+    let groups = [(n as u32).div_ceil(tile), (m as u32).div_ceil(tile), 1];
     let bias = b.unwrap_or(&dummy);
     let res = residual.map(|r| r.res).unwrap_or(&dummy);
-    rec.dispatch("gemm", pipe, &params, &[x, w, bias, res, y], groups)
+    rec.dispatch(name, pipe, &params, &[x, w, bias, res, y], groups)
+}
+
+/// The GEMM kernel versions in gemm.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmVariant {
+    /// 64×64 tile, 4×4 per thread (`gemm`).
+    T64,
+    /// 128×128 tile, 8×8 per thread (`gemm_128`).
+    T128,
+}
+
+/// `VLMC_GEMM=64|128` forces one version (benchmarks and tests compare them).
+fn variant_override() -> Option<GemmVariant> {
+    match std::env::var("VLMC_GEMM").ok()?.as_str() {
+        "64" => Some(GemmVariant::T64),
+        "128" => Some(GemmVariant::T128),
+        _ => None,
+    }
 }
 
 /// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].

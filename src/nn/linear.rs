@@ -118,7 +118,7 @@ impl Linear {
         }
         let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, self.out_features)?, DType::F32)?;
         for part in &self.parts {
-            record_gemm_into(rec, x, &part.weight, part.bias.as_ref(), &y, part.start, act, residual)?;
+            record_gemm_into(rec, x, &part.weight, part.bias.as_ref(), &y, part.start, act, residual, None)?;
         }
         Ok(y)
     }
