@@ -159,3 +159,30 @@ fn gemm_128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     let c0 = n0 + 8u * lid.x;
     for (var i = 0u; i < 8u; i++) { epilogue8(r0 + i, c0, acc[2u * i], acc[2u * i + 1u]); }
 }
+
+// gemm_reg: no workgroup memory and no barriers; each thread computes an 8×8 block straight from
+// global memory (caches provide the reuse): 16 loads feed 64 FMAs per step of K. Out-of-range
+// rows and columns read a clamped (valid) row and are never stored.
+@compute @workgroup_size(8, 8, 1)
+fn gemm_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let r0 = gid.y * 8u;
+    let c0 = gid.x * 8u;
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(0.0); }
+    var xr: array<u32, 8>;
+    var wr: array<u32, 8>;
+    for (var i = 0u; i < 8u; i++) {
+        xr[i] = min(r0 + i, p.m - 1u) * p.k;
+        wr[i] = min(c0 + i, p.n - 1u) * p.k;
+    }
+    for (var k = 0u; k < p.k; k++) {
+        let b0 = vec4<f32>(w[wr[0] + k], w[wr[1] + k], w[wr[2] + k], w[wr[3] + k]);
+        let b1 = vec4<f32>(w[wr[4] + k], w[wr[5] + k], w[wr[6] + k], w[wr[7] + k]);
+        for (var i = 0u; i < 8u; i++) {
+            let a = vec4<f32>(x[xr[i] + k]);
+            acc[2u * i] = fma(a, b0, acc[2u * i]);
+            acc[2u * i + 1u] = fma(a, b1, acc[2u * i + 1u]);
+        }
+    }
+    for (var i = 0u; i < 8u; i++) { epilogue8(r0 + i, c0, acc[2u * i], acc[2u * i + 1u]); }
+}

@@ -29,7 +29,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
     let mut rng = Rng::new(11);
     let shapes = [(1, 1, 1), (1, 63, 65), (7, 65, 63), (7, 1000, 1), (577, 63, 1000), (577, 1000, 65), (65, 1000, 1000), (257, 1, 7), (129, 257, 130)];
     for &(m, k, n) in &shapes {
-        for (bias, variant) in [(false, GemmVariant::T64), (true, GemmVariant::T64), (false, GemmVariant::T128), (true, GemmVariant::T128)] {
+        for (bias, variant) in [(false, GemmVariant::T64), (true, GemmVariant::T64), (false, GemmVariant::T128), (true, GemmVariant::T128), (true, GemmVariant::Reg8)] {
             let x = rng.vec(m * k, 1.0);
             let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
             let b = rng.vec(n, 0.5);

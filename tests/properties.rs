@@ -31,14 +31,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn gemm_any_shape(m in 1usize..300, k in 1usize..300, n in 1usize..300, act in 0usize..6, bias: bool, big_tile: bool, mag in -2i32..4, seed: u64) {
+    fn gemm_any_shape(m in 1usize..300, k in 1usize..300, n in 1usize..300, act in 0usize..6, bias: bool, version in 0usize..3, mag in -2i32..4, seed: u64) {
         let g = gpu();
         let mut rng = Rng::new(seed);
         let act = Activation::ALL[act];
         let (x, w, b) = (values(&mut rng, m * k, mag), rng.vec(n * k, 1.0 / (k as f32).sqrt()), rng.vec(n, 1.0));
         let mut rec = Recorder::new(g);
         let bt = up(&b, &[n]);
-        let variant = if big_tile { GemmVariant::T128 } else { GemmVariant::T64 };
+        let variant = [GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8][version];
         let y = up(&vec![f32::NAN; m * n], &[m, n]);
         record_gemm_into(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), &y, 0, act, None, Some(variant)).unwrap();
         rec.submit().unwrap();

@@ -106,6 +106,7 @@ pub fn record_gemm_into(
     let (name, tile) = match variant.or_else(variant_override).unwrap_or(auto) {
         GemmVariant::T64 => ("gemm", 64),
         GemmVariant::T128 => ("gemm_128", 128),
+        GemmVariant::Reg8 => ("gemm_reg", 64),
     };
     let pipe = pipeline(gpu, name, "gemm.wgsl", name)?;
     let groups = [(n as u32).div_ceil(tile), (m as u32).div_ceil(tile), 1];
@@ -121,6 +122,8 @@ pub enum GemmVariant {
     T64,
     /// 128×128 tile, 8×8 per thread (`gemm_128`).
     T128,
+    /// No workgroup memory: 8×8 per thread straight from global memory, 64×64 per workgroup (`gemm_reg`).
+    Reg8,
 }
 
 /// `VLMC_GEMM=64|128` forces one version (benchmarks and tests compare them).
@@ -128,6 +131,7 @@ fn variant_override() -> Option<GemmVariant> {
     match std::env::var("VLMC_GEMM").ok()?.as_str() {
         "64" => Some(GemmVariant::T64),
         "128" => Some(GemmVariant::T128),
+        "reg" => Some(GemmVariant::Reg8),
         _ => None,
     }
 }
