@@ -207,3 +207,26 @@ fn tome_cases_match_tome_and_sizes_exactly() {
         assert_eq!(size.data, expected(case).get_any("size").unwrap().data, "{case}: sizes must match exactly");
     }
 }
+
+#[test]
+fn llava_next_video_pools_each_frame_before_the_projector() {
+    // llava_tiny's projector under a llava_next_video config: 6×6 tokens per frame (84 / 14).
+    let g = gpu();
+    let dir = std::env::temp_dir().join(format!("vlmc-video-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(case_dir("llava_tiny").join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let cfg = r#"{"model_type": "llava_next_video", "projector_hidden_act": "gelu", "spatial_pool_mode": "average",
+                  "spatial_pool_stride": 2, "vision_config": {"hidden_size": 64, "image_size": 84, "patch_size": 14}}"#;
+    std::fs::write(dir.join("config.json"), cfg).unwrap();
+    let c = Connector::from_dir(g, &dir).unwrap();
+    let outs = c.run(g, &inputs("llava_tiny")).unwrap();
+    assert_eq!(outs[0].shape, vec![2, 9, 96]);
+    // reference: pooled on the CPU, then the projector (checked against PyTorch above)
+    let x = inputs("llava_tiny").get_any("image_features").unwrap();
+    let pooled = vlm_connectors::kernels::pool::avg_pool2x2_cpu(&x.data, 2, 6, 6, 64);
+    let (want, _) = LlavaProjector::from_dir(g, case_dir("llava_tiny")).unwrap().run(g, &pooled, &[2, 9, 64]).unwrap();
+    assert_close("llava_next_video", &outs[0].data, &want, 1e-6);
+    std::fs::write(dir.join("config.json"), cfg.replace("average", "max")).unwrap();
+    assert!(Connector::from_dir(g, &dir).err().unwrap().to_string().contains("spatial_pool_mode"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -32,6 +32,8 @@ pub struct Output {
 /// Any connector this crate can load from a checkpoint folder.
 pub enum Connector {
     Llava(LlavaProjector),
+    /// LLaVA-NeXT-Video: 2×2 average pooling of each frame's token grid, then the projector.
+    LlavaVideo { pool: Pool2x2, projector: LlavaProjector },
     LlavaNext(LlavaNext),
     QFormer(QFormer),
     Pool(Pool2x2),
@@ -50,6 +52,17 @@ impl Connector {
             "llava" | "llava_llama" | "llava_mistral" | "llava_qwen" => {
                 let ws = WeightSource::open_dir(dir)?;
                 Ok(Connector::Llava(LlavaProjector::load(gpu, &cfg, &ws)?))
+            }
+            "llava_next_video" => {
+                let mode = cfg.opt_str("spatial_pool_mode")?.unwrap_or_else(|| "average".into());
+                let stride = cfg.opt_usize("spatial_pool_stride")?.unwrap_or(2);
+                if mode != "average" || stride != 2 {
+                    return Err(Error::config("spatial_pool_mode", format!("`{mode}` with stride {stride}: only `average` with stride 2 is implemented")));
+                }
+                let vc = cfg.sub("vision_config").ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
+                let side = vc.usize("image_size")? / vc.usize("patch_size")?;
+                let projector = LlavaProjector::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?;
+                Ok(Connector::LlavaVideo { pool: Pool2x2 { grid: [side, side] }, projector })
             }
             "llava_next" => Ok(Connector::LlavaNext(LlavaNext::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
             "pool2x2" => Ok(Connector::Pool(Pool2x2::from_config(&cfg)?)),
@@ -72,6 +85,7 @@ impl Connector {
     pub fn input_names(&self) -> &'static [&'static str] {
         match self {
             Connector::Llava(_) => &["image_features"],
+            Connector::LlavaVideo { .. } => &["image_features"],
             Connector::LlavaNext(_) => &["image_features", "image_size"],
             Connector::QFormer(_) => &["image_embeds"],
             Connector::Pool(_) => &["tokens"],
@@ -100,6 +114,10 @@ impl Connector {
                     return Err(Error::shape("image_features", format!("[B, N, {}]", p.in_features), x.shape()));
                 }
                 vec![("output", p.forward(&mut rec, &x)?)]
+            }
+            Connector::LlavaVideo { pool, projector } => {
+                let pooled = pool.forward(&mut rec, &input("image_features")?)?;
+                vec![("output", projector.forward(&mut rec, &pooled)?)]
             }
             Connector::LlavaNext(n) => {
                 let (shape, size) = inputs.get_int("image_size")?;
