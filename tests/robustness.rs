@@ -117,3 +117,22 @@ fn nan_and_inf_inputs_propagate_like_pytorch() {
         assert_eq!(chunk.iter().any(|v| !v.is_finite()), poisoned, "row {row}");
     }
 }
+
+#[test]
+fn a_lost_device_is_an_error_and_a_new_context_works() {
+    let g = Gpu::new().unwrap();
+    let p = LlavaProjector::from_dir(&g, case_dir("llava_tiny")).unwrap();
+    let x = inputs("llava_tiny").get_any("image_features").unwrap();
+    g.device().destroy(); // what a driver reset looks like to wgpu
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.run(&g, &x.data, &x.shape)));
+    match r {
+        Ok(Err(e)) => eprintln!("after device loss: {e}"),
+        Ok(Ok(_)) => panic!("a forward on a destroyed device succeeded"),
+        Err(_) => panic!("a forward on a destroyed device panicked"),
+    }
+    // rebuild: a fresh context runs again
+    let g2 = Gpu::new().unwrap();
+    let p2 = LlavaProjector::from_dir(&g2, case_dir("llava_tiny")).unwrap();
+    let (y, _) = p2.run(&g2, &x.data, &x.shape).unwrap();
+    assert_close("after rebuild", &y, &expected("llava_tiny").get_any("output").unwrap().data, 1e-5);
+}

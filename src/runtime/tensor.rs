@@ -62,7 +62,7 @@ impl Tensor {
         }
         let t = Tensor::empty(gpu, shape, DType::F32)?;
         if !data.is_empty() {
-            gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data));
+            gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data)))?;
         }
         Ok(t)
     }
@@ -74,7 +74,7 @@ impl Tensor {
         }
         let t = Tensor::empty(gpu, shape, DType::U32)?;
         if !data.is_empty() {
-            gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data));
+            gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data)))?;
         }
         Ok(t)
     }
@@ -120,12 +120,18 @@ impl Tensor {
 
     /// Copies the tensor back to the host (one submit + wait). Call after the forward was submitted.
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        if self.dtype != DType::F32 {
+            return Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: format!("{:?}", self.dtype), expected: "F32 (use to_vec_u32)".into() });
+        }
         let bytes = self.download(gpu)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
     /// u32 tensors back to the host.
     pub fn to_vec_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        if self.dtype != DType::U32 {
+            return Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: format!("{:?}", self.dtype), expected: "U32 (use to_vec)".into() });
+        }
         let bytes = self.download(gpu)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
