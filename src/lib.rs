@@ -28,6 +28,8 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod connectors;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kernels;
 pub mod nn;
 pub mod runtime;

@@ -13,9 +13,25 @@ use safetensors::SafeTensors;
 
 use crate::runtime::{Error, Gpu, Result, Tensor};
 
+/// The bytes of one safetensors file: memory-mapped, or owned (loaded from memory).
+enum Backing {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Backing {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => m,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
 struct MappedFile {
     path: PathBuf,
-    mmap: Mmap,
+    mmap: Backing,
     /// Byte offset of the data section (8 + header length).
     data_start: usize,
 }
@@ -46,9 +62,13 @@ fn map_file(path: &Path) -> Result<(MappedFile, HashMap<String, TensorInfo>)> {
     // SAFETY: the file is opened read-only; a concurrent writer could change bytes under us, which
     // at worst yields wrong values (never unsafety in safe code reading &[u8] of fixed length).
     let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    let (n, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+    parse(path, Backing::Mapped(mmap))
+}
+
+fn parse(path: &Path, bytes: Backing) -> Result<(MappedFile, HashMap<String, TensorInfo>)> {
+    let (n, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
     let infos = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
-    Ok((MappedFile { path: path.to_path_buf(), mmap, data_start: 8 + n }, infos))
+    Ok((MappedFile { path: path.to_path_buf(), mmap: bytes, data_start: 8 + n }, infos))
 }
 
 impl WeightSource {
@@ -75,6 +95,13 @@ impl WeightSource {
             return Self::open_files(&[single], dir.display().to_string());
         }
         Err(Error::io(single, std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json in the folder")))
+    }
+
+    /// Reads safetensors bytes already in memory (`name` is used in error messages).
+    pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<WeightSource> {
+        let (mf, index) = parse(Path::new(name), Backing::Owned(bytes))?;
+        let index = index.into_iter().map(|(k, v)| (k, (0, v))).collect();
+        Ok(WeightSource { inner: Arc::new(Inner { files: vec![mf], index, location: name.to_string() }), prefix: String::new() })
     }
 
     /// Opens one safetensors file.

@@ -44,15 +44,21 @@ pub enum Connector {
 
 impl Connector {
     /// Reads `config.json` and the weights in `dir`; `model_type` picks the connector.
+    /// Stages without weights (`pool2x2`, `tome`) need no safetensors file.
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<Connector> {
         let dir = dir.as_ref();
         let cfg = Config::from_file(dir.join("config.json"))?;
+        let needs_weights = !matches!(cfg.str("model_type")?.as_str(), "pool2x2" | "tome");
+        let ws = if needs_weights { Some(WeightSource::open_dir(dir)?) } else { None };
+        Self::load(gpu, &cfg, ws.as_ref())
+    }
+
+    /// Builds the connector `cfg`'s `model_type` names from already-open weights.
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: Option<&WeightSource>) -> Result<Connector> {
         let model_type = cfg.str("model_type")?;
+        let weights = || ws.ok_or_else(|| Error::config("model_type", format!("`{model_type}` needs weights")));
         match model_type.as_str() {
-            "llava" | "llava_llama" | "llava_mistral" | "llava_qwen" => {
-                let ws = WeightSource::open_dir(dir)?;
-                Ok(Connector::Llava(LlavaProjector::load(gpu, &cfg, &ws)?))
-            }
+            "llava" | "llava_llama" | "llava_mistral" | "llava_qwen" => Ok(Connector::Llava(LlavaProjector::load(gpu, cfg, weights()?)?)),
             "llava_next_video" => {
                 let mode = cfg.opt_str("spatial_pool_mode")?.unwrap_or_else(|| "average".into());
                 let stride = cfg.opt_usize("spatial_pool_stride")?.unwrap_or(2);
@@ -61,17 +67,17 @@ impl Connector {
                 }
                 let vc = cfg.sub("vision_config").ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
                 let side = vc.usize("image_size")? / vc.usize("patch_size")?;
-                let projector = LlavaProjector::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?;
+                let projector = LlavaProjector::load(gpu, cfg, weights()?)?;
                 Ok(Connector::LlavaVideo { pool: Pool2x2 { grid: [side, side] }, projector })
             }
-            "llava_next" => Ok(Connector::LlavaNext(LlavaNext::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
-            "pool2x2" => Ok(Connector::Pool(Pool2x2::from_config(&cfg)?)),
-            "tome" => Ok(Connector::Tome(TokenMerger::from_config(&cfg)?)),
-            "blip-2" => Ok(Connector::QFormer(QFormer::load(gpu, &cfg, &WeightSource::open_dir(dir)?)?)),
+            "llava_next" => Ok(Connector::LlavaNext(LlavaNext::load(gpu, cfg, weights()?)?)),
+            "pool2x2" => Ok(Connector::Pool(Pool2x2::from_config(cfg)?)),
+            "tome" => Ok(Connector::Tome(TokenMerger::from_config(cfg)?)),
+            "blip-2" => Ok(Connector::QFormer(QFormer::load(gpu, cfg, weights()?)?)),
             "open_flamingo" => {
-                let ws = WeightSource::open_dir(dir)?;
-                let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, &ws)).transpose()?;
-                let gated = cfg.sub("gated_xattn").map(|c| GatedCrossAttention::load(gpu, GatedXattnConfig::from_config(&c)?, &ws)).transpose()?;
+                let ws = weights()?;
+                let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, ws)).transpose()?;
+                let gated = cfg.sub("gated_xattn").map(|c| GatedCrossAttention::load(gpu, GatedXattnConfig::from_config(&c)?, ws)).transpose()?;
                 if perceiver.is_none() && gated.is_none() {
                     return Err(Error::config("open_flamingo", "needs a `perceiver` or a `gated_xattn` block"));
                 }

@@ -42,9 +42,17 @@ impl PooledBuffer {
     }
 }
 
+/// Idle bytes the pool keeps at most; a buffer returned past this is freed instead, so a stream
+/// of ever-new shapes cannot grow memory without bound.
+pub(crate) const MAX_IDLE_BYTES: u64 = 512 << 20;
+
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut lists)) = (self.buffer.take(), self.pool.inner.lock()) {
+            if lists.free_bytes + self.class > MAX_IDLE_BYTES {
+                lists.allocated_bytes -= self.class;
+                return; // `b` is dropped: wgpu frees it once the GPU is done with it
+            }
             lists.free_bytes += self.class;
             lists.free.entry((self.usage.bits(), self.class)).or_default().push(b);
         }
@@ -99,7 +107,21 @@ impl BufferPool {
 
 #[cfg(test)]
 mod tests {
-    use super::size_class;
+    use super::{size_class, MAX_IDLE_BYTES};
+
+    #[test]
+    fn idle_bytes_are_bounded() {
+        // Buffers are returned by many distinct sizes; the pool's idle bytes stay under the cap.
+        let g = crate::Gpu::new().expect("a GPU adapter");
+        let chunk = 48 << 20; // 48 MiB, a new size class each round
+        for i in 0..16u64 {
+            let t = crate::Tensor::empty(&g, &[(chunk as usize + i as usize * 4096) / 4], crate::DType::F32).unwrap();
+            drop(t);
+        }
+        let (_, idle) = g.pool_stats();
+        assert!(idle <= MAX_IDLE_BYTES, "idle {idle}");
+        assert!(idle > 0);
+    }
     #[test]
     fn size_classes_cover_request_and_bound_waste() {
         for b in [1u64, 15, 16, 255, 257, 65535, 65537, 1 << 20, (1 << 20) + 1, 123_456_789] {

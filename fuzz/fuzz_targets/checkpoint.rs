@@ -1,0 +1,7 @@
+//! Fuzz the checkpoint loader: config.json + safetensors bytes → a connector, or an error.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = vlm_connectors::fuzzing::load_checkpoint_bytes(data);
+});

@@ -1,0 +1,60 @@
+//! The two fuzz harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the regression test
+//! that replays their corpus in CI (`tests/fuzz_corpus.rs`). Each must return for any bytes: `Ok`
+//! or a clear `Err`, never a panic.
+
+use std::sync::OnceLock;
+
+use crate::checkpoint::{Config, WeightSource};
+use crate::connectors::Connector;
+use crate::runtime::{Gpu, Result};
+
+/// The GPU the harnesses share.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::new().expect("fuzzing needs a GPU adapter (lavapipe will do)"))
+}
+
+/// Splits `data` into (config.json, safetensors): two little-endian bytes give the config's length.
+pub fn split_checkpoint(data: &[u8]) -> (&[u8], &[u8]) {
+    if data.len() < 2 {
+        return (data, &[]);
+    }
+    let n = (u16::from_le_bytes([data[0], data[1]]) as usize).min(data.len() - 2);
+    (&data[2..2 + n], &data[2 + n..])
+}
+
+/// Joins a config and a safetensors file into one fuzz input (the inverse of [`split_checkpoint`]).
+pub fn join_checkpoint(config: &[u8], safetensors: &[u8]) -> Vec<u8> {
+    let n = config.len().min(u16::MAX as usize);
+    let mut v = (n as u16).to_le_bytes().to_vec();
+    v.extend_from_slice(&config[..n]);
+    v.extend_from_slice(safetensors);
+    v
+}
+
+/// Checkpoint loader harness: parse the config and the weights and build the connector.
+pub fn load_checkpoint_bytes(data: &[u8]) -> Result<Connector> {
+    let (config, weights) = split_checkpoint(data);
+    let cfg = Config::from_str(&String::from_utf8_lossy(config))?;
+    let ws = WeightSource::from_bytes(weights.to_vec(), "fuzz.safetensors").ok();
+    Connector::load(gpu(), &cfg, ws.as_ref())
+}
+
+/// The connectors the input harness feeds, built once from the golden checkpoints in `dir`.
+pub fn input_connectors(dir: &std::path::Path) -> &'static Vec<Connector> {
+    static C: OnceLock<Vec<Connector>> = OnceLock::new();
+    C.get_or_init(|| {
+        ["llava_tiny", "blip2_tiny", "perceiver_video", "gated_xattn_tiny", "llava_next_square", "pool_odd", "tome_cls"]
+            .iter()
+            .map(|c| Connector::from_dir(gpu(), dir.join(c)).expect("golden checkpoint"))
+            .collect()
+    })
+}
+
+/// `vlmc run` input harness: the first byte picks a connector, the rest is the inputs file.
+pub fn run_inputs_bytes(connectors: &[Connector], data: &[u8]) -> Result<()> {
+    let Some((&pick, rest)) = data.split_first() else { return Ok(()) };
+    let c = &connectors[pick as usize % connectors.len()];
+    let inputs = WeightSource::from_bytes(rest.to_vec(), "inputs.safetensors")?;
+    c.run(gpu(), &inputs).map(|_| ())
+}

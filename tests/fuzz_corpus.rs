@@ -1,0 +1,59 @@
+//! Replays the cargo-fuzz corpora (fuzz/corpus/{checkpoint,inputs}) through the same harnesses the
+//! fuzz targets run (`vlm_connectors::fuzzing`): every input must come back as `Ok` or `Err`, never a
+//! panic. The corpora hold the golden seeds plus what fuzzing found interesting (minimised).
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use vlm_connectors::fuzzing;
+
+fn corpus(target: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    files.sort();
+    assert!(files.len() >= 5, "{target} corpus has only {} files", files.len());
+    files
+}
+
+#[test]
+fn checkpoint_corpus_never_panics() {
+    let (mut ok, mut err) = (0, 0);
+    for f in corpus("checkpoint") {
+        let data = std::fs::read(&f).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| fuzzing::load_checkpoint_bytes(&data))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => {
+                assert!(!e.to_string().is_empty());
+                err += 1
+            }
+            Err(_) => panic!("{} panicked the checkpoint loader", f.display()),
+        }
+    }
+    eprintln!("checkpoint corpus: {ok} loaded, {err} refused with an error");
+    assert!(ok >= 5, "the golden seeds must load");
+}
+
+#[test]
+fn inputs_corpus_never_panics() {
+    let connectors = fuzzing::input_connectors(&common::data_dir());
+    let (mut ok, mut err) = (0, 0);
+    for f in corpus("inputs") {
+        let data = std::fs::read(&f).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| fuzzing::run_inputs_bytes(connectors, &data))) {
+            Ok(Ok(())) => ok += 1,
+            Ok(Err(_)) => err += 1,
+            Err(_) => panic!("{} panicked `vlmc run`'s input path", f.display()),
+        }
+    }
+    eprintln!("inputs corpus: {ok} ran, {err} refused with an error");
+    assert!(ok >= 5, "the golden seeds must run");
+}
+
+#[test]
+fn split_and_join_are_inverse() {
+    let joined = fuzzing::join_checkpoint(b"{\"model_type\": \"tome\"}", b"rest");
+    assert_eq!(fuzzing::split_checkpoint(&joined), (&b"{\"model_type\": \"tome\"}"[..], &b"rest"[..]));
+    assert_eq!(fuzzing::split_checkpoint(&[7]), (&[7u8][..], &[][..]));
+}
