@@ -332,3 +332,27 @@ fn ceiling_kernels_match_cpu() {
     check("fma_peak", &got, &want, 1e-6);
     assert_eq!(c.to_vec(g).unwrap(), src);
 }
+
+#[test]
+fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
+    // A device that allows only 16 workgroups per grid dimension.
+    let g = vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_workgroups_per_dimension: Some(16), ..Default::default() }).unwrap();
+    // 1-D kernels wrap into a 2-D grid: 100 × 256 elements need 100 workgroups.
+    let x: Vec<f32> = (0..25_600).map(|i| (i % 13) as f32 - 6.0).collect();
+    let xt = Tensor::from_slice(&g, &x, &[x.len()]).unwrap();
+    let mut rec = Recorder::new(&g);
+    let y = record_activation(&mut rec, &xt, Activation::Relu).unwrap();
+    rec.submit().unwrap();
+    assert!(y.to_vec(&g).unwrap().iter().zip(&x).all(|(a, b)| *a == b.max(0.0)));
+    // a GEMM whose rows need 17 tiles of 64 is refused with the limit's name, not a wgpu panic
+    let (m, k, n) = (17 * 64, 4, 4);
+    let mut rec = Recorder::new(&g);
+    let e = record_linear(&mut rec, &Tensor::from_slice(&g, &vec![0.0; m * k], &[m, k]).unwrap(), &Tensor::from_slice(&g, &vec![0.0; n * k], &[n, k]).unwrap(), None, Activation::Identity, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
+    // attention over more query rows than the grid allows, likewise
+    let q = Tensor::from_slice(&g, &vec![0.0; 17 * 8], &[1, 17, 8]).unwrap();
+    let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default()).unwrap_err().to_string();
+    assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
+}

@@ -24,6 +24,8 @@ pub struct GpuOptions {
     /// Cap `max_storage_buffer_binding_size` below the adapter's (tests use this to force the
     /// paths that split big weights).
     pub cap_storage_binding: Option<u32>,
+    /// Cap `max_compute_workgroups_per_dimension` (tests use this to reach the grid limits).
+    pub cap_workgroups_per_dimension: Option<u32>,
 }
 
 impl Default for GpuOptions {
@@ -34,6 +36,7 @@ impl Default for GpuOptions {
                 .unwrap_or(wgpu::PowerPreference::HighPerformance),
             adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
             cap_storage_binding: None,
+            cap_workgroups_per_dimension: None,
         }
     }
 }
@@ -143,6 +146,9 @@ impl Gpu {
         let mut limits = adapter.limits();
         if let Some(cap) = opts.cap_storage_binding {
             limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap as _);
+        }
+        if let Some(cap) = opts.cap_workgroups_per_dimension {
+            limits.max_compute_workgroups_per_dimension = limits.max_compute_workgroups_per_dimension.min(cap);
         }
         let features = adapter.features() & WANTED_FEATURES;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
