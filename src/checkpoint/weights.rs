@@ -107,7 +107,7 @@ impl WeightSource {
     /// Opens one safetensors file.
     pub fn open_file(path: impl AsRef<Path>) -> Result<WeightSource> {
         let p = path.as_ref().to_path_buf();
-        Self::open_files(&[p.clone()], p.display().to_string())
+        Self::open_files(std::slice::from_ref(&p), p.display().to_string())
     }
 
     fn open_files(paths: &[PathBuf], location: String) -> Result<WeightSource> {

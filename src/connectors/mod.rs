@@ -29,7 +29,11 @@ pub struct Output {
     pub data: Vec<f32>,
 }
 
+/// Every `model_type` [`Connector`] understands.
+pub const MODEL_TYPES: &[&str] = &["llava", "llava_llama", "llava_mistral", "llava_qwen", "llava_next_video", "llava_next", "pool2x2", "tome", "blip-2", "open_flamingo"];
+
 /// Any connector this crate can load from a checkpoint folder.
+#[allow(clippy::large_enum_variant)]
 pub enum Connector {
     Llava(LlavaProjector),
     /// LLaVA-NeXT-Video: 2×2 average pooling of each frame's token grid, then the projector.
@@ -48,8 +52,11 @@ impl Connector {
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<Connector> {
         let dir = dir.as_ref();
         let cfg = Config::from_file(dir.join("config.json"))?;
-        let needs_weights = !matches!(cfg.str("model_type")?.as_str(), "pool2x2" | "tome");
-        let ws = if needs_weights { Some(WeightSource::open_dir(dir)?) } else { None };
+        let ws = match cfg.str("model_type")?.as_str() {
+            "pool2x2" | "tome" => None,
+            t if MODEL_TYPES.contains(&t) => Some(WeightSource::open_dir(dir)?),
+            other => return Err(Error::UnknownModelType(other.to_string())),
+        };
         Self::load(gpu, &cfg, ws.as_ref())
     }
 

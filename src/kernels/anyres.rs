@@ -54,7 +54,7 @@ impl AnyResLayout {
         if ih == 0 || iw == 0 {
             return Err(Error::input("image_size", format!("{ih}×{iw}: sides must be positive")));
         }
-        if tile == 0 || patch == 0 || tile % patch != 0 {
+        if tile == 0 || patch == 0 || !tile.is_multiple_of(patch) {
             return Err(Error::config("vision_config.image_size", format!("{tile} is not a positive multiple of patch_size {patch}")));
         }
         let best = select_best_resolution(image_size, pinpoints).ok_or_else(|| Error::config("image_grid_pinpoints", "empty"))?;

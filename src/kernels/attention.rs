@@ -167,7 +167,6 @@ pub fn media_ranges_cpu(locations: &[u8], batch: usize, len: usize, n_media: usi
 }
 
 /// CPU reference. q: [b, lq, h·d], k, v: [b, lk, h·d] (contiguous); mask [b, lk]; ranges as above.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_cpu(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale: f32, mask: Option<&[f32]>, ranges: Option<&[u32]>) -> Vec<f32> {
     let w = heads * d;
     let mut out = vec![0f32; b * lq * w];

@@ -42,7 +42,6 @@ pub fn record_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Res
 
 /// Copies `rows` rows of `src` [src_batch, src_rows, cols] starting at `src_off` into
 /// `dst` [batch, dst_rows, cols] at row `dst_off`, for every b < batch (src batch index b % src_batch).
-#[allow(clippy::too_many_arguments)]
 pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &Tensor, dst_off: usize, rows: usize) -> Result<()> {
     let gpu = rec.gpu();
     let [sb, sr, c] = three_d("copy_rows src", src)?;
@@ -72,7 +71,7 @@ pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &
 pub fn record_add_rows(rec: &mut Recorder, dst: &Tensor, src: &Tensor, div: usize, modulo: usize) -> Result<()> {
     let gpu = rec.gpu();
     let cols = *dst.shape().last().unwrap_or(&1);
-    if cols == 0 || src.numel() < modulo * cols || src.numel() % cols != 0 || div == 0 || modulo == 0 {
+    if cols == 0 || src.numel() < modulo * cols || !src.numel().is_multiple_of(cols) || div == 0 || modulo == 0 {
         return Err(Error::shape("add_rows src", format!("[{modulo}, {cols}]"), src.shape()));
     }
     let rows = dst.numel() / cols;
@@ -98,7 +97,6 @@ pub fn add_rows_cpu(dst: &mut [f32], src: &[f32], cols: usize, div: usize, modul
 }
 
 /// CPU reference for `copy_rows`.
-#[allow(clippy::too_many_arguments)]
 pub fn copy_rows_cpu(src: &[f32], src_shape: [usize; 3], src_off: usize, dst: &mut [f32], dst_shape: [usize; 3], dst_off: usize, rows: usize) {
     let [sb, sr, c] = src_shape;
     let [b, dr, _] = dst_shape;

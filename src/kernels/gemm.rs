@@ -56,7 +56,6 @@ pub fn linear_out_shape(x: &Tensor, n: usize) -> Result<Vec<usize>> {
 /// Records `y[:, y_off..y_off + N] = act(x·Wᵀ + b)` (+ `res[:, same] · …`) into a preallocated
 /// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape. `variant`: the kernel version,
 /// `None` to choose by shape class.
-#[allow(clippy::too_many_arguments)]
 pub fn record_gemm_into(
     rec: &mut Recorder,
     x: &Tensor,

@@ -20,7 +20,7 @@ pub struct Attention {
 
 /// Checks `heads` divides `inner` and the head fits the kernel; returns the head dim.
 pub fn head_dim(inner: usize, heads: usize, field: &str) -> Result<usize> {
-    if heads == 0 || inner % heads != 0 {
+    if heads == 0 || !inner.is_multiple_of(heads) {
         return Err(Error::config(field, format!("{heads} heads do not divide the width {inner}")));
     }
     let d = inner / heads;

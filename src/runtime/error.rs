@@ -45,7 +45,7 @@ pub enum Error {
     Config { field: String, message: String },
 
     /// `model_type` names a connector this crate does not implement.
-    #[error("unknown model_type `{0}` (known: llava, llava_llama, llava_next, blip-2, open_flamingo, pool2x2, tome)")]
+    #[error("unknown model_type `{0}` (known: llava, llava_llama, llava_next, llava_next_video, blip-2, open_flamingo, pool2x2, tome)")]
     UnknownModelType(String),
 
     /// An activation name not in transformers' ACT2FN subset we support.

@@ -43,12 +43,12 @@ impl Tensor {
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = (numel(shape) * dtype.size()) as u64;
         let max = gpu.limits().max_storage_buffer_binding_size;
-        if bytes > max as u64 || bytes > gpu.limits().max_buffer_size {
+        if bytes > max || bytes > gpu.limits().max_buffer_size {
             return Err(Error::Limit {
                 op: format!("tensor {shape:?}"),
                 limit: "max_storage_buffer_binding_size".into(),
                 requested: bytes,
-                max: max as u64,
+                max,
             });
         }
         let buf = gpu.pool.get(&gpu.device, bytes, STORAGE_USAGE);
