@@ -6,6 +6,7 @@ mod common;
 use common::gpu;
 
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use vlm_connectors::kernels::attention::{attention_cpu, record_attention, AttnOpts, Heads};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, GemmVariant};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
@@ -13,6 +14,11 @@ use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
 use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
 use vlm_connectors::{Recorder, Tensor};
+
+/// A fixed seed, so CI replays the same cases; VLMC_PROPTEST_SEED explores others.
+fn seed() -> RngSeed {
+    RngSeed::Fixed(std::env::var("VLMC_PROPTEST_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x5eed_c0de))
+}
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24)
@@ -27,8 +33,26 @@ fn values(rng: &mut Rng, n: usize, mag: i32) -> Vec<f32> {
     rng.vec(n, 10f32.powi(mag))
 }
 
+/// Smallest gap between two A tokens' best cosine scores (f64), over every batch row.
+fn min_score_gap(metric: &[f32], b: usize, t: usize, cm: usize) -> f64 {
+    let row = |bi: usize, tok: usize| {
+        let v: Vec<f64> = metric[(bi * t + tok) * cm..(bi * t + tok + 1) * cm].iter().map(|x| *x as f64).collect();
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(move |x| x / n)
+    };
+    let mut gap = f64::INFINITY;
+    for bi in 0..b {
+        let mut best: Vec<f64> = (0..t.div_ceil(2))
+            .map(|i| (0..t / 2).map(|j| row(bi, 2 * i).zip(row(bi, 2 * j + 1)).map(|(a, c)| a * c).sum::<f64>()).fold(f64::NEG_INFINITY, f64::max))
+            .collect();
+        best.sort_by(|a, c| a.total_cmp(c));
+        gap = best.windows(2).map(|w| w[1] - w[0]).fold(gap, f64::min);
+    }
+    gap
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, rng_seed: seed(), ..ProptestConfig::default() })]
 
     #[test]
     fn gemm_any_shape(m in 1usize..300, k in 1usize..300, n in 1usize..300, act in 0usize..6, bias: bool, version in 0usize..3, mag in -2i32..4, seed: u64) {
@@ -57,10 +81,17 @@ proptest! {
         let y = record_layernorm(&mut rec, &up(&x, &[rows, cols]), None, &up(&gm, &[cols]), &up(&bt, &[cols]), 1e-5).unwrap();
         rec.submit().unwrap();
         let want = layernorm_cpu(&x, None, &gm, &bt, cols, 1e-5);
-        // a large mean over a small spread loses digits in float32 (catastrophic cancellation in x - mean):
-        // the error scales with |offset| / spread
-        let spread = 10f64.powi(mag);
-        let tol = 2e-5f64.max(4.0 * f32::EPSILON as f64 * (offset.abs() as f64 / spread));
+        // LayerNorm's condition number is max|x| / std(x) per row (x − mean cancels in float32),
+        // e.g. a large offset over a small spread, or two nearly equal values in a row of two.
+        let cond = x
+            .chunks(cols)
+            .map(|r| {
+                let mean = r.iter().map(|v| *v as f64).sum::<f64>() / cols as f64;
+                let std = (r.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / cols as f64 + 1e-5).sqrt();
+                r.iter().fold(0f64, |m, v| m.max(v.abs() as f64)) / std
+            })
+            .fold(1f64, f64::max);
+        let tol = 2e-5f64.max(8.0 * f32::EPSILON as f64 * cond);
         let e = rel_l2(&y.to_vec(g).unwrap(), &want);
         prop_assert!(e < tol, "layernorm {rows}x{cols}: {e:e} (tol {tol:e})");
     }
@@ -87,6 +118,10 @@ proptest! {
         let r = (effective_r(t, usize::MAX, class_token) as f64 * frac) as usize;
         let (x, m) = (rng.vec(b * t * c, 3.0), rng.vec(b * t * 5, 1.0));
         let size: Vec<f32> = (0..b * t).map(|_| (1 + rng.below(4)) as f32).collect();
+        // The order of A tokens follows their best-match scores; scores closer than float32 can
+        // resolve (here 1e-5) may rank either way on the GPU (f32) and the reference (f64). Exact ties
+        // are tested in tests/budget.rs; here such near-ties are skipped.
+        prop_assume!(min_score_gap(&m, b, t, 5) > 1e-5);
         let mut rec = Recorder::new(g);
         let (y, s) = record_tome(&mut rec, &up(&x, &[b, t, c]), &up(&m, &[b, t, 5]), &up(&size, &[b, t, 1]), r, class_token).unwrap();
         rec.submit().unwrap();
