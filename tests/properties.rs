@@ -7,7 +7,10 @@ use common::gpu;
 
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use vlm_connectors::kernels::attention::{attention_cpu, record_attention, AttnOpts, Heads};
+use vlm_connectors::kernels::anyres::{anyres_pack_cpu, record_anyres_pack, AnyResLayout};
+use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, Heads};
+use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
+use vlm_connectors::kernels::pool::{avg_pool2x2_cpu, record_avg_pool2x2};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, GemmVariant};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
 use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
@@ -129,5 +132,86 @@ proptest! {
         prop_assert_eq!(s.to_vec(g).unwrap(), ws);
         let e = rel_l2(&y.to_vec(g).unwrap(), &wy);
         prop_assert!(e < 1e-6, "tome t{t} r{r}: {e:e}");
+    }
+
+    #[test]
+    fn activation_any_length(n in 1usize..5000, act in 0usize..6, mag in -3i32..3, seed: u64) {
+        let g = gpu();
+        let x = values(&mut Rng::new(seed), n, mag);
+        let act = Activation::ALL[act];
+        let mut rec = Recorder::new(g);
+        let y = record_activation(&mut rec, &up(&x, &[n]), act).unwrap();
+        rec.submit().unwrap();
+        let want: Vec<f32> = x.iter().map(|v| act.apply(*v as f64) as f32).collect();
+        let e = rel_l2(&y.to_vec(g).unwrap(), &want);
+        prop_assert!(e < 1e-6, "{act:?} n{n}: {e:e}");
+    }
+
+    #[test]
+    fn copy_and_add_rows_any_shape(b in 1usize..4, sb_one: bool, rows in 1usize..20, extra in 0usize..5, cols in 1usize..70, div in 1usize..6, modulo in 1usize..6, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let sb = if sb_one { 1 } else { b };
+        let (src, dst0) = (rng.vec(sb * rows * cols, 1.0), rng.vec(b * (rows + extra) * cols, 1.0));
+        let dt = up(&dst0, &[b, rows + extra, cols]);
+        let mut rec = Recorder::new(g);
+        record_copy_rows(&mut rec, &up(&src, &[sb, rows, cols]), 0, &dt, extra, rows).unwrap();
+        let e = rng.vec(modulo * cols, 1.0);
+        record_add_rows(&mut rec, &dt, &up(&e, &[modulo, cols]), div, modulo).unwrap();
+        rec.submit().unwrap();
+        let mut want = dst0.clone();
+        copy_rows_cpu(&src, [sb, rows, cols], 0, &mut want, [b, rows + extra, cols], extra, rows);
+        add_rows_cpu(&mut want, &e, cols, div, modulo);
+        prop_assert_eq!(dt.to_vec(g).unwrap(), want);
+    }
+
+    #[test]
+    fn pool_any_grid(b in 1usize..3, h in 2usize..30, w in 2usize..30, c in 1usize..20, seed: u64) {
+        let g = gpu();
+        let x = Rng::new(seed).vec(b * h * w * c, 100.0);
+        let mut rec = Recorder::new(g);
+        let y = record_avg_pool2x2(&mut rec, &up(&x, &[b, h * w, c]), h, w).unwrap();
+        rec.submit().unwrap();
+        let e = rel_l2(&y.to_vec(g).unwrap(), &avg_pool2x2_cpu(&x, b, h, w, c));
+        prop_assert!(e < 1e-6, "pool {h}x{w}: {e:e}");
+    }
+
+    #[test]
+    fn anyres_pack_any_image(ih in 1usize..400, iw in 1usize..400, c in 1usize..9, single: bool, seed: u64) {
+        let g = gpu();
+        let pins = [[42, 84], [84, 42], [84, 84], [126, 42], [42, 126], [126, 126], [42, 42]];
+        let l = AnyResLayout::new([ih, iw], &pins, 42, 14).unwrap();
+        let tiles = if single { 1 } else { l.tiles() };
+        let mut rng = Rng::new(seed);
+        let (t, nl) = (rng.vec(tiles * 9 * c, 1.0), rng.vec(c, 1.0));
+        let mut rec = Recorder::new(g);
+        let y = record_anyres_pack(&mut rec, &up(&t, &[tiles, 9, c]), &up(&nl, &[c]), &l).unwrap();
+        rec.submit().unwrap();
+        prop_assert_eq!(y.to_vec(g).unwrap(), anyres_pack_cpu(&t, &nl, tiles, &l, c));
+    }
+
+    #[test]
+    fn media_masked_attention_any_layout(b in 1usize..4, len in 1usize..40, t_img in 1usize..5, n in 1usize..9, immediate: bool, seed: u64) {
+        let g = gpu();
+        let mut rng = Rng::new(seed);
+        let mut locs = vec![0u8; b * len];
+        for row in 0..b {
+            for _ in 0..rng.below(t_img + 1) {
+                locs[row * len + rng.below(len)] = 1;
+            }
+        }
+        let packed = pack_locations(&locs, b, len);
+        let mut rec = Recorder::new(g);
+        let r = record_media_ranges(&mut rec, &Tensor::from_u32(g, &packed, &[packed.len()]).unwrap(), b, len, t_img, n, immediate).unwrap();
+        let (heads, d) = (2, 5);
+        let lk = t_img * n;
+        let (q, kv) = (rng.vec(b * len * heads * d, 1.0), rng.vec(b * lk * heads * d, 1.0));
+        let (qt, kt) = (up(&q, &[b, len, heads * d]), up(&kv, &[b, lk, heads * d]));
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.4, AttnOpts { mask: None, ranges: Some(&r) }).unwrap();
+        rec.submit().unwrap();
+        let want_ranges = media_ranges_cpu(&locs, b, len, t_img, n, immediate);
+        prop_assert_eq!(&r.to_vec_u32(g).unwrap(), &want_ranges);
+        let e = rel_l2(&o.to_vec(g).unwrap(), &attention_cpu(&q, &kv, &kv, b, len, lk, heads, d, 0.4, None, Some(&want_ranges)));
+        prop_assert!(e < 1e-5, "masked attention: {e:e}");
     }
 }
