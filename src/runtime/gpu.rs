@@ -246,7 +246,7 @@ impl Gpu {
 
     /// The compute pipeline for kernel `name`, compiled once and cached.
     pub(crate) fn pipeline(&self, name: &'static str, source: impl FnOnce() -> String, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {
-        if let Some(p) = self.pipelines.lock().expect("pipeline cache poisoned").get(name) {
+        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
             return Ok(p.clone());
         }
         let src = source();
@@ -265,7 +265,7 @@ impl Gpu {
             })
         })?;
         let p = Arc::new(pipeline);
-        self.pipelines.lock().expect("pipeline cache poisoned").insert(name, p.clone());
+        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(name, p.clone());
         log::debug!("compiled pipeline {name}");
         Ok(p)
     }

@@ -74,7 +74,7 @@ impl BufferPool {
     pub(crate) fn get(&self, device: &wgpu::Device, bytes: u64, usage: wgpu::BufferUsages) -> Arc<PooledBuffer> {
         let class = size_class(bytes);
         let reused = {
-            let mut lists = self.inner.lock().expect("pool poisoned");
+            let mut lists = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             let b = lists.free.get_mut(&(usage.bits(), class)).and_then(|v| v.pop());
             if b.is_some() {
                 lists.free_bytes -= class;
@@ -91,13 +91,13 @@ impl BufferPool {
 
     /// (bytes ever allocated and still owned by the pool or tensors, bytes sitting free).
     pub(crate) fn stats(&self) -> (u64, u64) {
-        let l = self.inner.lock().expect("pool poisoned");
+        let l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         (l.allocated_bytes, l.free_bytes)
     }
 
     /// Frees every idle buffer.
     pub(crate) fn trim(&self) {
-        let mut l = self.inner.lock().expect("pool poisoned");
+        let mut l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let freed = l.free_bytes;
         l.free.clear();
         l.allocated_bytes -= freed;
