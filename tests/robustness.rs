@@ -136,3 +136,24 @@ fn a_lost_device_is_an_error_and_a_new_context_works() {
     let (y, _) = p2.run(&g2, &x.data, &x.shape).unwrap();
     assert_close("after rebuild", &y, &expected("llava_tiny").get_any("output").unwrap().data, 1e-5);
 }
+
+#[test]
+fn a_caller_owned_device_works_and_pipelines_are_built_once() {
+    // A device and queue the application already has (say, its renderer's).
+    let adapters = vlm_connectors::runtime::enumerate_adapters(wgpu::Backends::VULKAN | wgpu::Backends::GL);
+    let adapter = adapters.into_iter().next().expect("an adapter");
+    let info = adapter.get_info();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor { required_limits: adapter.limits(), ..Default::default() })).unwrap();
+    let g = Gpu::from_device(device, queue, info);
+    let p = LlavaProjector::from_dir(&g, case_dir("llava_tiny")).unwrap();
+    let x = inputs("llava_tiny").get_any("image_features").unwrap();
+    let want = expected("llava_tiny").get_any("output").unwrap().data;
+    let (y, _) = p.run(&g, &x.data, &x.shape).unwrap();
+    assert_close("caller-owned device", &y, &want, 1e-5);
+    let compiled = g.cached_pipelines();
+    assert!(compiled >= 1);
+    for _ in 0..3 {
+        p.run(&g, &x.data, &x.shape).unwrap();
+    }
+    assert_eq!(g.cached_pipelines(), compiled, "pipelines must be compiled once, not per forward");
+}
