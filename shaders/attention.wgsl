@@ -118,3 +118,149 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     if (li < d) { o[obase + li] = acc0 * inv; }
     if (c1 < d) { o[obase + c1] = acc1 * inv; }
 }
+
+// attention_q8: the same attention for a block of 8 query rows per workgroup (v3). Each key and
+// value loaded from memory serves all 8 queries: thread t scores key j0 + t against the 8 queries,
+// threads 0..7 keep the running max / sum of one query each, and every thread accumulates its
+// channels t and t + 64 for the 8 queries. Grid (ceil(lq/8), heads, batch).
+const QB: u32 = 8u;
+const NEG_MAX: f32 = -3.4028235e38;
+
+var<workgroup> qs8: array<f32, 1024>;     // [QB][DMAX], pre-scaled
+var<workgroup> ps8: array<f32, 512>;      // [QB][WG]: scores, then probabilities
+var<workgroup> rng8: array<vec4<u32>, 8>; // per query: lo, hi, uniform, live
+var<workgroup> m8: array<f32, 8>;         // running max per query
+var<workgroup> l8: array<f32, 8>;         // running Σ exp per query
+var<workgroup> mnew8: array<f32, 8>;
+var<workgroup> corr8: array<f32, 8>;
+var<workgroup> span8: vec2<u32>;          // union of the block's key ranges
+
+fn key_valid(q: u32, j: u32) -> bool {
+    let r = rng8[q];
+    return r.w != 0u && j >= r.x && j < r.y;
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i0 = wid.x * QB;
+    let h = wid.y;
+    let b = wid.z;
+    let d = p.d;
+
+    // 1. Stage the block's query rows and key ranges.
+    for (var t = li; t < QB * d; t += WG) {
+        let q = t / d;
+        let c = t % d;
+        var v = 0.0;
+        if (i0 + q < p.lq) { v = q_in(b, i0 + q, h, c); }
+        qs8[q * DMAX + c] = v * p.scale;
+    }
+    if (li < QB) {
+        var r = vec4<u32>(0u, 0u, 0u, 0u);
+        if (i0 + li < p.lq) {
+            r = vec4<u32>(0u, p.lk, 0u, 1u);
+            if (p.has_ranges != 0u) {
+                let g = ranges[b * p.lq + i0 + li];
+                r = vec4<u32>(min(g.x, p.lk), min(g.y, p.lk), g.z, 1u);
+            }
+        }
+        rng8[li] = r;
+        m8[li] = NEG_MAX;
+        l8[li] = 0.0;
+    }
+    workgroupBarrier();
+    if (li == 0u) {
+        var lo = p.lk;
+        var hi = 0u;
+        for (var q = 0u; q < QB; q++) {
+            let r = rng8[q];
+            if (r.w != 0u && r.x < r.y) { lo = min(lo, r.x); hi = max(hi, r.y); }
+        }
+        span8 = vec2<u32>(lo, hi);
+    }
+    workgroupBarrier();
+    let span = workgroupUniformLoad(&span8);
+
+    var acc0: array<f32, 8>;
+    var acc1: array<f32, 8>;
+    for (var q = 0u; q < QB; q++) { acc0[q] = 0.0; acc1[q] = 0.0; }
+    let c1 = li + WG;
+
+    for (var j0 = span.x; j0 < span.y; j0 += WG) {
+        let nk = min(WG, span.y - j0);
+        // 2. Thread li scores key j0 + li against the block's queries (one K load serves 8).
+        if (li < nk) {
+            let j = j0 + li;
+            var s: array<f32, 8>;
+            for (var q = 0u; q < QB; q++) { s[q] = 0.0; }
+            let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
+            for (var c = 0u; c < d; c++) {
+                let kc = k[kbase + c];
+                for (var q = 0u; q < QB; q++) { s[q] = fma(qs8[q * DMAX + c], kc, s[q]); }
+            }
+            var mk = 0.0;
+            if (p.has_mask != 0u) { mk = mask[b * p.lk + j]; }
+            for (var q = 0u; q < QB; q++) {
+                var sc = s[q] + mk;
+                if (rng8[q].z != 0u) { sc = 0.0; }
+                ps8[q * WG + li] = sc;
+            }
+        }
+        workgroupBarrier();
+        // 3. Threads 0..7: the tile max of one query over its valid keys; the rescale factor.
+        if (li < QB) {
+            var tmax = NEG_MAX;
+            for (var t = 0u; t < nk; t++) {
+                if (key_valid(li, j0 + t)) { tmax = max(tmax, ps8[li * WG + t]); }
+            }
+            let mn = max(m8[li], tmax);
+            corr8[li] = exp(m8[li] - mn);
+            mnew8[li] = mn;
+            m8[li] = mn;
+        }
+        workgroupBarrier();
+        // 4. Probabilities of key j0 + li for each query (0 outside its range).
+        if (li < nk) {
+            for (var q = 0u; q < QB; q++) {
+                var pj = 0.0;
+                if (key_valid(q, j0 + li)) { pj = exp(ps8[q * WG + li] - mnew8[q]); }
+                ps8[q * WG + li] = pj;
+            }
+        }
+        workgroupBarrier();
+        // 5. Running sums (threads 0..7) and Σ p · v for this thread's channels (one V load serves 8).
+        if (li < QB) {
+            var tsum = 0.0;
+            for (var t = 0u; t < nk; t++) { tsum += ps8[li * WG + t]; }
+            l8[li] = l8[li] * corr8[li] + tsum;
+        }
+        for (var q = 0u; q < QB; q++) { acc0[q] *= corr8[q]; acc1[q] *= corr8[q]; }
+        for (var t = 0u; t < nk; t++) {
+            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
+            var v0 = 0.0;
+            var v1 = 0.0;
+            if (li < d) { v0 = v[vbase + li]; }
+            if (c1 < d) { v1 = v[vbase + c1]; }
+            for (var q = 0u; q < QB; q++) {
+                let pt = ps8[q * WG + t];
+                acc0[q] = fma(pt, v0, acc0[q]);
+                acc1[q] = fma(pt, v1, acc1[q]);
+            }
+        }
+        workgroupBarrier();
+    }
+
+    // 6. Normalise and store (empty range → zeros).
+    for (var q = 0u; q < QB; q++) {
+        if (i0 + q >= p.lq) { break; }
+        let l = l8[q];
+        let inv = select(0.0, 1.0 / l, l > 0.0);
+        let obase = (b * p.lq + i0 + q) * (p.heads * d) + h * d;
+        if (li < d) { o[obase + li] = acc0[q] * inv; }
+        if (c1 < d) { o[obase + c1] = acc1[q] * inv; }
+    }
+}
+
+fn q_in(b: u32, i: u32, h: u32, c: u32) -> f32 {
+    return q[(b * p.lq + i) * p.q_stride + p.q_off + h * p.d + c];
+}

@@ -184,7 +184,7 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
 #[test]
 fn attention_matches_cpu_over_lengths_and_head_dims() {
     let mut seed = 100;
-    for &(lq, lk) in &[(1, 1), (7, 7), (32, 257), (1, 577), (32, 577), (257, 32), (7, 2880)] {
+    for &(lq, lk) in &[(1, 1), (7, 7), (32, 257), (1, 577), (32, 577), (257, 32), (7, 2880), (9, 2880), (33, 1100)] {
         for &(heads, d) in &[(2, 8), (2, 64), (1, 96)] {
             for masked in [false, true] {
                 seed += 1;
@@ -351,8 +351,8 @@ fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
-    // attention over more query rows than the grid allows, likewise
-    let q = Tensor::from_slice(&g, &vec![0.0; 17 * 8], &[1, 17, 8]).unwrap();
+    // attention over more query blocks (8 rows each) than the grid allows, likewise
+    let q = Tensor::from_slice(&g, &vec![0.0; (16 * 8 + 1) * 8], &[1, 16 * 8 + 1, 8]).unwrap();
     let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default()).unwrap_err().to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
 }

@@ -106,9 +106,15 @@ pub fn record_attention(rec: &mut Recorder, q: Heads, k: Heads, v: Heads, heads:
         scale,
         _p: [0; 3],
     };
-    let pipe = pipeline(gpu, "attention", "attention.wgsl", "attention")?;
-    let groups = [lq as u32, heads as u32, b as u32];
-    rec.dispatch("attention", pipe, &params, &[q.t, k.t, v.t, opts.mask.unwrap_or(&dummy), opts.ranges.unwrap_or(&dummy), &out], groups)?;
+    // v3 (8 query rows per workgroup) once there are enough rows to fill a block; v2 otherwise.
+    let blocked = match std::env::var("VLMC_ATTENTION").ok().as_deref() {
+        Some("v2") => false,
+        Some("v3") => true,
+        _ => lq >= 8,
+    };
+    let (name, groups) = if blocked { ("attention_q8", [(lq as u32).div_ceil(8), heads as u32, b as u32]) } else { ("attention", [lq as u32, heads as u32, b as u32]) };
+    let pipe = pipeline(gpu, name, "attention.wgsl", name)?;
+    rec.dispatch(name, pipe, &params, &[q.t, k.t, v.t, opts.mask.unwrap_or(&dummy), opts.ranges.unwrap_or(&dummy), &out], groups)?;
     Ok(out)
 }
 
