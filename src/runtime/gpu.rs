@@ -60,6 +60,9 @@ pub struct Gpu {
     pub(crate) pool: BufferPool,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
+    /// On the GL backend every call into the device goes through this lock: wgpu's GL context lock
+    /// gives up (panics) after a second, which a long shader compile on another thread exceeds.
+    serial: Option<parking_lot::ReentrantMutex<()>>,
 }
 
 /// Lists every adapter wgpu sees for the given backends.
@@ -169,6 +172,7 @@ impl Gpu {
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
         let limits = device.limits();
         let features = device.features();
+        let gl = info.backend == wgpu::Backend::Gl;
         // Errors not caught by a scope must not panic the process: record them instead.
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
@@ -195,6 +199,7 @@ impl Gpu {
             pool: BufferPool::default(),
             lost,
             uncaptured,
+            serial: gl.then(|| parking_lot::ReentrantMutex::new(())),
         }
     }
 
@@ -218,6 +223,12 @@ impl Gpu {
         format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
 
+    /// Runs `f` holding the device lock where the backend needs one (GL), else just runs it.
+    pub(crate) fn serialized<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _serial = self.serial.as_ref().map(|m| m.lock());
+        f()
+    }
+
     /// Fails if the device was lost or an error escaped the error scopes.
     pub(crate) fn check_health(&self, op: &str) -> Result<()> {
         if let Some(why) = self.lost.lock().ok().and_then(|l| l.clone()) {
@@ -232,6 +243,7 @@ impl Gpu {
 
     /// Runs `f` inside validation + out-of-memory error scopes and turns a captured error into `Err`.
     pub(crate) fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let _serial = self.serial.as_ref().map(|m| m.lock());
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let out = f();
@@ -287,6 +299,7 @@ impl Gpu {
 
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
+        let _serial = self.serial.as_ref().map(|m| m.lock());
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;

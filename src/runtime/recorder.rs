@@ -128,7 +128,7 @@ impl<'g> Recorder<'g> {
     pub fn submit_timed(self) -> Result<Timing> {
         let gpu = self.gpu;
         let queries = gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
-            gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("forward timestamps"), ty: wgpu::QueryType::Timestamp, count: 2 })
+            gpu.serialized(|| gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("forward timestamps"), ty: wgpu::QueryType::Timestamp, count: 2 }))
         });
         let t0 = std::time::Instant::now();
         self.encode_and_submit(queries.as_ref())?;
@@ -137,21 +137,22 @@ impl<'g> Recorder<'g> {
         let gpu_ms = match &queries {
             None => None,
             Some(qs) => {
-                let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts resolve"), size: 16, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
-                let read = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts read"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
-                gpu.scoped("timestamps", || {
+                let read = gpu.scoped("timestamps", || {
+                    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts resolve"), size: 16, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
+                    let read = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts read"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
                     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
                     enc.resolve_query_set(qs, 0..2, &resolve, 0);
                     enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
                     gpu.queue.submit(Some(enc.finish()));
+                    read
                 })?;
                 let slice = read.slice(..);
-                slice.map_async(wgpu::MapMode::Read, |_| {});
+                gpu.serialized(|| slice.map_async(wgpu::MapMode::Read, |_| {}));
                 gpu.wait()?;
-                let ticks: Vec<u64> = {
+                let ticks: Vec<u64> = gpu.serialized(|| -> Result<Vec<u64>> {
                     let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
-                    bytemuck::cast_slice(&view).to_vec()
-                };
+                    Ok(bytemuck::cast_slice(&view).to_vec())
+                })?;
                 let ns = ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
                 (ns > 0.0).then_some(ns * 1e-6)
             }
@@ -167,9 +168,9 @@ impl<'g> Recorder<'g> {
         // Pad so the last params struct can be bound with its 16-byte-rounded size.
         let end = self.dispatches.iter().map(|d| d.params_offset + d.params_size).max().unwrap_or(16);
         self.params.resize(end as usize, 0);
-        let uniforms = gpu.pool.get(&gpu.device, end, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
-        gpu.queue.write_buffer(uniforms.buffer(), 0, &self.params);
         gpu.scoped("submit", || {
+            let uniforms = gpu.pool.get(&gpu.device, end, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST);
+            gpu.queue.write_buffer(uniforms.buffer(), 0, &self.params);
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
             {
                 let groups: Vec<wgpu::BindGroup> = self

@@ -51,7 +51,7 @@ impl Tensor {
                 max,
             });
         }
-        let buf = gpu.pool.get(&gpu.device, bytes, STORAGE_USAGE);
+        let buf = gpu.serialized(|| gpu.pool.get(&gpu.device, bytes, STORAGE_USAGE));
         Ok(Tensor { buf, shape: shape.to_vec(), dtype })
     }
 
@@ -141,7 +141,7 @@ impl Tensor {
         if size == 0 {
             return Ok(Vec::new());
         }
-        let staging = gpu.pool.get(&gpu.device, size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST);
+        let staging = gpu.serialized(|| gpu.pool.get(&gpu.device, size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST));
         gpu.scoped("download", || {
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("download") });
             enc.copy_buffer_to_buffer(self.buffer(), 0, staging.buffer(), 0, size);
@@ -149,18 +149,19 @@ impl Tensor {
         })?;
         let slice = staging.buffer().slice(0..size);
         let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
+        gpu.serialized(|| {
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            })
         });
         gpu.wait()?;
         rx.recv()
             .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?
             .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?;
-        let out = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?
-            .to_vec();
-        staging.buffer().unmap();
-        Ok(out)
+        gpu.serialized(|| {
+            let out = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?.to_vec();
+            staging.buffer().unmap();
+            Ok(out)
+        })
     }
 }
