@@ -121,7 +121,8 @@ pub fn time_forward(gpu: &Gpu, warmup: usize, repeats: usize, mut f: impl FnMut(
     Ok((times[times.len() / 2], timer))
 }
 
-fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
+/// A tensor of fresh random values in [-1, 1).
+pub fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
     Tensor::from_slice(gpu, &rng.vec(shape.iter().product(), 1.0), shape)
 }
 

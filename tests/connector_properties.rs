@@ -121,7 +121,7 @@ proptest! {
         let qt = c.add("query_tokens", &[1, q, h], 1.0);
         let (lnw, lnb) = c.ln("qformer.layernorm", h);
         struct Blk { q: Vec<f32>, qb: Vec<f32>, k: Vec<f32>, kb: Vec<f32>, v: Vec<f32>, vb: Vec<f32>, o: Vec<f32>, ob: Vec<f32>, lw: Vec<f32>, lb: Vec<f32> }
-        let mut blk = |c: &mut Ckpt, p: &str, kvd: usize| Blk {
+        let blk = |c: &mut Ckpt, p: &str, kvd: usize| Blk {
             q: c.add(&format!("{p}.attention.query.weight"), &[h, h], 0.4), qb: c.add(&format!("{p}.attention.query.bias"), &[h], 0.2),
             k: c.add(&format!("{p}.attention.key.weight"), &[h, kvd], 0.4), kb: c.add(&format!("{p}.attention.key.bias"), &[h], 0.2),
             v: c.add(&format!("{p}.attention.value.weight"), &[h, kvd], 0.4), vb: c.add(&format!("{p}.attention.value.bias"), &[h], 0.2),

@@ -131,7 +131,7 @@ fn info() -> Result<()> {
 
 mod demo {
     use std::path::PathBuf;
-    use vlm_connectors::bench::{self, seed, time_forward, BenchOptions};
+    use vlm_connectors::bench::{self, fresh, seed, time_forward, BenchOptions};
     use vlm_connectors::connectors::budget::{budget_table, render_svg, render_table, Scheme};
     use vlm_connectors::connectors::AnyResPacker;
     use vlm_connectors::kernels::anyres::record_anyres_pack;
@@ -139,10 +139,6 @@ mod demo {
     use vlm_connectors::kernels::tome::record_tome;
     use vlm_connectors::util::Rng;
     use vlm_connectors::{Error, Gpu, Result, Tensor};
-
-    fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
-        Tensor::from_slice(gpu, &rng.vec(shape.iter().product(), 1.0), shape)
-    }
 
     fn report(name: &str, shapes: &str, ms: f64, flops: u64) {
         println!("{name:<22} {shapes:<52} {ms:>10.2} ms {:>9.1} GFLOP/s", flops as f64 / (ms * 1e-3) / 1e9);

@@ -107,15 +107,21 @@ pub fn record_attention(rec: &mut Recorder, q: Heads, k: Heads, v: Heads, heads:
         _p: [0; 3],
     };
     // v3 (8 query rows per workgroup) once there are enough rows to fill a block; v2 otherwise.
-    let blocked = match std::env::var("VLMC_ATTENTION").ok().as_deref() {
-        Some("v2") => false,
-        Some("v3") => true,
-        _ => lq >= 8,
-    };
+    let blocked = version_override().unwrap_or(lq >= 8);
     let (name, groups) = if blocked { ("attention_q8", [(lq as u32).div_ceil(8), heads as u32, b as u32]) } else { ("attention", [lq as u32, heads as u32, b as u32]) };
     let pipe = pipeline(gpu, name, "attention.wgsl", name)?;
     rec.dispatch(name, pipe, &params, &[q.t, k.t, v.t, opts.mask.unwrap_or(&dummy), opts.ranges.unwrap_or(&dummy), &out], groups)?;
     Ok(out)
+}
+
+/// `VLMC_ATTENTION=v2|v3` forces a kernel version (`Some(true)` = v3); read once per process.
+fn version_override() -> Option<bool> {
+    static OVERRIDE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    *OVERRIDE.get_or_init(|| match std::env::var("VLMC_ATTENTION").ok().as_deref() {
+        Some("v2") => Some(false),
+        Some("v3") => Some(true),
+        _ => None,
+    })
 }
 
 /// Packs uint8 media locations [batch, len] four to a u32 word (row-padded), for upload.

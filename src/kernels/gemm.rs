@@ -125,14 +125,15 @@ pub enum GemmVariant {
     Reg8,
 }
 
-/// `VLMC_GEMM=64|128` forces one version (benchmarks and tests compare them).
+/// `VLMC_GEMM=64|128|reg` forces one version (benchmarks compare them); read once per process.
 fn variant_override() -> Option<GemmVariant> {
-    match std::env::var("VLMC_GEMM").ok()?.as_str() {
+    static OVERRIDE: std::sync::OnceLock<Option<GemmVariant>> = std::sync::OnceLock::new();
+    *OVERRIDE.get_or_init(|| match std::env::var("VLMC_GEMM").ok()?.as_str() {
         "64" => Some(GemmVariant::T64),
         "128" => Some(GemmVariant::T128),
         "reg" => Some(GemmVariant::Reg8),
         _ => None,
-    }
+    })
 }
 
 /// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].
