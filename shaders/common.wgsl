@@ -19,10 +19,6 @@ fn erfc_approx(x: f32) -> f32 {
     return select(2.0 - r, r, x >= 0.0);
 }
 
-fn erf_approx(x: f32) -> f32 {
-    return 1.0 - erfc_approx(x);
-}
-
 // tanh with the argument clamped: some backends build tanh from exp and overflow past ~±44.
 fn tanh_safe(x: f32) -> f32 {
     return tanh(clamp(x, -15.0, 15.0));
@@ -34,15 +30,15 @@ fn sigmoid(x: f32) -> f32 {
 
 fn activate(x: f32, act: u32) -> f32 {
     switch act {
-        case 1u: { return 0.5 * x * erfc_approx(-x * 0.70710678118654752); }
-        case 2u: {
+        case ACT_GELU: { return 0.5 * x * erfc_approx(-x * 0.70710678118654752); }
+        case ACT_GELU_TANH: {
             let inner = 0.7978845608028654 * (x + 0.044715 * x * x * x);
             return 0.5 * x * (1.0 + tanh_safe(inner));
         }
-        case 3u: { return x * sigmoid(1.702 * x); }
-        case 4u: { return max(x, 0.0); }
-        case 5u: { return x * sigmoid(x); }
-        default: { return x; }
+        case ACT_QUICK_GELU: { return x * sigmoid(1.702 * x); }
+        case ACT_RELU: { return max(x, 0.0); }
+        case ACT_SILU: { return x * sigmoid(x); }
+        case ACT_IDENTITY, default: { return x; }
     }
 }
 

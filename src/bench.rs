@@ -6,50 +6,58 @@
 //! GPU timestamps around the forward's one compute pass when the adapter has TIMESTAMP_QUERY, else
 //! from the wall clock around submit + wait.
 
-use crate::connectors::{GatedCrossAttention, GatedXattnConfig, LlavaProjector, PerceiverConfig, PerceiverResampler, QFormer, QFormerConfig};
+use crate::checkpoint::{Config, WeightSource};
+use crate::connectors::{Connector, Inputs};
 use crate::kernels::attention::{record_attention, AttnOpts, Heads};
 use crate::kernels::ceiling::{record_copy, record_fma_peak};
 use crate::kernels::gemm::record_linear;
 use crate::kernels::layernorm::record_layernorm;
 use crate::kernels::Activation;
-use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{Cost, Error, Gpu, Recorder, Result, Tensor};
 use crate::util::Rng;
 
-/// Random connectors at the shapes the project is measured at.
+/// Connectors with seeded random weights (`WeightSource::random`) at the shapes the project is
+/// measured at, loaded through the model registry like any checkpoint.
 pub mod seed {
     use super::*;
 
+    fn load(gpu: &Gpu, config: serde_json::Value, seed: u64) -> Result<Connector> {
+        Connector::load(gpu, &Config::from_value(config), Some(&WeightSource::random(seed)))
+    }
+
     /// LLaVA-1.5 projector: 1024 → 4096 → 4096 (CLIP-L/336 into Vicuna-7B).
-    pub fn llava(gpu: &Gpu, rng: &mut Rng) -> Result<LlavaProjector> {
-        LlavaProjector::random(gpu, 1024, 4096, rng)
+    pub fn llava(gpu: &Gpu) -> Result<Connector> {
+        let c = serde_json::json!({"model_type": "llava", "projector_hidden_act": "gelu",
+            "vision_config": {"hidden_size": 1024}, "text_config": {"hidden_size": 4096}});
+        load(gpu, c, 1)
     }
 
     /// BLIP-2 Q-Former on ViT-g: 32 queries × 768, 12 layers, 12 heads, FFN 3072, into OPT-2.7b (2560).
-    pub fn qformer(gpu: &Gpu, rng: &mut Rng) -> Result<QFormer> {
-        let cfg = QFormerConfig {
-            hidden_size: 768,
-            num_attention_heads: 12,
-            num_hidden_layers: 12,
-            intermediate_size: 3072,
-            cross_attention_frequency: 2,
-            encoder_hidden_size: 1408,
-            hidden_act: Activation::Gelu,
-            layer_norm_eps: 1e-12,
-            num_query_tokens: 32,
-        };
-        QFormer::random(gpu, cfg, 2560, rng)
+    pub fn qformer(gpu: &Gpu) -> Result<Connector> {
+        let c = serde_json::json!({"model_type": "blip-2", "num_query_tokens": 32,
+            "qformer_config": {"hidden_size": 768, "num_attention_heads": 12, "num_hidden_layers": 12, "intermediate_size": 3072,
+                "cross_attention_frequency": 2, "encoder_hidden_size": 1408, "hidden_act": "gelu", "layer_norm_eps": 1e-12},
+            "text_config": {"hidden_size": 2560}});
+        load(gpu, c, 2)
     }
 
     /// OpenFlamingo Perceiver on CLIP-L features: depth 6, 8 heads × 64, 64 latents.
-    pub fn perceiver(gpu: &Gpu, rng: &mut Rng) -> Result<PerceiverResampler> {
-        let c = PerceiverConfig { dim: 1024, depth: 6, dim_head: 64, heads: 8, num_latents: 64, ff_mult: 4, max_num_media: None, max_num_frames: None };
-        PerceiverResampler::random(gpu, c, rng)
+    pub fn perceiver(gpu: &Gpu) -> Result<Connector> {
+        let c = serde_json::json!({"model_type": "open_flamingo",
+            "perceiver": {"dim": 1024, "depth": 6, "dim_head": 64, "heads": 8, "num_latents": 64, "ff_mult": 4}});
+        load(gpu, c, 3)
     }
 
     /// One gated cross-attention block: 4096-wide text reading 1024-wide media, 8 heads × 64.
-    pub fn gated_xattn(gpu: &Gpu, rng: &mut Rng) -> Result<GatedCrossAttention> {
-        let c = GatedXattnConfig { dim: 4096, dim_visual: 1024, dim_head: 64, heads: 8, ff_mult: 4, only_attend_immediate_media: true, layer_index: None };
-        GatedCrossAttention::random(gpu, c, rng)
+    pub fn gated_xattn(gpu: &Gpu) -> Result<Connector> {
+        let c = serde_json::json!({"model_type": "open_flamingo",
+            "gated_xattn": {"dim": 4096, "dim_visual": 1024, "dim_head": 64, "heads": 8, "ff_mult": 4, "only_attend_immediate_media": true}});
+        load(gpu, c, 4)
+    }
+
+    /// 128 text tokens interleaving 4 images: an `<image>` token opens each quarter.
+    pub fn media_locations() -> Vec<i64> {
+        (0..128).map(|i| (i % 32 == 0) as i64).collect()
     }
 }
 
@@ -79,7 +87,7 @@ impl Record {
 /// What to run and how often.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    /// Run only entries with this name (e.g. `gemm`).
+    /// Run only these entries, comma separated (e.g. `gemm` or `llava,qformer`).
     pub only: Option<String>,
     /// Shape override for the selected entry (GEMM: M, K, N).
     pub shape: Option<Vec<usize>>,
@@ -97,8 +105,9 @@ impl BenchOptions {
     }
 }
 
-/// Median time of `repeats` forwards built by `f` (which gets fresh random inputs each call).
-pub fn time_forward(gpu: &Gpu, warmup: usize, repeats: usize, mut f: impl FnMut(&mut Recorder, &mut Rng) -> Result<()>) -> Result<(f64, &'static str)> {
+/// Median time of `repeats` forwards built by `f` (which gets fresh random inputs each call), the
+/// timer used, and the forward's cost as its launches declared it.
+pub fn time_forward(gpu: &Gpu, warmup: usize, repeats: usize, mut f: impl FnMut(&mut Recorder, &mut Rng) -> Result<()>) -> Result<Timed> {
     let mut rng = Rng::new(0x5eed);
     for _ in 0..warmup {
         let mut rec = Recorder::new(gpu);
@@ -108,9 +117,11 @@ pub fn time_forward(gpu: &Gpu, warmup: usize, repeats: usize, mut f: impl FnMut(
     }
     let mut times = Vec::with_capacity(repeats);
     let mut timer = "wall";
+    let mut cost = Cost::default();
     for _ in 0..repeats.max(1) {
         let mut rec = Recorder::new(gpu);
         f(&mut rec, &mut rng)?;
+        cost = rec.cost();
         let t = rec.submit_timed()?;
         if t.gpu_ms.is_some() {
             timer = "gpu-timestamp";
@@ -118,7 +129,23 @@ pub fn time_forward(gpu: &Gpu, warmup: usize, repeats: usize, mut f: impl FnMut(
         times.push(t.ms());
     }
     times.sort_by(|a, b| a.total_cmp(b));
-    Ok((times[times.len() / 2], timer))
+    Ok(Timed { ms: times[times.len() / 2], timer, cost })
+}
+
+/// What [`time_forward`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Timed {
+    /// Median milliseconds per forward.
+    pub ms: f64,
+    /// "gpu-timestamp" or "wall".
+    pub timer: &'static str,
+    /// FLOPs and bytes of one forward.
+    pub cost: Cost,
+}
+
+/// Records one forward of a registry connector on `inputs` (outputs dropped).
+pub fn record_connector(c: &Connector, rec: &mut Recorder, inputs: &Inputs) -> Result<()> {
+    c.record(rec, inputs).map(|_| ())
 }
 
 /// A tensor of fresh random values in [-1, 1).
@@ -129,39 +156,41 @@ pub fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
 /// Names of the entries, in the order they run.
 pub const ENTRIES: &[&str] = &["fma_peak", "copy_bw", "gemm", "attention", "layernorm", "llava", "qformer", "perceiver", "gated_xattn"];
 
+/// The connector entries (what `vlmc demo` runs).
+pub const CONNECTORS: &[&str] = &["llava", "qformer", "perceiver", "gated_xattn"];
+
 /// Runs the benchmark entries; `progress` gets a line before each.
 pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Result<Vec<Record>> {
-    if let Some(o) = &opts.only {
-        if !ENTRIES.contains(&o.as_str()) {
-            return Err(Error::Input { name: "--only".into(), message: format!("`{o}` is not one of {}", ENTRIES.join(", ")) });
-        }
+    let only: Option<Vec<&str>> = opts.only.as_deref().map(|o| o.split(',').map(str::trim).collect());
+    if let Some(bad) = only.iter().flatten().find(|o| !ENTRIES.contains(o)) {
+        return Err(Error::Input { name: "--only".into(), message: format!("`{bad}` is not one of {}", ENTRIES.join(", ")) });
     }
     let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
-    let wanted = |name: &str| opts.only.as_deref().is_none_or(|o| o == name);
+    let wanted = |name: &str| only.as_ref().is_none_or(|o| o.contains(&name));
     let shape_for = |name: &str, default: Vec<Vec<usize>>| -> Vec<Vec<usize>> {
-        match (&opts.shape, opts.only.as_deref()) {
-            (Some(s), Some(o)) if o == name => vec![s.clone()],
+        match (&opts.shape, only.as_deref()) {
+            (Some(s), Some([o])) if *o == name => vec![s.clone()],
             _ => default,
         }
     };
     let (w, r) = (opts.warmup, opts.repeats);
     let mut out = Vec::new();
-    let mut rec_of = |name: &str, shape: Vec<usize>, (ms, timer): (f64, &'static str), flops: u64, bytes: u64| {
-        out.push(Record { name: name.to_string(), shape, dtype: "f32", median_ms: ms, flops, bytes, timer, repeats: r.max(1) });
+    let mut rec_of = |name: &str, shape: Vec<usize>, t: Timed| {
+        out.push(Record { name: name.to_string(), shape, dtype: "f32", median_ms: t.ms, flops: t.cost.flops, bytes: t.cost.bytes, timer: t.timer, repeats: r.max(1) });
     };
 
     if wanted("fma_peak") {
         progress("fma_peak: the adapter's FMA ceiling");
         let (threads, iters) = if cpu { (1 << 14, 1024) } else { (1 << 20, 4096) };
         let t = time_forward(gpu, w, r, |rec, _| record_fma_peak(rec, threads, iters).map(|_| ()))?;
-        rec_of("fma_peak", vec![threads, iters], t, 64 * threads as u64 * iters as u64, 16 * threads as u64);
+        rec_of("fma_peak", vec![threads, iters], t);
     }
     if wanted("copy_bw") {
         progress("copy_bw: the adapter's copy bandwidth");
         let n = if cpu { 1 << 22 } else { 1 << 26 };
         let src = Tensor::from_slice(gpu, &Rng::new(1).vec(n, 1.0), &[n])?;
         let t = time_forward(gpu, w, r, |rec, _| record_copy(rec, &src).map(|_| ()))?;
-        rec_of("copy_bw", vec![n], t, 0, 8 * n as u64);
+        rec_of("copy_bw", vec![n], t);
     }
     if wanted("gemm") {
         let mut shapes = vec![vec![576, 1024, 4096]];
@@ -176,7 +205,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
                 let x = fresh(gpu, rng, &[m, k])?;
                 record_linear(rec, &x, &wt, None, Activation::Identity, None).map(|_| ())
             })?;
-            rec_of("gemm", s.clone(), t, 2 * (m * k * n) as u64, 4 * (m * k + n * k + m * n) as u64);
+            rec_of("gemm", s.clone(), t);
         }
     }
     if wanted("attention") {
@@ -186,9 +215,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             progress(&format!("attention b{b} q{lq} k{lk} {h}×{d}"));
             let t = time_forward(gpu, w, r, |rec, rng| {
                 let (q, k, v) = (fresh(gpu, rng, &[b, lq, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?);
-                record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), h, d, 0.125, AttnOpts::default()).map(|_| ())
+                record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), h, d, 0.125, AttnOpts::default(), None).map(|_| ())
             })?;
-            rec_of("attention", s.clone(), t, 4 * (b * lq * lk * h * d) as u64, 4 * (b * (lq * 2 + lk * 2) * h * d) as u64);
+            rec_of("attention", s.clone(), t);
         }
     }
     if wanted("layernorm") {
@@ -200,45 +229,38 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
                 let x = fresh(gpu, rng, &[rows, cols])?;
                 record_layernorm(rec, &x, None, &g, &bta, 1e-5).map(|_| ())
             })?;
-            rec_of("layernorm", s.clone(), t, 8 * (rows * cols) as u64, 8 * (rows * cols) as u64);
+            rec_of("layernorm", s.clone(), t);
         }
     }
-    let mut rng = Rng::new(7);
     if wanted("llava") {
         progress("llava projector 576 × 1024 → 4096 → 4096");
-        let p = seed::llava(gpu, &mut rng)?;
-        let t = time_forward(gpu, w, r, |rec, rng| p.forward(rec, &fresh(gpu, rng, &[1, 576, 1024])?).map(|_| ()))?;
-        rec_of("llava", vec![576, 1024, 4096, 4096], t, p.flops(576), 4 * (4096 * 1024 + 4096 * 4096 + 576 * (1024 + 2 * 4096)) as u64);
+        let c = seed::llava(gpu)?;
+        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("image_features", fresh(gpu, rng, &[1, 576, 1024])?)))?;
+        rec_of("llava", vec![576, 1024, 4096, 4096], t);
     }
     if wanted("qformer") {
         progress("qformer 257 × 1408 → 32 × 768 → 2560");
-        let q = seed::qformer(gpu, &mut rng)?;
-        let t = time_forward(gpu, w, r, |rec, rng| q.forward(rec, &fresh(gpu, rng, &[1, 257, 1408])?).map(|_| ()))?;
-        // weights dominate the bytes: 12 layers of self (4·768²), 6 cross (2·768² + 2·768·1408), FFN (2·768·3072)
-        let weights = 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 6 * (2 * 768 * 768 + 2 * 768 * 1408) + 768 * 2560;
-        rec_of("qformer", vec![257, 1408, 32, 768], t, q.flops(1, 257), 4 * (weights + 257 * 1408) as u64);
+        let c = seed::qformer(gpu)?;
+        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("image_embeds", fresh(gpu, rng, &[1, 257, 1408])?)))?;
+        rec_of("qformer", vec![257, 1408, 32, 768], t);
     }
     if wanted("perceiver") {
         progress("perceiver 4 × 257 × 1024 → 4 × 64 × 1024");
-        let p = seed::perceiver(gpu, &mut rng)?;
-        let t = time_forward(gpu, w, r, |rec, rng| p.forward(rec, &fresh(gpu, rng, &[1, 4, 1, 257, 1024])?).map(|_| ()))?;
-        let weights = 6 * (4 * 1024 * 512 + 8 * 1024 * 1024);
-        rec_of("perceiver", vec![4, 257, 1024, 64], t, p.flops(4, 257), 4 * (weights + 4 * 257 * 1024) as u64);
+        let c = seed::perceiver(gpu)?;
+        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("vision_features", fresh(gpu, rng, &[1, 4, 1, 257, 1024])?)))?;
+        rec_of("perceiver", vec![4, 257, 1024, 64], t);
     }
     if wanted("gated_xattn") {
         progress("gated_xattn 128 × 4096 text, 4 × 64 × 1024 media");
-        let g = seed::gated_xattn(gpu, &mut rng)?;
-        let mut locs = vec![0u8; 128];
-        for i in [0, 32, 64, 96] {
-            locs[i] = 1;
-        }
-        let packed = g.upload_locations(gpu, &locs, 1, 128, 4)?;
+        let c = seed::gated_xattn(gpu)?;
         let t = time_forward(gpu, w, r, |rec, rng| {
-            let (x, media) = (fresh(gpu, rng, &[1, 128, 4096])?, fresh(gpu, rng, &[1, 4, 64, 1024])?);
-            g.forward(rec, &x, &media, &packed).map(|_| ())
+            let inputs = Inputs::new()
+                .with_tensor("hidden_states", fresh(gpu, rng, &[1, 128, 4096])?)
+                .with_tensor("media", fresh(gpu, rng, &[1, 4, 64, 1024])?)
+                .with_ints("media_locations", &[1, 128], seed::media_locations());
+            record_connector(&c, rec, &inputs)
         })?;
-        let weights = 4096 * 512 + 1024 * 1024 + 512 * 4096 + 2 * 4 * 4096 * 4096;
-        rec_of("gated_xattn", vec![128, 4096, 256, 1024], t, g.flops(128, 256, 64), 4 * (weights + 2 * 128 * 4096 + 256 * 1024) as u64);
+        rec_of("gated_xattn", vec![128, 4096, 256, 1024], t);
     }
     Ok(out)
 }

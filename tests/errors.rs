@@ -6,7 +6,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 use vlm_connectors::checkpoint::{save_f32, Config, WeightSource};
-use vlm_connectors::connectors::{Connector, LlavaProjector};
+use vlm_connectors::connectors::{Connector, LlavaProjector, OpenFlamingo};
 use vlm_connectors::kernels::Activation;
 use vlm_connectors::{Error, Recorder, Tensor};
 
@@ -191,14 +191,15 @@ fn qformer_input_width_and_rank_are_checked() {
     }
 }
 
-fn flamingo(case: &str) -> Connector {
-    Connector::from_dir(gpu(), case_dir(case)).unwrap()
+fn flamingo(case: &str) -> OpenFlamingo {
+    Connector::from_dir(gpu(), case_dir(case)).unwrap().into_model().unwrap()
 }
 
 #[test]
 fn gated_xattn_input_errors() {
     let g = gpu();
-    let Connector::Flamingo { gated: Some(gx), .. } = flamingo("gated_xattn_tiny") else { panic!("not a gated block") };
+    let f = flamingo("gated_xattn_tiny");
+    let gx = f.gated.as_ref().expect("a gated block");
     // dim 96, dim_visual 64
     let x = Tensor::from_slice(g, &vec![0.1; 2 * 12 * 96], &[2, 12, 96]).unwrap();
     let media = Tensor::from_slice(g, &vec![0.1; 2 * 3 * 8 * 64], &[2, 3, 8, 64]).unwrap();
@@ -232,7 +233,8 @@ fn gated_xattn_input_errors() {
 #[test]
 fn perceiver_input_errors() {
     let g = gpu();
-    let Connector::Flamingo { perceiver: Some(p), .. } = flamingo("perceiver_video") else { panic!("not a perceiver") };
+    let f = flamingo("perceiver_video");
+    let p = f.perceiver.as_ref().expect("a perceiver");
     // dim 48, max_num_frames 3, max_num_media 4
     let mut rec = Recorder::new(g);
     for (shape, needle) in [(vec![1usize, 2, 3, 5, 47], "48"), (vec![2, 15, 48], "vision_features"), (vec![1, 2, 4, 5, 48], "max_num_frames"), (vec![1, 5, 3, 5, 48], "max_num_media")] {
@@ -256,4 +258,58 @@ fn flamingo_config_errors() {
     std::fs::write(dir.join("config.json"), cfg).unwrap();
     let e = load_err(&dir);
     assert!(e.contains("to_q.weight") && e.contains("[32, 64]") && e.contains("[64, 64]"), "{e}");
+}
+
+/// perceiver_tiny's weights with `frame_embs` (and a config without `max_num_frames`) added at `shape`.
+fn perceiver_with_frame_embs(tag: &str, shape: &[usize]) -> std::path::PathBuf {
+    let src = WeightSource::open_dir(case_dir("perceiver_tiny")).unwrap();
+    let mut hs: Vec<(String, Vec<usize>, Vec<f32>)> = src.names().iter().map(|n| (n.to_string(), src.get_any(n).unwrap())).map(|(n, h)| (n, h.shape, h.data)).collect();
+    hs.push(("perceiver.frame_embs".into(), shape.to_vec(), vec![0.5; shape.iter().product()]));
+    let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(case_dir("perceiver_tiny").join("config.json"), dir.join("config.json")).unwrap();
+    let views: Vec<(&str, &[usize], &[f32])> = hs.iter().map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice())).collect();
+    vlm_connectors::checkpoint::save_f32(dir.join("model.safetensors"), &views).unwrap();
+    dir
+}
+
+#[test]
+fn perceiver_time_embeddings_without_max_counts_are_shape_checked() {
+    // perceiver_tiny: dim 64, no max_num_frames / max_num_media in its config.
+    for (tag, shape) in [("scalar", vec![]), ("folded", vec![4, 32]), ("rank3", vec![2, 1, 64])] {
+        let e = load_err(&perceiver_with_frame_embs(tag, &shape));
+        assert!(e.contains("perceiver.frame_embs") && e.contains("[count, 64]") && e.contains(&format!("{shape:?}")), "{shape:?}: {e}");
+    }
+    // A well-shaped one loads, and its frame count bounds the input.
+    let f: OpenFlamingo = Connector::from_dir(gpu(), perceiver_with_frame_embs("ok", &[2, 64])).unwrap().into_model().unwrap();
+    let x = Tensor::from_slice(gpu(), &vec![0.0; 3 * 5 * 64], &[1, 1, 3, 5, 64]).unwrap();
+    let e = f.perceiver.unwrap().forward(&mut Recorder::new(gpu()), &x).err().unwrap().to_string();
+    assert!(e.contains("3 frames") && e.contains("frame_embs has 2"), "{e}");
+}
+
+#[test]
+fn media_locations_out_of_range_name_the_real_value() {
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir("gated_xattn_tiny")).unwrap();
+    let inp = inputs("gated_xattn_tiny");
+    let (x, media) = (inp.get_any("hidden_states").unwrap(), inp.get_any("media").unwrap());
+    let (shape, _) = inp.get_int("media_locations").unwrap();
+    for bad in [300i64, 256, -1, 2] {
+        let mut locs = vec![0i64; shape.iter().product()];
+        locs[shape[1] + 1] = bad; // row 1
+        let inputs = vlm_connectors::connectors::Inputs::new()
+            .with_tensor("hidden_states", Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+            .with_tensor("media", Tensor::from_slice(g, &media.data, &media.shape).unwrap())
+            .with_ints("media_locations", &shape, locs);
+        let e = c.run_inputs(g, &inputs).err().unwrap_or_else(|| panic!("{bad} accepted")).to_string();
+        assert!(e.contains("media_locations") && e.contains(&format!("row 1 holds {bad};")), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn kernel_parameters_past_u32_are_errors_not_wrapped() {
+    // 2^33 iterations would wrap to 0 in a u32 uniform.
+    let mut rec = Recorder::new(gpu());
+    let e = vlm_connectors::kernels::ceiling::record_fma_peak(&mut rec, 4, 1 << 33).err().expect("wrapped silently").to_string();
+    assert!(e.contains("fma_peak iters") && e.contains("8589934592"), "{e}");
 }

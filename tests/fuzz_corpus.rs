@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::assert_refused_by_checks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ fn checkpoint_corpus_never_panics() {
         match catch_unwind(AssertUnwindSafe(|| fuzzing::load_checkpoint_bytes(&data))) {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(e)) => {
-                assert!(!e.to_string().is_empty());
+                assert_refused_by_checks(&f.display().to_string(), &e);
                 err += 1
             }
             Err(_) => panic!("{} panicked the checkpoint loader", f.display()),
@@ -43,7 +44,10 @@ fn inputs_corpus_never_panics() {
         let data = std::fs::read(&f).unwrap();
         match catch_unwind(AssertUnwindSafe(|| fuzzing::run_inputs_bytes(connectors, &data))) {
             Ok(Ok(())) => ok += 1,
-            Ok(Err(_)) => err += 1,
+            Ok(Err(e)) => {
+                assert_refused_by_checks(&f.display().to_string(), &e);
+                err += 1
+            }
             Err(_) => panic!("{} panicked `vlmc run`'s input path", f.display()),
         }
     }

@@ -70,11 +70,12 @@ fn load_and_run(dir: &Path) -> Option<String> {
         let g = gpu();
         let c = match Connector::from_dir(g, dir) {
             Ok(c) => c,
-            Err(e) => return assert!(!e.to_string().is_empty()),
+            Err(e) => return assert_refused_by_checks(&dir.display().to_string(), &e),
         };
         if let Ok(inputs) = WeightSource::open_file(dir.join("inputs.safetensors")) {
-            if let Ok(outs) = c.run(g, &inputs) {
-                assert!(!outs.is_empty());
+            match c.run(g, &inputs) {
+                Ok(outs) => assert_eq!(outs[0].name, "output"),
+                Err(e) => assert_refused_by_checks(&dir.display().to_string(), &e),
             }
         }
     }));

@@ -4,7 +4,8 @@
 mod common;
 use common::gpu;
 
-use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, Heads};
+use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads};
+use vlm_connectors::kernels::Variant;
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
@@ -159,10 +160,7 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
     let mask: Vec<f32> = (0..b * lk).map(|i| if masked && i % 3 == 1 { -1e4 } else { rng.uniform(-1.0, 0.0) }).collect();
     let scale = 1.0 / (d as f32).sqrt();
     let (qt, kt, vt, mt) = (up(&q, &[b, lq, w]), up(&k, &[b, lk, w]), up(&v, &[b, lk, w]), up(&mask, &[b, lk]));
-    let mut rec = Recorder::new(g);
     let opts = AttnOpts { mask: masked.then_some(&mt), ranges: None };
-    let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, opts).unwrap();
-    rec.submit().unwrap();
     let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, scale, masked.then_some(&mask[..]), None);
     // softmax(s) moves by |δs| when the logits move by δs; float32 rounding of logits of size L is
     // ~ε·L, so the achievable relative error is max(1e-5, a few ε·L). L ≈ 1 in the ordinary cases.
@@ -178,7 +176,13 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
         assert!(max_logit > 5e3, "the huge-logit case must reach |logit| ~1e4 (got {max_logit:.0})");
     }
     let tol = 1e-5f64.max(8.0 * f32::EPSILON as f64 * max_logit);
-    check(&format!("attention b{b} lq{lq} lk{lk} h{heads} d{d} x{scale_logits} mask={masked}"), &o.to_vec(g).unwrap(), &want, tol);
+    // Every version at every query count (the tuner would pick v2 below 8 rows and q8 from 8 up).
+    for &variant in AttnVariant::ALL {
+        let mut rec = Recorder::new(g);
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, opts, Some(variant)).unwrap();
+        rec.submit().unwrap();
+        check(&format!("attention {variant:?} b{b} lq{lq} lk{lk} h{heads} d{d} x{scale_logits} mask={masked}"), &o.to_vec(g).unwrap(), &want, tol);
+    }
 }
 
 #[test]
@@ -216,10 +220,12 @@ fn attention_reads_k_and_v_from_column_slices() {
         v.extend_from_slice(&row[w..]);
     }
     let (qt, kvt) = (up(&q, &[b, lq, w]), up(&kv, &[b, lk, 2 * w]));
-    let mut rec = Recorder::new(g);
-    let o = record_attention(&mut rec, Heads::all(&qt), Heads { t: &kvt, offset: 0 }, Heads { t: &kvt, offset: w }, heads, d, 0.3, AttnOpts::default()).unwrap();
-    rec.submit().unwrap();
-    check("attention kv slices", &o.to_vec(g).unwrap(), &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, None, None), 1e-5);
+    for &variant in AttnVariant::ALL {
+        let mut rec = Recorder::new(g);
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads { t: &kvt, offset: 0 }, Heads { t: &kvt, offset: w }, heads, d, 0.3, AttnOpts::default(), Some(variant)).unwrap();
+        rec.submit().unwrap();
+        check(&format!("attention kv slices {variant:?}"), &o.to_vec(g).unwrap(), &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, None, None), 1e-5);
+    }
 }
 
 fn media_case(locs: &[u8], batch: usize, len: usize, n_media: usize, n: usize) {
@@ -239,10 +245,13 @@ fn media_case(locs: &[u8], batch: usize, len: usize, n_media: usize, n: usize) {
         let q = rng.vec(batch * len * heads * d, 1.0);
         let kv = rng.vec(batch * lk * heads * d, 1.0);
         let (qt, kt) = (up(&q, &[batch, len, heads * d]), up(&kv, &[batch, lk, heads * d]));
-        let mut rec = Recorder::new(g);
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.5, AttnOpts { mask: None, ranges: Some(&r) }).unwrap();
-        rec.submit().unwrap();
-        check("masked attention", &o.to_vec(g).unwrap(), &attention_cpu(&q, &kv, &kv, batch, len, lk, heads, d, 0.5, None, Some(&got)), 1e-5);
+        for &variant in AttnVariant::ALL {
+            let mut rec = Recorder::new(g);
+            let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.5, AttnOpts { mask: None, ranges: Some(&r) }, Some(variant)).unwrap();
+            rec.submit().unwrap();
+            let want = attention_cpu(&q, &kv, &kv, batch, len, lk, heads, d, 0.5, None, Some(&got));
+            check(&format!("masked attention {variant:?}"), &o.to_vec(g).unwrap(), &want, 1e-5);
+        }
     }
 }
 
@@ -303,7 +312,7 @@ fn linear_weights_past_the_binding_limit_are_split_into_row_blocks() {
     let mut rng = Rng::new(21);
     let (m, k, n) = (7, 65, 1000);
     let (x, w, b, r) = (rng.vec(m * k, 1.0), rng.vec(n * k, 0.2), rng.vec(n, 0.5), rng.vec(m * n, 1.0));
-    let lin = vlm_connectors::nn::Linear::from_host(&g, &w, Some(&b), k, n).unwrap();
+    let lin = vlm_connectors::nn::Linear::from_host(&g, &w, Some(&b), k, n, vlm_connectors::DType::F32).unwrap();
     assert!(lin.parts.len() >= 4, "expected a split, got {} part(s)", lin.parts.len());
     let xt = Tensor::from_slice(&g, &x, &[1, m, k]).unwrap();
     let rt = Tensor::from_slice(&g, &r, &[1, m, n]).unwrap();
@@ -353,6 +362,6 @@ fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
     // attention over more query blocks (8 rows each) than the grid allows, likewise
     let q = Tensor::from_slice(&g, &vec![0.0; (16 * 8 + 1) * 8], &[1, 16 * 8 + 1, 8]).unwrap();
-    let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default()).unwrap_err().to_string();
+    let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default(), None).unwrap_err().to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
 }

@@ -8,7 +8,7 @@ use common::gpu;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use vlm_connectors::kernels::anyres::{anyres_pack_cpu, record_anyres_pack, AnyResLayout};
-use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, Heads};
+use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads};
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
 use vlm_connectors::kernels::pool::{avg_pool2x2_cpu, record_avg_pool2x2};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, GemmVariant};
@@ -17,6 +17,15 @@ use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
 use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
 use vlm_connectors::{Recorder, Tensor};
+
+/// The attention version a property case runs (both run at every query count).
+fn variant(q8: bool) -> AttnVariant {
+    if q8 {
+        AttnVariant::Q8
+    } else {
+        AttnVariant::V2
+    }
+}
 
 /// A fixed seed, so CI replays the same cases; VLMC_PROPTEST_SEED explores others.
 fn seed() -> RngSeed {
@@ -100,7 +109,7 @@ proptest! {
     }
 
     #[test]
-    fn attention_any_shape(b in 1usize..3, lq in 1usize..70, lk in 1usize..300, heads in 1usize..4, d in 1usize..129, seed: u64) {
+    fn attention_any_shape(b in 1usize..3, lq in 1usize..70, lk in 1usize..300, heads in 1usize..4, d in 1usize..129, q8: bool, seed: u64) {
         let g = gpu();
         let mut rng = Rng::new(seed);
         let w = heads * d;
@@ -108,10 +117,10 @@ proptest! {
         let scale = 1.0 / (d as f32).sqrt();
         let (qt, kt, vt) = (up(&q, &[b, lq, w]), up(&k, &[b, lk, w]), up(&v, &[b, lk, w]));
         let mut rec = Recorder::new(g);
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, AttnOpts::default()).unwrap();
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, AttnOpts::default(), Some(variant(q8))).unwrap();
         rec.submit().unwrap();
         let e = rel_l2(&o.to_vec(g).unwrap(), &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, scale, None, None));
-        prop_assert!(e < 1e-5, "attention b{b} lq{lq} lk{lk} h{heads} d{d}: {e:e}");
+        prop_assert!(e < 1e-5, "attention {:?} b{b} lq{lq} lk{lk} h{heads} d{d}: {e:e}", variant(q8));
     }
 
     #[test]
@@ -191,7 +200,7 @@ proptest! {
     }
 
     #[test]
-    fn media_masked_attention_any_layout(b in 1usize..4, len in 1usize..40, t_img in 1usize..5, n in 1usize..9, immediate: bool, seed: u64) {
+    fn media_masked_attention_any_layout(b in 1usize..4, len in 1usize..40, t_img in 1usize..5, n in 1usize..9, immediate: bool, q8: bool, seed: u64) {
         let g = gpu();
         let mut rng = Rng::new(seed);
         let mut locs = vec![0u8; b * len];
@@ -207,7 +216,7 @@ proptest! {
         let lk = t_img * n;
         let (q, kv) = (rng.vec(b * len * heads * d, 1.0), rng.vec(b * lk * heads * d, 1.0));
         let (qt, kt) = (up(&q, &[b, len, heads * d]), up(&kv, &[b, lk, heads * d]));
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.4, AttnOpts { mask: None, ranges: Some(&r) }).unwrap();
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.4, AttnOpts { mask: None, ranges: Some(&r) }, Some(variant(q8))).unwrap();
         rec.submit().unwrap();
         let want_ranges = media_ranges_cpu(&locs, b, len, t_img, n, immediate);
         prop_assert_eq!(&r.to_vec_u32(g).unwrap(), &want_ranges);

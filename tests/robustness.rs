@@ -144,7 +144,7 @@ fn a_caller_owned_device_works_and_pipelines_are_built_once() {
     let adapter = adapters.into_iter().next().expect("an adapter");
     let info = adapter.get_info();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor { required_limits: adapter.limits(), ..Default::default() })).unwrap();
-    let g = Gpu::from_device(device, queue, info);
+    let g = Gpu::from_device(device, queue, info).unwrap();
     let p = LlavaProjector::from_dir(&g, case_dir("llava_tiny")).unwrap();
     let x = inputs("llava_tiny").get_any("image_features").unwrap();
     let want = expected("llava_tiny").get_any("output").unwrap().data;

@@ -1,10 +1,15 @@
-//! Every file in shaders/ parses and validates with naga (as the runtime composes it) and translates
-//! to SPIR-V, MSL, HLSL and GLSL, so Metal, DX12 and GL users are covered.
+//! Every kernel in the registry, in every dtype it is built for, parses and validates with naga (as
+//! the runtime composes it, with the capabilities its features grant) and translates to SPIR-V,
+//! MSL, HLSL and GLSL, so Metal, DX12 and GL users are covered. The registry's declared bindings
+//! match what each entry point really uses, and no shader carries dead functions or constants.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
+use vlm_connectors::kernels::registry::{compose, compose_file, Elem, Kernel, ALL, SHADER_FILES};
+use vlm_connectors::DType;
 
 fn shader_files() -> Vec<(String, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("shaders");
@@ -20,47 +25,139 @@ fn shader_files() -> Vec<(String, String)> {
     files
 }
 
+fn capabilities(k: &Kernel, dtype: DType) -> Capabilities {
+    let f = k.required_features(dtype);
+    let mut c = Capabilities::empty();
+    if f.contains(wgpu::Features::SHADER_F16) {
+        c |= Capabilities::SHADER_FLOAT16;
+    }
+    if f.contains(wgpu::Features::SUBGROUP) {
+        c |= Capabilities::SUBGROUP;
+    }
+    c
+}
+
+fn parse(what: &str, src: &str, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
+    let info = Validator::new(ValidationFlags::all(), caps).validate(&module).unwrap_or_else(|e| panic!("{what}: validation: {}", e.emit_to_string(src)));
+    (module, info)
+}
+
 #[test]
 fn every_shader_file_is_compiled_into_the_crate() {
     // The crate embeds its shaders; a file on disk that the crate does not ship would go untested at runtime.
     for (name, text) in shader_files() {
-        let shipped = vlm_connectors::kernels::SHADER_FILES.iter().find(|(n, _)| *n == name);
-        assert!(shipped.is_some(), "{name} is in shaders/ but not in kernels::SHADER_FILES");
+        let shipped = SHADER_FILES.iter().find(|(n, _)| *n == name);
+        assert!(shipped.is_some(), "{name} is in shaders/ but not in kernels::registry::SHADER_FILES");
         assert_eq!(shipped.unwrap().1, text, "{name}: embedded copy differs");
     }
 }
 
 #[test]
-fn shaders_validate_and_translate_to_every_backend() {
-    for (name, _) in shader_files() {
-        let src = vlm_connectors::kernels::compose(&name);
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
-        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{name}: validation: {}", e.emit_to_string(&src)));
-
-        // SPIR-V (Vulkan)
-        let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{name}: spv: {e}"));
-        assert!(!words.is_empty());
-
-        // MSL (Metal)
-        let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default()).unwrap_or_else(|e| panic!("{name}: msl: {e}"));
-        assert!(!msl_src.is_empty());
-
-        // HLSL (DX12)
-        let mut hlsl_src = String::new();
-        let (hopts, hpopts) = (hlsl::Options::default(), hlsl::PipelineOptions::default());
-        let mut w = hlsl::Writer::new(&mut hlsl_src, &hopts, &hpopts);
-        w.write(&module, &info, None).unwrap_or_else(|e| panic!("{name}: hlsl: {e}"));
-
-        // GLSL (GL / GLES 3.1 compute), one entry point at a time
+fn every_entry_point_is_a_registered_kernel_with_a_unique_name() {
+    let names: BTreeSet<&str> = ALL.iter().map(|k| k.name).collect();
+    assert_eq!(names.len(), ALL.len(), "kernel names must be unique (they key the pipeline cache)");
+    for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
+        let (module, _) = parse(file, &compose_file(file, DType::F32, wgpu::Features::empty()).unwrap(), Capabilities::empty());
         for ep in &module.entry_points {
+            assert!(ALL.iter().any(|k| k.file == file && k.entry == ep.name), "{file}: entry point `{}` is not in kernels::registry::ALL", ep.name);
+        }
+    }
+}
+
+#[test]
+fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
+    for k in ALL {
+        for &dtype in k.dtypes {
+            let what = format!("{} ({dtype:?})", k.name);
+            let src = compose(k, dtype).unwrap_or_else(|| panic!("{what}: file {} not shipped", k.file));
+            assert!(src.starts_with(if dtype == DType::F16 { "enable f16;" } else { "alias elem" }), "{what}: directives must come first");
+            let (module, info) = parse(&what, &src, capabilities(k, dtype));
+            let ep = module.entry_points.iter().position(|e| e.name == k.entry).unwrap_or_else(|| panic!("{what}: no entry point {}", k.entry));
+
+            // SPIR-V (Vulkan)
+            let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{what}: spv: {e}"));
+            assert!(words.len() > 5, "{what}: SPIR-V has no body");
+            // MSL (Metal)
+            let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default()).unwrap_or_else(|e| panic!("{what}: msl: {e}"));
+            assert!(msl_src.contains(k.entry), "{what}: MSL lacks the entry point");
+            // HLSL (DX12)
+            let mut hlsl_src = String::new();
+            let (hopts, hpopts) = (hlsl::Options::default(), hlsl::PipelineOptions::default());
+            hlsl::Writer::new(&mut hlsl_src, &hopts, &hpopts).write(&module, &info, None).unwrap_or_else(|e| panic!("{what}: hlsl: {e}"));
+            assert!(hlsl_src.contains(k.entry), "{what}: HLSL lacks the entry point");
+            // GLSL (GL / GLES 3.1 compute)
             let mut glsl_src = String::new();
             let opts = glsl::Options { version: glsl::Version::Embedded { version: 310, is_webgl: false }, ..Default::default() };
-            let popts = glsl::PipelineOptions { shader_stage: ep.stage, entry_point: ep.name.clone(), multiview: None };
-            let mut w = glsl::Writer::new(&mut glsl_src, &module, &info, &opts, &popts, naga::proc::BoundsCheckPolicies::default())
-                .unwrap_or_else(|e| panic!("{name}/{}: glsl: {e}", ep.name));
-            w.write().unwrap_or_else(|e| panic!("{name}/{}: glsl: {e}", ep.name));
+            let popts = glsl::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: k.entry.to_string(), multiview: None };
+            glsl::Writer::new(&mut glsl_src, &module, &info, &opts, &popts, naga::proc::BoundsCheckPolicies::default())
+                .unwrap_or_else(|e| panic!("{what}: glsl: {e}"))
+                .write()
+                .unwrap_or_else(|e| panic!("{what}: glsl: {e}"));
+
+            // The declared bindings are exactly the storage bindings the entry point uses, with
+            // the declared element kind.
+            let fi = info.get_entry_point(ep);
+            let mut used = BTreeSet::new();
+            for (h, var) in module.global_variables.iter() {
+                let (Some(rb), false) = (&var.binding, fi[h].is_empty()) else { continue };
+                if rb.binding == 0 {
+                    continue; // params uniform
+                }
+                used.insert(rb.binding);
+                let decl = k.bindings.iter().find(|b| b.slot == rb.binding).unwrap_or_else(|| panic!("{what}: binding {} is used but not declared", rb.binding));
+                let scalar = scalar_kind(&module, var.ty);
+                let want = match decl.elem {
+                    Elem::Float => naga::ScalarKind::Float,
+                    Elem::U32 => naga::ScalarKind::Uint,
+                };
+                assert_eq!(scalar, Some(want), "{what}: binding {} (`{}`) element kind", rb.binding, decl.name);
+            }
+            let declared: BTreeSet<u32> = k.bindings.iter().map(|b| b.slot).collect();
+            assert_eq!(used, declared, "{what}: declared bindings vs used");
         }
+    }
+}
+
+fn scalar_kind(module: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<naga::ScalarKind> {
+    match &module.types[ty].inner {
+        naga::TypeInner::Scalar(s) | naga::TypeInner::Vector { scalar: s, .. } => Some(s.kind),
+        naga::TypeInner::Array { base, .. } => scalar_kind(module, *base),
+        _ => None,
+    }
+}
+
+#[test]
+fn no_shader_declares_unused_functions_or_constants() {
+    // Functions: what naga's compaction keeps in some file is used; one dropped everywhere is dead.
+    // Constants (compaction keeps named ones): used when their name appears past its declaration.
+    let functions = |m: &naga::Module| -> BTreeSet<String> { m.functions.iter().filter_map(|(_, f)| f.name.clone()).collect() };
+    let (mut declared, mut kept) = (BTreeSet::new(), BTreeSet::new());
+    for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
+        let src = compose_file(file, DType::F32, wgpu::Features::empty()).unwrap();
+        let (mut module, _) = parse(file, &src, Capabilities::empty());
+        let words: Vec<&str> = src.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+        for (_, c) in module.constants.iter() {
+            let name = c.name.clone().unwrap_or_default();
+            declared.insert(name.clone());
+            if words.iter().filter(|w| **w == name).count() > 1 {
+                kept.insert(name);
+            }
+        }
+        declared.extend(functions(&module));
+        naga::compact::compact(&mut module, naga::compact::KeepUnused::No);
+        kept.extend(functions(&module));
+    }
+    let dead: Vec<_> = declared.difference(&kept).collect();
+    assert!(dead.is_empty(), "declared but never used by any kernel: {dead:?}");
+}
+
+#[test]
+fn f16_composition_puts_enable_first_and_validates() {
+    // What adding F16 to a kernel's dtypes compiles: `enable f16;` before the alias and the code.
+    for (file, _) in shader_files() {
+        let src = compose_file(&file, DType::F16, wgpu::Features::empty()).unwrap();
+        assert!(src.starts_with("enable f16;\nalias elem = f16;\n"), "{file}");
+        parse(&format!("{file} (f16)"), &src, Capabilities::SHADER_FLOAT16);
     }
 }

@@ -39,7 +39,7 @@ enum Cmd {
     },
     /// Time kernels and connectors at the seed's shapes next to the adapter's measured ceilings.
     Bench {
-        /// Run one entry: fma_peak, copy_bw, gemm, attention, layernorm, llava, qformer, perceiver, gated_xattn.
+        /// Run these entries (comma separated): fma_peak, copy_bw, gemm, attention, layernorm, llava, qformer, perceiver, gated_xattn.
         #[arg(long)]
         only: Option<String>,
         /// Shape for the --only entry, comma separated (gemm: M,K,N).
@@ -126,59 +126,35 @@ fn info() -> Result<()> {
     println!("  max_compute_invocations_per_workgroup: {}", l.max_compute_invocations_per_workgroup);
     println!("  max_compute_workgroups_per_dimension: {}", l.max_compute_workgroups_per_dimension);
     println!("  max_storage_buffers_per_shader_stage: {}", l.max_storage_buffers_per_shader_stage);
+    println!("connectors (model_type → type, reference):");
+    for e in vlm_connectors::connectors::MODELS {
+        println!("  {:<40} {:<15} {}", e.model_types.join(", "), e.class, e.reference);
+    }
     Ok(())
 }
 
 mod demo {
     use std::path::PathBuf;
-    use vlm_connectors::bench::{self, fresh, seed, time_forward, BenchOptions};
+    use vlm_connectors::bench::{self, fresh, record_connector, seed, time_forward, BenchOptions};
     use vlm_connectors::connectors::budget::{budget_table, render_svg, render_table, Scheme};
-    use vlm_connectors::connectors::AnyResPacker;
+    use vlm_connectors::connectors::{AnyResPacker, Inputs, LlavaProjector};
     use vlm_connectors::kernels::anyres::record_anyres_pack;
     use vlm_connectors::kernels::pool::record_avg_pool2x2;
     use vlm_connectors::kernels::tome::record_tome;
     use vlm_connectors::util::Rng;
     use vlm_connectors::{Error, Gpu, Result, Tensor};
 
-    fn report(name: &str, shapes: &str, ms: f64, flops: u64) {
-        println!("{name:<22} {shapes:<52} {ms:>10.2} ms {:>9.1} GFLOP/s", flops as f64 / (ms * 1e-3) / 1e9);
-    }
-
-    /// The connectors at the seed's shapes with random weights.
+    /// The connectors at the seed's shapes with random weights: `vlmc bench` on the connector entries.
     pub fn demo(iters: Option<usize>) -> Result<()> {
         let gpu = Gpu::new()?;
         let mut o = BenchOptions::for_gpu(&gpu);
         o.repeats = iters.unwrap_or(o.repeats.min(5)).max(1);
+        o.only = Some(bench::CONNECTORS.join(","));
         let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
         println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
         println!("median of {} forward(s); each forward is one submit\n", o.repeats);
-        let (w, r) = (o.warmup, o.repeats);
-        let mut rng = Rng::new(7);
-
-        let proj = seed::llava(&gpu, &mut rng)?;
-        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?;
-        report("LLaVA projector", "576 tokens × 1024 → 576 tokens × 4096", ms, proj.flops(576));
-
-        let qf = seed::qformer(&gpu, &mut rng)?;
-        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| qf.forward(rec, &fresh(&gpu, rng, &[1, 257, 1408])?).map(|_| ()))?;
-        report("BLIP-2 Q-Former", "257 × 1408 → 32 queries × 768 → 32 × 2560", ms, qf.flops(1, 257));
-
-        let perceiver = seed::perceiver(&gpu, &mut rng)?;
-        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| perceiver.forward(rec, &fresh(&gpu, rng, &[1, 4, 1, 257, 1024])?).map(|_| ()))?;
-        report("Perceiver Resampler", "4 images × 257 × 1024 → 4 × 64 latents × 1024", ms, perceiver.flops(4, 257));
-
-        // 128 text tokens interleaving the 4 images: an <image> token opens each quarter.
-        let gx = seed::gated_xattn(&gpu, &mut rng)?;
-        let mut locs = vec![0u8; 128];
-        for i in [0, 32, 64, 96] {
-            locs[i] = 1;
-        }
-        let packed = gx.upload_locations(&gpu, &locs, 1, 128, 4)?;
-        let (ms, _) = time_forward(&gpu, w, r, |rec, rng| {
-            let (x, media) = (fresh(&gpu, rng, &[1, 128, 4096])?, fresh(&gpu, rng, &[1, 4, 64, 1024])?);
-            gx.forward(rec, &x, &media, &packed).map(|_| ())
-        })?;
-        report("Gated cross-attention", "128 text × 4096 ⨯ 4 images × 64 × 1024 (immediate)", ms, gx.flops(128, 256, 64));
+        let records = bench::run(&gpu, &o, |line| eprintln!("  running {line} ..."))?;
+        print!("{}", bench::render(&records, &gpu));
         Ok(())
     }
 
@@ -220,16 +196,16 @@ mod demo {
             let (w, r) = (o.warmup, o.repeats.min(3));
             eprintln!("timing the connectors on {} (random weights at LLaVA-1.5 / BLIP-2 / OpenFlamingo shapes)...", gpu.describe());
             let mut rng = Rng::new(11);
-            let proj = seed::llava(&gpu, &mut rng)?;
-            let qf = seed::qformer(&gpu, &mut rng)?;
-            let perceiver = seed::perceiver(&gpu, &mut rng)?;
+            let proj: LlavaProjector = seed::llava(&gpu)?.into_model()?;
+            let qf = seed::qformer(&gpu)?;
+            let perceiver = seed::perceiver(&gpu)?;
             let newline = fresh(&gpu, &mut rng, &[4096])?;
             let layout = AnyResPacker::llava_next_default().layout(image_size)?;
             let tiles = layout.tiles();
             let ones = Tensor::from_slice(&gpu, &[1.0; 576], &[1, 576, 1])?;
             for row in rows.iter_mut() {
                 eprintln!("  {} ...", row.name);
-                let (ms, _) = match row.scheme {
+                let timed = match row.scheme {
                     Scheme::Llava => time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?,
                     Scheme::LlavaPool => time_forward(&gpu, w, r, |rec, rng| {
                         let p = record_avg_pool2x2(rec, &fresh(&gpu, rng, &[1, 576, 1024])?, 24, 24)?;
@@ -240,8 +216,12 @@ mod demo {
                         let (m, _) = record_tome(rec, &x, &x, &ones, merge, false)?;
                         proj.forward(rec, &m).map(|_| ())
                     })?,
-                    Scheme::QFormer => time_forward(&gpu, w, r, |rec, rng| qf.forward(rec, &fresh(&gpu, rng, &[1, 257, 1408])?).map(|_| ()))?,
-                    Scheme::Perceiver => time_forward(&gpu, w, r, |rec, rng| perceiver.forward(rec, &fresh(&gpu, rng, &[1, 1, 1, 257, 1024])?).map(|_| ()))?,
+                    Scheme::QFormer => time_forward(&gpu, w, r, |rec, rng| {
+                        record_connector(&qf, rec, &Inputs::new().with_tensor("image_embeds", fresh(&gpu, rng, &[1, 257, 1408])?))
+                    })?,
+                    Scheme::Perceiver => time_forward(&gpu, w, r, |rec, rng| {
+                        record_connector(&perceiver, rec, &Inputs::new().with_tensor("vision_features", fresh(&gpu, rng, &[1, 1, 1, 257, 1024])?))
+                    })?,
                     Scheme::AnyRes { .. } => time_forward(&gpu, w, r, |rec, rng| {
                         let p = proj.forward(rec, &fresh(&gpu, rng, &[tiles, 576, 1024])?)?;
                         record_anyres_pack(rec, &p, &newline, &layout).map(|_| ())
@@ -252,7 +232,7 @@ mod demo {
                         record_anyres_pack(rec, &p, &newline, &layout.pooled(image_size)).map(|_| ())
                     })?,
                 };
-                row.ms = Some(ms);
+                row.ms = Some(timed.ms);
             }
         }
         print!("{}", render_table(&rows, context));

@@ -1,6 +1,9 @@
-//! Safetensors weights, memory-mapped: one file or a sharded set (`model.safetensors.index.json`).
-//! Only the tensors a connector asks for are read; F32, F16 and BF16 are widened to f32.
-//! `WeightSource::pp("prefix")` scopes names like candle's `VarBuilder`.
+//! `WeightSource`: named weights from safetensors (memory-mapped, one file or a sharded set named by
+//! `model.safetensors.index.json`) or from a seeded random generator (benchmarks, demos, tests).
+//!
+//! `WeightSource::pp("prefix")` scopes names like candle's `VarBuilder`. [`WeightSource::get`]
+//! always checks the stored shape and uploads in the source's compute dtype
+//! ([`WeightSource::with_dtype`]): F32, F16 and BF16 on disk are converted once, at load.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -11,7 +14,8 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype, TensorInfo};
 use safetensors::SafeTensors;
 
-use crate::runtime::{Error, Gpu, Result, Tensor};
+use super::random;
+use crate::runtime::{DType, Error, Gpu, Result, Tensor};
 
 /// The bytes of one safetensors file: memory-mapped, or owned (loaded from memory).
 enum Backing {
@@ -43,14 +47,31 @@ struct Inner {
     location: String,
 }
 
-/// Named tensors from one or more safetensors files, with a name prefix.
+/// Where the tensors come from.
 #[derive(Clone)]
-pub struct WeightSource {
-    inner: Arc<Inner>,
-    prefix: String,
+enum Backend {
+    Files(Arc<Inner>),
+    /// Every name exists, at whatever shape it is asked for, with values drawn from the seed and
+    /// the name (see `checkpoint::random`).
+    Random(u64),
 }
 
-/// A tensor read to the host.
+/// Named tensors from safetensors files or a seeded generator, with a name prefix and the compute
+/// dtype weights are uploaded in.
+#[derive(Clone)]
+pub struct WeightSource {
+    backend: Backend,
+    prefix: String,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for WeightSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WeightSource({}, prefix `{}`, {:?})", self.location(), self.prefix, self.dtype)
+    }
+}
+
+/// A tensor read to the host as f32 (whatever its dtype on disk).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
     pub shape: Vec<usize>,
@@ -101,7 +122,33 @@ impl WeightSource {
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<WeightSource> {
         let (mf, index) = parse(Path::new(name), Backing::Owned(bytes))?;
         let index = index.into_iter().map(|(k, v)| (k, (0, v))).collect();
-        Ok(WeightSource { inner: Arc::new(Inner { files: vec![mf], index, location: name.to_string() }), prefix: String::new() })
+        Ok(Self::files(Inner { files: vec![mf], index, location: name.to_string() }))
+    }
+
+    /// Seeded random weights: every name exists at the shape it is asked for (`get` needs the
+    /// shape; `shape` answers `None`). Values follow torch's initialisers closely enough for timing:
+    /// U(±1/√fan_in) for matrices, 1 ± 0.1 for norm weights, U(±0.1) otherwise. The same seed and
+    /// name always give the same values.
+    pub fn random(seed: u64) -> WeightSource {
+        WeightSource { backend: Backend::Random(seed), prefix: String::new(), dtype: DType::F32 }
+    }
+
+    fn files(inner: Inner) -> WeightSource {
+        WeightSource { backend: Backend::Files(Arc::new(inner)), prefix: String::new(), dtype: DType::F32 }
+    }
+
+    /// The same weights, uploaded in `dtype` (`F32` by default; `F16` halves weight memory and
+    /// needs kernels built for it). Errors with [`Error::DType`] for a non-float dtype.
+    pub fn with_dtype(&self, dtype: DType) -> Result<WeightSource> {
+        if dtype == DType::U32 {
+            return Err(Error::DType { tensor: "compute dtype".into(), dtype: "U32".into(), expected: "F32 or F16".into() });
+        }
+        Ok(WeightSource { dtype, ..self.clone() })
+    }
+
+    /// The compute dtype weights are uploaded in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Opens one safetensors file.
@@ -120,7 +167,7 @@ impl WeightSource {
             }
             files.push(mf);
         }
-        Ok(WeightSource { inner: Arc::new(Inner { files, index, location }), prefix: String::new() })
+        Ok(Self::files(Inner { files, index, location }))
     }
 
     /// A view with `prefix.` prepended to every name.
@@ -131,7 +178,7 @@ impl WeightSource {
             (true, false) => p.to_string(),
             (false, false) => format!("{}.{p}", self.prefix),
         };
-        WeightSource { inner: self.inner.clone(), prefix }
+        WeightSource { backend: self.backend.clone(), prefix, dtype: self.dtype }
     }
 
     /// The full name of `name` under this view's prefix.
@@ -147,24 +194,39 @@ impl WeightSource {
         &self.prefix
     }
 
+    /// Whether `name` exists (always, for a random source).
     pub fn contains(&self, name: &str) -> bool {
-        self.inner.index.contains_key(&self.full_name(name))
+        match &self.backend {
+            Backend::Files(inner) => inner.index.contains_key(&self.full_name(name)),
+            Backend::Random(_) => true,
+        }
     }
 
-    /// Every tensor name in the files (unprefixed).
+    /// Every tensor name in the files (unprefixed; none for a random source).
     pub fn names(&self) -> Vec<&str> {
-        self.inner.index.keys().map(|s| s.as_str()).collect()
+        match &self.backend {
+            Backend::Files(inner) => inner.index.keys().map(|s| s.as_str()).collect(),
+            Backend::Random(_) => Vec::new(),
+        }
     }
 
-    /// The stored shape of `name`.
+    /// The stored shape of `name` (`None` when absent, and always for a random source).
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.inner.index.get(&self.full_name(name)).map(|(_, i)| i.shape.clone())
+        match &self.backend {
+            Backend::Files(inner) => inner.index.get(&self.full_name(name)).map(|(_, i)| i.shape.clone()),
+            Backend::Random(_) => None,
+        }
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::MissingWeight { name: self.full_name(name), location: self.location().to_string() }
     }
 
     fn raw(&self, name: &str) -> Result<(&TensorInfo, &[u8])> {
         let full = self.full_name(name);
-        let (fi, info) = self.inner.index.get(&full).ok_or_else(|| Error::MissingWeight { name: full.clone(), location: self.inner.location.clone() })?;
-        let f = &self.inner.files[*fi];
+        let Backend::Files(inner) = &self.backend else { return Err(self.missing(name)) };
+        let (fi, info) = inner.index.get(&full).ok_or_else(|| self.missing(name))?;
+        let f = &inner.files[*fi];
         let (a, b) = info.data_offsets;
         let bytes = f
             .mmap
@@ -173,7 +235,8 @@ impl WeightSource {
         Ok((info, bytes))
     }
 
-    /// Reads `name` as f32, whatever its float dtype on disk.
+    /// Reads `name` at its stored shape as f32, whatever its float dtype on disk: for input files,
+    /// whose shapes the caller checks. Weights go through [`Self::get`] / [`Self::get_host`].
     pub fn get_any(&self, name: &str) -> Result<HostTensor> {
         let (info, bytes) = self.raw(name)?;
         let data = match info.dtype {
@@ -188,14 +251,23 @@ impl WeightSource {
         Ok(HostTensor { shape: info.shape.clone(), data })
     }
 
-    /// Reads `name` and checks its shape.
-    pub fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
-        let full = self.full_name(name);
-        let stored = self.shape(name).ok_or_else(|| Error::MissingWeight { name: full.clone(), location: self.inner.location.clone() })?;
+    /// Reads `name` to the host as f32 after checking its stored shape is `shape`.
+    /// Errors: [`Error::MissingWeight`], [`Error::Shape`] (full name, expected, stored), [`Error::DType`].
+    pub fn get_host(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        if let Backend::Random(seed) = self.backend {
+            return Ok(HostTensor { shape: shape.to_vec(), data: random::values(seed, &self.full_name(name), shape) });
+        }
+        let stored = self.shape(name).ok_or_else(|| self.missing(name))?;
         if stored != shape {
-            return Err(Error::shape(full, shape, stored));
+            return Err(Error::shape(self.full_name(name), shape, stored));
         }
         self.get_any(name)
+    }
+
+    /// Reads `name`, checks its stored shape is `shape`, and uploads it in the compute dtype.
+    pub fn get(&self, gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let h = self.get_host(name, shape)?;
+        Tensor::from_host(gpu, &h.data, &h.shape, self.dtype)
     }
 
     /// Reads an integer tensor (I64, I32, U8, BOOL, ...) as i64.
@@ -212,15 +284,12 @@ impl WeightSource {
         Ok((info.shape.clone(), data))
     }
 
-    /// Uploads `name` (shape-checked) to the GPU as f32.
-    pub fn tensor(&self, gpu: &Gpu, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let h = self.get(name, shape)?;
-        Tensor::from_slice(gpu, &h.data, &h.shape)
-    }
-
     /// Where the weights came from (for error messages).
     pub fn location(&self) -> &str {
-        &self.inner.location
+        match &self.backend {
+            Backend::Files(inner) => &inner.location,
+            Backend::Random(_) => "random weights",
+        }
     }
 }
 

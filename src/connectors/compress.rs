@@ -1,5 +1,6 @@
 //! Token compression stages: 2×2 spatial pooling and Token Merging (ToMe).
 
+use super::registry::{Inputs, Model, Named};
 use crate::checkpoint::Config;
 use crate::kernels::pool::record_avg_pool2x2;
 use crate::kernels::tome::{effective_r, record_tome};
@@ -54,5 +55,24 @@ impl TokenMerger {
     /// (tokens [b, t, C], metric [b, t, Cm], size [b, t, 1]) → (merged [b, t−r, C], size [b, t−r, 1]).
     pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor, metric: &Tensor, size: &Tensor) -> Result<(Tensor, Tensor)> {
         record_tome(rec, tokens, metric, size, self.r, self.class_token)
+    }
+}
+
+impl Model for Pool2x2 {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["tokens"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        Ok(vec![("output", self.forward(rec, inputs.tensor("tokens")?)?)])
+    }
+}
+
+impl Model for TokenMerger {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["tokens", "metric", "size"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let (x, size) = self.forward(rec, inputs.tensor("tokens")?, inputs.tensor("metric")?, inputs.tensor("size")?)?;
+        Ok(vec![("output", x), ("size", size)])
     }
 }

@@ -16,7 +16,6 @@ use crate::checkpoint::{Config, WeightSource};
 use crate::kernels::attention::{pack_locations, record_media_ranges, AttnOpts};
 use crate::nn::{Attention, Bias, FeedForward, LayerNorm, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
-use crate::util::Rng;
 
 const EPS: f32 = 1e-5;
 
@@ -50,6 +49,8 @@ impl GatedXattnConfig {
     }
 }
 
+/// OpenFlamingo's `GatedCrossAttentionBlock` (`open_flamingo/src/helpers.py`):
+/// hidden_states [b, L, dim] reading media [b, T_img, n, dim_visual] → [b, L, dim].
 pub struct GatedCrossAttention {
     pub config: GatedXattnConfig,
     norm: LayerNorm,
@@ -68,41 +69,28 @@ impl GatedCrossAttention {
         // The layer: the configured index, else the lowest index present under any known root.
         let found = ROOTS.iter().find_map(|root| {
             let idx = match c.layer_index {
-                Some(i) => Some(i),
+                Some(i) => i,
                 None => ws
                     .names()
                     .iter()
                     .filter_map(|n| n.strip_prefix(root)?.strip_prefix('.')?.split('.').next()?.parse::<usize>().ok())
-                    .min(),
-            }?;
+                    .min()
+                    .unwrap_or(0),
+            };
             let l = ws.pp(format!("{root}.{idx}"));
             l.contains("attn_gate").then_some(l)
         });
         let l = found.ok_or_else(|| Error::MissingWeight { name: format!("{}.{}.attn_gate", ROOTS[0], c.layer_index.map(|i| i.to_string()).unwrap_or("<i>".into())), location: ws.location().to_string() })?;
-        let gate = |name: &str| -> Result<f32> { Ok(l.get(name, &[1])?.data[0].tanh()) };
+        let gate = |name: &str| -> Result<f32> { Ok(l.get_host(name, &[1])?.data[0].tanh()) };
         let a = l.pp("attn");
         let inner = c.heads * c.dim_head;
         Ok(GatedCrossAttention {
             norm: LayerNorm::load(gpu, &a.pp("norm"), c.dim, EPS)?,
             attn: Attention::load_fused(gpu, &a.pp("to_q"), &a.pp("to_kv"), c.dim, c.dim_visual, c.heads, c.dim_head)?,
             to_out: Linear::load(gpu, &a.pp("to_out"), Some(inner), Some(c.dim), Bias::None)?,
-            ff: FeedForward::load(gpu, &l.pp("ff"), c.dim, EPS)?,
+            ff: FeedForward::load(gpu, &l.pp("ff"), c.dim, c.ff_mult, EPS)?,
             attn_alpha: gate("attn_gate")?,
             ff_alpha: gate("ff_gate")?,
-            config: c,
-        })
-    }
-
-    /// Random weights and gates (demos, benchmarks).
-    pub fn random(gpu: &Gpu, c: GatedXattnConfig, rng: &mut Rng) -> Result<GatedCrossAttention> {
-        let inner = c.heads * c.dim_head;
-        Ok(GatedCrossAttention {
-            norm: LayerNorm::random(gpu, c.dim, EPS, rng)?,
-            attn: Attention { q: Linear::random(gpu, c.dim, inner, false, rng)?, kv: Linear::random(gpu, c.dim_visual, 2 * inner, false, rng)?, heads: c.heads, head_dim: c.dim_head, scale: 1.0 / (c.dim_head as f32).sqrt() },
-            to_out: Linear::random(gpu, inner, c.dim, false, rng)?,
-            ff: FeedForward::random(gpu, c.dim, c.ff_mult, rng)?,
-            attn_alpha: rng.uniform(-1.0, 1.0).tanh(),
-            ff_alpha: rng.uniform(-1.0, 1.0).tanh(),
             config: c,
         })
     }
@@ -147,13 +135,5 @@ impl GatedCrossAttention {
         let x = self.to_out.forward_residual(rec, &ctx, x, self.attn_alpha)?;
         // 3. x + tanh(ff_gate) · FF(x)
         self.ff.forward_residual(rec, &x, self.ff_alpha)
-    }
-
-    /// FLOPs of one forward: b·L text tokens, b·T·n media tokens.
-    pub fn flops(&self, text_rows: usize, media_rows: usize, keys_per_query: usize) -> u64 {
-        let (t, m) = (text_rows as u64, media_rows as u64);
-        t * (self.attn.q.flops_per_row() + self.to_out.flops_per_row() + self.ff.up.flops_per_row() + self.ff.down.flops_per_row())
-            + m * self.attn.kv.flops_per_row()
-            + 4 * t * keys_per_query as u64 * self.attn.inner() as u64
     }
 }

@@ -3,11 +3,16 @@
 
 use std::path::Path;
 
+use super::registry::{self, Inputs, Model, Named};
+use super::Pool2x2;
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::Activation;
 use crate::nn::{Bias, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
+/// The LLaVA projector (transformers `LlavaMultiModalProjector`, `models/llava/modeling_llava.py`;
+/// original LLaVA's `build_vision_projector`, `llava/model/multimodal_projector/builder.py`):
+/// image_features [..., in_features] → [..., out_features].
 pub struct LlavaProjector {
     layers: Vec<Linear>,
     act: Activation,
@@ -30,25 +35,20 @@ fn original_depth(kind: &str) -> Result<usize> {
 }
 
 impl LlavaProjector {
-    /// Loads from a checkpoint folder (`config.json` + safetensors).
+    /// Loads from a checkpoint folder (`config.json` + safetensors) whose `model_type` the model
+    /// registry maps to a `LlavaProjector` (`llava`, `llava_llama`, `llava_mistral`, `llava_qwen`).
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaProjector> {
-        let dir = dir.as_ref();
-        let cfg = Config::from_file(dir.join("config.json"))?;
-        let ws = WeightSource::open_dir(dir)?;
-        Self::load(gpu, &cfg, &ws)
+        registry::Connector::from_dir(gpu, dir)?.into_model()
     }
 
-    /// Loads from a parsed config and weights; `model_type` picks the layout.
+    /// Loads from a parsed config and weights; the registry picks the layout from `model_type`.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
-        let model_type = cfg.str("model_type")?;
-        match model_type.as_str() {
-            "llava" | "llava_next" | "llava_next_video" => Self::load_hf(gpu, cfg, ws),
-            "llava_llama" | "llava_mistral" | "llava_qwen" => Self::load_original(gpu, cfg, ws),
-            other => Err(Error::UnknownModelType(other.to_string())),
-        }
+        registry::Connector::load(gpu, cfg, Some(ws))?.into_model()
     }
 
-    fn load_hf(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
+    /// HF layout (`multi_modal_projector.linear_{1,2}`), widths from `vision_config` /
+    /// `text_config.hidden_size` when present (checked against the weights).
+    pub fn load_hf(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
         let act = Activation::from_name(&cfg.opt_str("projector_hidden_act")?.unwrap_or_else(|| "gelu".into()))?;
         let bias = if cfg.opt_bool("multimodal_projector_bias")?.unwrap_or(true) { Bias::Required } else { Bias::None };
         let ws = layouts::find(ws, layouts::LLAVA_HF_PROJECTOR, "linear_1.weight").ok_or_else(|| Error::MissingWeight {
@@ -67,7 +67,8 @@ impl LlavaProjector {
         Ok(LlavaProjector { in_features: l1.in_features, out_features: l2.out_features, layers: vec![l1, l2], act })
     }
 
-    fn load_original(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
+    /// Original LLaVA layout (`model.mm_projector`), depth from `mm_projector_type`.
+    pub fn load_original(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
         let kind = cfg.opt_str("mm_projector_type")?.unwrap_or_else(|| "linear".into());
         let depth = original_depth(&kind)?;
         let vis = cfg.opt_usize("mm_hidden_size")?;
@@ -89,12 +90,6 @@ impl LlavaProjector {
             layers.push(Linear::load(gpu, &w, in_f, txt, Bias::Required)?);
         }
         Ok(LlavaProjector { in_features: layers[0].in_features, out_features: layers[depth - 1].out_features, layers, act: Activation::Gelu })
-    }
-
-    /// A two-layer GELU projector with random weights (demos and benchmarks).
-    pub fn random(gpu: &Gpu, in_features: usize, out_features: usize, rng: &mut crate::util::Rng) -> Result<LlavaProjector> {
-        let layers = vec![Linear::random(gpu, in_features, out_features, true, rng)?, Linear::random(gpu, out_features, out_features, true, rng)?];
-        Ok(LlavaProjector { layers, act: Activation::Gelu, in_features, out_features })
     }
 
     /// Records the projector. x: [..., in_features] → [..., out_features].
@@ -120,16 +115,58 @@ impl LlavaProjector {
         Ok((y.to_vec(gpu)?, y.shape().to_vec()))
     }
 
-    /// FLOPs of one forward over `rows` tokens.
-    pub fn flops(&self, rows: usize) -> u64 {
-        self.layers.iter().map(|l| l.flops_per_row() * rows as u64).sum()
-    }
-
+    /// The activation between the Linear layers.
     pub fn activation(&self) -> Activation {
         self.act
     }
+    /// Number of Linear layers (0 for `identity`).
     pub fn depth(&self) -> usize {
         self.layers.len()
+    }
+}
+
+impl Model for LlavaProjector {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["image_features"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let x = inputs.tensor("image_features")?;
+        if x.rank() != 3 {
+            return Err(Error::shape("image_features", format!("[B, N, {}]", self.in_features), x.shape()));
+        }
+        Ok(vec![("output", self.forward(rec, x)?)])
+    }
+}
+
+/// LLaVA-NeXT-Video (`llava_next_video`; transformers `LlavaNextVideoPooler`): 2×2 average pooling
+/// of each frame's token grid, then the projector. image_features [B, side², C] → [B, side²/4, C_text].
+pub struct LlavaNextVideo {
+    pub pool: Pool2x2,
+    pub projector: LlavaProjector,
+}
+
+impl LlavaNextVideo {
+    /// `spatial_pool_mode` must be `average` with `spatial_pool_stride` 2; the grid side is
+    /// `vision_config.image_size / patch_size`.
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNextVideo> {
+        let mode = cfg.opt_str("spatial_pool_mode")?.unwrap_or_else(|| "average".into());
+        let stride = cfg.opt_usize("spatial_pool_stride")?.unwrap_or(2);
+        if mode != "average" || stride != 2 {
+            return Err(Error::config("spatial_pool_mode", format!("`{mode}` with stride {stride}: only `average` with stride 2 is implemented")));
+        }
+        let vc = cfg.sub("vision_config").ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
+        let side = vc.usize("image_size")? / vc.usize("patch_size")?;
+        Ok(LlavaNextVideo { pool: Pool2x2 { grid: [side, side] }, projector: LlavaProjector::load_hf(gpu, cfg, ws)? })
+    }
+}
+
+impl Model for LlavaNextVideo {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["image_features"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let pooled = self.pool.forward(rec, inputs.tensor("image_features")?)?;
+        Ok(vec![("output", self.projector.forward(rec, &pooled)?)])
     }
 }
 

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
+use super::registry::{Connector, Inputs, Model, Named};
+use super::LlavaProjector;
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::anyres::{record_anyres_pack, AnyResLayout};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
-
-use super::LlavaProjector;
 
 /// The AnyRes geometry of a checkpoint: pinpoints, tile size, patch size.
 #[derive(Clone, Debug)]
@@ -52,6 +52,8 @@ impl AnyResPacker {
     }
 }
 
+/// LLaVA-NeXT's connector (transformers `LlavaNextModel.pack_image_features`,
+/// `models/llava_next/modeling_llava_next.py`): the projector on every tile, then AnyRes packing.
 pub struct LlavaNext {
     pub projector: LlavaProjector,
     pub packer: AnyResPacker,
@@ -59,17 +61,19 @@ pub struct LlavaNext {
 }
 
 impl LlavaNext {
+    /// Loads a `llava_next` checkpoint folder (`config.json` + safetensors).
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaNext> {
-        let dir = dir.as_ref();
-        Self::load(gpu, &Config::from_file(dir.join("config.json"))?, &WeightSource::open_dir(dir)?)
+        Connector::from_dir(gpu, dir)?.into_model()
     }
 
+    /// Builds from a parsed config (`image_grid_pinpoints`, `vision_config`) and weights (HF
+    /// projector layout + `image_newline`).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNext> {
-        let projector = LlavaProjector::load(gpu, cfg, ws)?;
+        let projector = LlavaProjector::load_hf(gpu, cfg, ws)?;
         let packer = AnyResPacker::from_config(cfg)?;
         let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
             .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
-        let image_newline = ws.tensor(gpu, name, &[projector.out_features])?;
+        let image_newline = ws.get(gpu, name, &[projector.out_features])?;
         Ok(LlavaNext { projector, packer, image_newline })
     }
 
@@ -84,5 +88,19 @@ impl LlavaNext {
         let projected = self.projector.forward(rec, image_features)?;
         let packed = record_anyres_pack(rec, &projected, &self.image_newline, &layout)?;
         Ok((packed, projected))
+    }
+}
+
+impl Model for LlavaNext {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["image_features", "image_size"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let image_size = match inputs.ints("image_size")? {
+            ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
+            (_, size) => return Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
+        };
+        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size)?;
+        Ok(vec![("output", packed), ("projected", projected)])
     }
 }

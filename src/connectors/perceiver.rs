@@ -14,8 +14,7 @@ use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::AttnOpts;
 use crate::kernels::elementwise::{record_add_rows, record_copy_rows};
 use crate::nn::{Attention, FeedForward, LayerNorm, Linear};
-use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
-use crate::util::Rng;
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 const EPS: f32 = 1e-5;
 
@@ -55,6 +54,8 @@ struct PerceiverLayer {
     ff: FeedForward,
 }
 
+/// OpenFlamingo's `PerceiverResampler` (`open_flamingo/src/helpers.py`):
+/// vision_features [b, T, F, v, dim] → [b, T, num_latents, dim].
 pub struct PerceiverResampler {
     pub config: PerceiverConfig,
     latents: Tensor,
@@ -72,17 +73,21 @@ impl PerceiverResampler {
             .pp("perceiver");
         let d = c.dim;
         let inner = c.heads * c.dim_head;
-        let latents = ws.tensor(gpu, "latents", &[c.num_latents, d])?;
-        let frame_embs = match c.max_num_frames {
-            Some(f) => Some(ws.tensor(gpu, "frame_embs", &[f, d])?),
-            None if ws.contains("frame_embs") => Some(ws.get_any("frame_embs").and_then(|h| Tensor::from_slice(gpu, &h.data, &h.shape))?),
-            None => None,
+        let latents = ws.get(gpu, "latents", &[c.num_latents, d])?;
+        // Without max_num_frames / max_num_media in the config, the stored tensors give the count,
+        // and the rest of their shape is checked all the same.
+        let embs = |name: &str, max: Option<usize>, tail: &[usize]| -> Result<Option<Tensor>> {
+            let count = match (max, ws.shape(name)) {
+                (Some(n), _) => n,
+                (None, Some(s)) if !s.is_empty() && s[1..] == *tail && s[0] > 0 => s[0],
+                (None, Some(s)) => return Err(Error::shape(ws.full_name(name), format!("[count, {}]", tail.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")), s)),
+                (None, None) => return Ok(None),
+            };
+            let shape: Vec<usize> = std::iter::once(count).chain(tail.iter().copied()).collect();
+            ws.get(gpu, name, &shape).map(Some)
         };
-        let media_time_embs = match c.max_num_media {
-            Some(t) => Some(ws.tensor(gpu, "media_time_embs", &[t, 1, d])?),
-            None if ws.contains("media_time_embs") => Some(ws.get_any("media_time_embs").and_then(|h| Tensor::from_slice(gpu, &h.data, &h.shape))?),
-            None => None,
-        };
+        let frame_embs = embs("frame_embs", c.max_num_frames, &[d])?;
+        let media_time_embs = embs("media_time_embs", c.max_num_media, &[1, d])?;
         let mut layers = Vec::with_capacity(c.depth);
         for i in 0..c.depth {
             let a = ws.pp(format!("layers.{i}.0"));
@@ -91,35 +96,11 @@ impl PerceiverResampler {
                 norm_latents: LayerNorm::load(gpu, &a.pp("norm_latents"), d, EPS)?,
                 attn: Attention::load_fused(gpu, &a.pp("to_q"), &a.pp("to_kv"), d, d, c.heads, c.dim_head)?,
                 to_out: Linear::load(gpu, &a.pp("to_out"), Some(inner), Some(d), crate::nn::Bias::None)?,
-                ff: FeedForward::load(gpu, &ws.pp(format!("layers.{i}.1")), d, EPS)?,
+                ff: FeedForward::load(gpu, &ws.pp(format!("layers.{i}.1")), d, c.ff_mult, EPS)?,
             });
         }
         let norm = LayerNorm::load(gpu, &ws.pp("norm"), d, EPS)?;
         Ok(PerceiverResampler { config: c, latents, frame_embs, media_time_embs, layers, norm })
-    }
-
-    /// Random weights (demos, benchmarks).
-    pub fn random(gpu: &Gpu, c: PerceiverConfig, rng: &mut Rng) -> Result<PerceiverResampler> {
-        let (d, inner) = (c.dim, c.heads * c.dim_head);
-        let layers = (0..c.depth)
-            .map(|_| {
-                Ok(PerceiverLayer {
-                    norm_media: LayerNorm::random(gpu, d, EPS, rng)?,
-                    norm_latents: LayerNorm::random(gpu, d, EPS, rng)?,
-                    attn: Attention { q: Linear::random(gpu, d, inner, false, rng)?, kv: Linear::random(gpu, d, 2 * inner, false, rng)?, heads: c.heads, head_dim: c.dim_head, scale: 1.0 / (c.dim_head as f32).sqrt() },
-                    to_out: Linear::random(gpu, inner, d, false, rng)?,
-                    ff: FeedForward::random(gpu, d, c.ff_mult, rng)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(PerceiverResampler {
-            latents: Tensor::from_slice(gpu, &rng.vec(c.num_latents * d, 1.0), &[c.num_latents, d])?,
-            frame_embs: None,
-            media_time_embs: None,
-            layers,
-            norm: LayerNorm::random(gpu, d, EPS, rng)?,
-            config: c,
-        })
     }
 
     /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D].
@@ -134,7 +115,7 @@ impl PerceiverResampler {
         // 1. Frame and media-time embeddings (on a copy: the caller's tensor is not modified).
         let mut media = x.reshape(&[bt, fv, d])?;
         if self.frame_embs.is_some() || self.media_time_embs.is_some() {
-            let copy = Tensor::empty(gpu, &[bt, fv, d], DType::F32)?;
+            let copy = Tensor::empty(gpu, &[bt, fv, d], x.dtype())?;
             record_copy_rows(rec, &media, 0, &copy, 0, fv)?;
             if let Some(fe) = &self.frame_embs {
                 let max = fe.shape()[0];
@@ -153,13 +134,13 @@ impl PerceiverResampler {
             media = copy;
         }
         // 2. Latents repeated over (b, T).
-        let mut latents = Tensor::empty(gpu, &[bt, n, d], DType::F32)?;
+        let mut latents = Tensor::empty(gpu, &[bt, n, d], x.dtype())?;
         record_copy_rows(rec, &self.latents.reshape(&[1, n, d])?, 0, &latents, 0, n)?;
         // 3. Layers: attention over concat(media, latents), then the feed-forward; both residual.
         for l in &self.layers {
             let xm = l.norm_media.forward(rec, &media)?;
             let xl = l.norm_latents.forward(rec, &latents)?;
-            let kv_in = Tensor::empty(gpu, &[bt, fv + n, d], DType::F32)?;
+            let kv_in = Tensor::empty(gpu, &[bt, fv + n, d], x.dtype())?;
             record_copy_rows(rec, &xm, 0, &kv_in, 0, fv)?;
             record_copy_rows(rec, &xl, 0, &kv_in, fv, n)?;
             let ctx = l.attn.context(rec, &xl, &kv_in, AttnOpts::default())?;
@@ -168,21 +149,5 @@ impl PerceiverResampler {
         }
         // 4. Final norm → [b, T, n, D].
         self.norm.forward(rec, &latents)?.reshape(&[b, t, n, d])
-    }
-
-    /// FLOPs of one forward over `bt` media of `fv` tokens.
-    pub fn flops(&self, bt: usize, fv: usize) -> u64 {
-        let c = &self.config;
-        let (n, inner) = (c.num_latents as u64, (c.heads * c.dim_head) as u64);
-        let bt = bt as u64;
-        let kv_rows = fv as u64 + n;
-        self.layers
-            .iter()
-            .map(|l| {
-                bt * (n * (l.attn.q.flops_per_row() + l.to_out.flops_per_row() + l.ff.up.flops_per_row() + l.ff.down.flops_per_row())
-                    + kv_rows * l.attn.kv.flops_per_row()
-                    + 4 * n * kv_rows * inner)
-            })
-            .sum()
     }
 }

@@ -13,13 +13,13 @@
 
 use std::path::Path;
 
+use super::registry::{Connector, Inputs, Model, Named};
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::AttnOpts;
 use crate::kernels::elementwise::record_copy_rows;
 use crate::kernels::Activation;
 use crate::nn::{Attention, Bias, LayerNorm, Linear};
-use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
-use crate::util::Rng;
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 /// The `qformer_config` fields the Q-Former reads (names as in transformers).
 #[derive(Clone, Debug)]
@@ -71,16 +71,6 @@ impl AttnBlock {
         })
     }
 
-    fn random(gpu: &Gpu, c: &QFormerConfig, kv_dim: usize, rng: &mut Rng) -> Result<AttnBlock> {
-        let h = c.hidden_size;
-        let d = crate::nn::attention::head_dim(h, c.num_attention_heads, "num_attention_heads")?;
-        Ok(AttnBlock {
-            attn: Attention { q: Linear::random(gpu, h, h, true, rng)?, kv: Linear::random(gpu, kv_dim, 2 * h, true, rng)?, heads: c.num_attention_heads, head_dim: d, scale: 1.0 / (d as f32).sqrt() },
-            dense: Linear::random(gpu, h, h, true, rng)?,
-            norm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
-        })
-    }
-
     /// LayerNorm(dense(attn(x, kv)) + x)
     fn forward(&self, rec: &mut Recorder, x: &Tensor, kv: &Tensor) -> Result<Tensor> {
         let ctx = self.attn.context(rec, x, kv, AttnOpts::default())?;
@@ -97,6 +87,9 @@ struct QFormerLayer {
     output_norm: LayerNorm,
 }
 
+/// BLIP-2's Q-Former and `language_projection` (transformers `Blip2QFormerModel`,
+/// `models/blip_2/modeling_blip_2.py`): image_embeds [B, N, encoder_hidden_size] →
+/// (qformer_output [B, Q, hidden_size], soft prompt [B, Q, text width]).
 pub struct QFormer {
     pub config: QFormerConfig,
     query_tokens: Tensor,
@@ -106,24 +99,21 @@ pub struct QFormer {
 }
 
 impl QFormer {
+    /// Loads a `blip-2` checkpoint folder (`config.json` + safetensors).
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<QFormer> {
-        let dir = dir.as_ref();
-        Self::load(gpu, &Config::from_file(dir.join("config.json"))?, &WeightSource::open_dir(dir)?)
+        Connector::from_dir(gpu, dir)?.into_model()
     }
 
-    /// Loads from a BLIP-2 checkpoint. Only the Q-Former's query path and `language_projection` are
-    /// read: checkpoints without the text-FFN weights (the released OPT/T5 ones) load.
+    /// Builds from a BLIP-2 config and weights. Only the Q-Former's query path and
+    /// `language_projection` are read: checkpoints without the text-FFN weights (the released
+    /// OPT/T5 ones) load. `text_config.hidden_size`, when present, is checked against the projection.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<QFormer> {
-        let model_type = cfg.str("model_type")?;
-        if model_type != "blip-2" {
-            return Err(Error::UnknownModelType(model_type));
-        }
         let c = QFormerConfig::from_config(cfg)?;
         let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens")
             .ok_or_else(|| Error::MissingWeight { name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"), location: ws.location().to_string() })?;
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
-        let query_tokens = ws.tensor(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;
+        let query_tokens = ws.get(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;
         let layernorm = LayerNorm::load(gpu, &ws.pp("qformer.layernorm"), h, c.layer_norm_eps)?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
@@ -137,31 +127,9 @@ impl QFormer {
                 output_norm: LayerNorm::load(gpu, &l.pp("output_query.LayerNorm"), h, c.layer_norm_eps)?,
             });
         }
-        let language_projection = Linear::load(gpu, &ws.pp("language_projection"), Some(h), None, Bias::Required)?;
+        let text_width = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
+        let language_projection = Linear::load(gpu, &ws.pp("language_projection"), Some(h), text_width, Bias::Required)?;
         Ok(QFormer { config: c, query_tokens, layernorm, layers, language_projection })
-    }
-
-    /// Random weights at the given shape (demos, benchmarks).
-    pub fn random(gpu: &Gpu, c: QFormerConfig, text_width: usize, rng: &mut Rng) -> Result<QFormer> {
-        let h = c.hidden_size;
-        let layers = (0..c.num_hidden_layers)
-            .map(|i| {
-                Ok(QFormerLayer {
-                    self_attn: AttnBlock::random(gpu, &c, h, rng)?,
-                    cross_attn: if i % c.cross_attention_frequency == 0 { Some(AttnBlock::random(gpu, &c, c.encoder_hidden_size, rng)?) } else { None },
-                    intermediate: Linear::random(gpu, h, c.intermediate_size, true, rng)?,
-                    output: Linear::random(gpu, c.intermediate_size, h, true, rng)?,
-                    output_norm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(QFormer {
-            query_tokens: Tensor::from_slice(gpu, &rng.vec(c.num_query_tokens * h, 1.0), &[1, c.num_query_tokens, h])?,
-            layernorm: LayerNorm::random(gpu, h, c.layer_norm_eps, rng)?,
-            layers,
-            language_projection: Linear::random(gpu, h, text_width, true, rng)?,
-            config: c,
-        })
     }
 
     /// Width of the language model the soft prompt is projected into.
@@ -178,7 +146,7 @@ impl QFormer {
             _ => return Err(Error::shape("image_embeds", format!("[B, N, {}] (encoder_hidden_size)", c.encoder_hidden_size), image_embeds.shape())),
         };
         // 1. Query tokens [1, Q, H] broadcast over the batch, then the embedding LayerNorm.
-        let queries = Tensor::empty(rec.gpu(), &[b, c.num_query_tokens, c.hidden_size], DType::F32)?;
+        let queries = Tensor::empty(rec.gpu(), &[b, c.num_query_tokens, c.hidden_size], image_embeds.dtype())?;
         record_copy_rows(rec, &self.query_tokens, 0, &queries, 0, c.num_query_tokens)?;
         let mut h = self.layernorm.forward(rec, &queries)?;
         // 2. Layers: self-attention, cross-attention every `cross_attention_frequency`, query FFN.
@@ -195,20 +163,14 @@ impl QFormer {
         let projected = self.language_projection.forward(rec, &h, Activation::Identity)?;
         Ok((h, projected))
     }
+}
 
-    /// FLOPs of one forward for `batch` images of `n` tokens (GEMMs and attention).
-    pub fn flops(&self, batch: usize, n: usize) -> u64 {
-        let c = &self.config;
-        let (q, h) = (c.num_query_tokens as u64, c.hidden_size as u64);
-        let bq = batch as u64 * q;
-        let mut f = 0u64;
-        for l in &self.layers {
-            f += bq * (l.self_attn.attn.q.flops_per_row() + l.self_attn.attn.kv.flops_per_row() + l.self_attn.dense.flops_per_row()) + 4 * bq * q * h;
-            if let Some(x) = &l.cross_attn {
-                f += bq * (x.attn.q.flops_per_row() + x.dense.flops_per_row()) + batch as u64 * n as u64 * x.attn.kv.flops_per_row() + 4 * bq * n as u64 * h;
-            }
-            f += bq * (l.intermediate.flops_per_row() + l.output.flops_per_row());
-        }
-        f + bq * self.language_projection.flops_per_row()
+impl Model for QFormer {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["image_embeds"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let (h, projected) = self.forward(rec, inputs.tensor("image_embeds")?)?;
+        Ok(vec![("output", projected), ("qformer_output", h)])
     }
 }

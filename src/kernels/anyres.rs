@@ -3,8 +3,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::ANYRES_PACK;
+use super::{checked_u32, grid_1d};
+use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// transformers' `select_best_resolution`: among (h, w) pinpoints, the one with the largest
 /// effective resolution after fitting the image, then the least waste; the first wins ties.
@@ -133,23 +134,24 @@ pub fn record_anyres_pack(rec: &mut Recorder, tiles: &Tensor, newline: &Tensor, 
     // A single tile packs as a 0×0 kept window with one newline row: rows = 1, cols = 0.
     let (rows, cols, y0, x0) = if single { (1, 0, 0, 0) } else { (layout.rows, layout.cols, layout.y0, layout.x0) };
     let total = hw + rows * (cols + 1);
-    let y = Tensor::empty(gpu, &[total, c], DType::F32)?;
+    let y = Tensor::empty(gpu, &[total, c], tiles.dtype())?;
+    let op = "anyres_pack";
     let params = AnyResParams {
-        hw: hw as u32,
-        w: layout.w as u32,
-        h: layout.h as u32,
-        npw: layout.grid[1] as u32,
-        y0: y0 as u32,
-        x0: x0 as u32,
-        rows: rows as u32,
-        cols: cols as u32,
-        c: c as u32,
-        total: total as u32,
+        hw: checked_u32(op, hw)?,
+        w: checked_u32(op, layout.w)?,
+        h: checked_u32(op, layout.h)?,
+        npw: checked_u32(op, layout.grid[1])?,
+        y0: checked_u32(op, y0)?,
+        x0: checked_u32(op, x0)?,
+        rows: checked_u32(op, rows)?,
+        cols: checked_u32(op, cols)?,
+        c: checked_u32(op, c)?,
+        total: checked_u32(op, total)?,
         _p: [0; 2],
     };
-    let pipe = pipeline(gpu, "anyres_pack", "anyres.wgsl", "anyres_pack")?;
-    let n = (total * c) as u32;
-    rec.dispatch("anyres_pack", pipe, &params, &[tiles, newline, &y], grid_1d(gpu, n.div_ceil(256)))?;
+    let n = checked_u32(op, total * c)?;
+    let cost = Cost { flops: 0, bytes: 2 * y.byte_len() };
+    rec.launch(&ANYRES_PACK, tiles.dtype(), &params, &[Some(tiles), Some(newline), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(y)
 }
 

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipeline;
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::{self, Kernel};
+use super::{checked_u32, choose, Variant};
+use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 
 /// Largest head dimension the kernel keeps in registers.
 pub const MAX_HEAD_DIM: usize = 128;
@@ -64,8 +65,47 @@ pub struct AttnOpts<'a> {
     pub ranges: Option<&'a Tensor>,
 }
 
+/// The attention kernel versions in attention.wgsl (family `attention`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnVariant {
+    /// One workgroup per query row (`attention`, `VLMC_KERNELS=attention=v2`).
+    V2,
+    /// Eight query rows per workgroup share every K/V load (`attention_q8`, `attention=q8`).
+    Q8,
+}
+
+impl AttnVariant {
+    /// Names as `VLMC_KERNELS` spells them, in [`Variant::ALL`] order.
+    pub const NAMES: &'static [&'static str] = &["v2", "q8"];
+}
+
+impl Variant for AttnVariant {
+    const FAMILY: &'static str = "attention";
+    const ALL: &'static [Self] = &[AttnVariant::V2, AttnVariant::Q8];
+    fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+    fn kernel(self) -> &'static Kernel {
+        match self {
+            AttnVariant::V2 => &registry::ATTENTION,
+            AttnVariant::Q8 => &registry::ATTENTION_Q8,
+        }
+    }
+}
+
 /// out[b, i, h·d + c] = Σ_j softmax_j(q_i·k_j·scale + mask_j) v_j. Returns [batch, lq, heads·d].
-pub fn record_attention(rec: &mut Recorder, q: Heads, k: Heads, v: Heads, heads: usize, head_dim: usize, scale: f32, opts: AttnOpts) -> Result<Tensor> {
+/// `variant`: the kernel version, `None` to let the tuner choose (q8 from 8 query rows up).
+pub fn record_attention(
+    rec: &mut Recorder,
+    q: Heads,
+    k: Heads,
+    v: Heads,
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
+    opts: AttnOpts,
+    variant: Option<AttnVariant>,
+) -> Result<Tensor> {
     let gpu = rec.gpu();
     let dims = |name: &str, h: &Heads| -> Result<[usize; 3]> {
         match *h.t.shape() {
@@ -88,40 +128,35 @@ pub fn record_attention(rec: &mut Recorder, q: Heads, k: Heads, v: Heads, heads:
     if let Some(r) = opts.ranges {
         r.expect_shape("attention ranges", &[b * lq * 4])?;
     }
-    let out = Tensor::empty(gpu, &[b, lq, heads * head_dim], DType::F32)?;
-    let dummy = Tensor::empty(gpu, &[4], DType::F32)?;
+    let dtype = q.t.dtype();
+    let out = Tensor::empty(gpu, &[b, lq, heads * head_dim], dtype)?;
+    let op = "attention";
     let params = AttnParams {
-        lq: lq as u32,
-        lk: lk as u32,
-        heads: heads as u32,
+        lq: checked_u32(op, lq)?,
+        lk: checked_u32(op, lk)?,
+        heads: checked_u32(op, heads)?,
         d: head_dim as u32,
-        q_stride: qw as u32,
-        q_off: q.offset as u32,
-        k_stride: kw as u32,
-        k_off: k.offset as u32,
-        v_stride: vw as u32,
-        v_off: v.offset as u32,
+        q_stride: checked_u32(op, qw)?,
+        q_off: checked_u32(op, q.offset)?,
+        k_stride: checked_u32(op, kw)?,
+        k_off: checked_u32(op, k.offset)?,
+        v_stride: checked_u32(op, vw)?,
+        v_off: checked_u32(op, v.offset)?,
         has_mask: opts.mask.is_some() as u32,
         has_ranges: opts.ranges.is_some() as u32,
         scale,
         _p: [0; 3],
     };
-    // v3 (8 query rows per workgroup) once there are enough rows to fill a block; v2 otherwise.
-    let blocked = version_override().unwrap_or(lq >= 8);
-    let (name, groups) = if blocked { ("attention_q8", [(lq as u32).div_ceil(8), heads as u32, b as u32]) } else { ("attention", [lq as u32, heads as u32, b as u32]) };
-    let pipe = pipeline(gpu, name, "attention.wgsl", name)?;
-    rec.dispatch(name, pipe, &params, &[q.t, k.t, v.t, opts.mask.unwrap_or(&dummy), opts.ranges.unwrap_or(&dummy), &out], groups)?;
+    // Heuristic: q8 once there are enough rows to fill a block; v2 otherwise.
+    let heuristic = if lq >= 8 { AttnVariant::Q8 } else { AttnVariant::V2 };
+    let chosen = choose(gpu, variant, dtype, &[b * heads, lq, lk, head_dim], heuristic);
+    let rows_per_group = if chosen == AttnVariant::Q8 { 8 } else { 1 };
+    let groups = [params.lq.div_ceil(rows_per_group), params.heads, checked_u32(op, b)?];
+    let (bh, lq, lk, d, e) = ((b * heads) as u64, lq as u64, lk as u64, head_dim as u64, dtype.size() as u64);
+    let cost = Cost { flops: 4 * bh * lq * lk * d, bytes: e * bh * d * (2 * lq + 2 * lk) };
+    let tensors = [Some(q.t), Some(k.t), Some(v.t), opts.mask, opts.ranges, Some(&out)];
+    rec.launch(chosen.kernel(), dtype, &params, &tensors, groups, cost)?;
     Ok(out)
-}
-
-/// `VLMC_ATTENTION=v2|v3` forces a kernel version (`Some(true)` = v3); read once per process.
-fn version_override() -> Option<bool> {
-    static OVERRIDE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
-    *OVERRIDE.get_or_init(|| match std::env::var("VLMC_ATTENTION").ok().as_deref() {
-        Some("v2") => Some(false),
-        Some("v3") => Some(true),
-        _ => None,
-    })
 }
 
 /// Packs uint8 media locations [batch, len] four to a u32 word (row-padded), for upload.
@@ -142,17 +177,18 @@ pub fn record_media_ranges(rec: &mut Recorder, packed: &Tensor, batch: usize, le
     let words = len.div_ceil(4).max(1);
     packed.expect_shape("media_locations (packed)", &[batch * words])?;
     let out = Tensor::empty(gpu, &[batch * len * 4], DType::U32)?;
+    let op = "media_ranges";
     let params = MediaParams {
-        batch: batch as u32,
-        len: len as u32,
-        tokens_per_media: tokens_per_media as u32,
-        n_media: n_media as u32,
+        batch: checked_u32(op, batch)?,
+        len: checked_u32(op, len)?,
+        tokens_per_media: checked_u32(op, tokens_per_media)?,
+        n_media: checked_u32(op, n_media)?,
         immediate: immediate as u32,
-        words_per_row: words as u32,
+        words_per_row: checked_u32(op, words)?,
         _p: [0; 2],
     };
-    let pipe = pipeline(gpu, "media_ranges", "media_mask.wgsl", "media_ranges")?;
-    rec.dispatch("media_ranges", pipe, &params, &[packed, &out], [(batch as u32).div_ceil(64), 1, 1])?;
+    let cost = Cost { flops: 0, bytes: 4 * (batch * words + batch * len * 4) as u64 };
+    rec.launch(&registry::MEDIA_RANGES, DType::F32, &params, &[Some(packed), Some(&out)], [params.batch.div_ceil(64), 1, 1], cost)?;
     Ok(out)
 }
 

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline};
-use crate::runtime::{DType, Recorder, Result, Tensor};
+use super::registry::{COPY_BW, FMA_PEAK};
+use super::{checked_u32, grid_1d};
+use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 
 /// Mirrors `CeilParams` in ceiling.wgsl.
 #[repr(C)]
@@ -18,20 +19,23 @@ pub struct CeilParams {
 pub fn record_fma_peak(rec: &mut Recorder, threads: usize, iters: usize) -> Result<Tensor> {
     let gpu = rec.gpu();
     let out = Tensor::empty(gpu, &[threads, 4], DType::F32)?;
-    let params = CeilParams { n: threads as u32, iters: iters as u32, _p: [0; 2] };
-    let pipe = pipeline(gpu, "fma_peak", "ceiling.wgsl", "fma_peak")?;
-    rec.dispatch_bound("fma_peak", pipe, &params, &[(2, &out)], grid_1d(gpu, (threads as u32).div_ceil(256)))?;
+    let params = CeilParams { n: checked_u32("fma_peak threads", threads)?, iters: checked_u32("fma_peak iters", iters)?, _p: [0; 2] };
+    let cost = Cost { flops: 64 * threads as u64 * iters as u64, bytes: out.byte_len() };
+    rec.launch(&FMA_PEAK, DType::F32, &params, &[Some(&out)], grid_1d(gpu, params.n.div_ceil(256)), cost)?;
     Ok(out)
 }
 
 /// Copies `src` (f32, length a multiple of 4) into a new tensor; bytes moved = 2 · size.
 pub fn record_copy(rec: &mut Recorder, src: &Tensor) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let out = Tensor::empty(gpu, src.shape(), DType::F32)?;
-    let n = (src.numel() / 4) as u32;
+    if !src.numel().is_multiple_of(4) {
+        return Err(Error::shape("copy_bw src", "a multiple of 4 elements", src.shape()));
+    }
+    let out = Tensor::empty(gpu, src.shape(), src.dtype())?;
+    let n = checked_u32("copy_bw", src.numel() / 4)?;
     let params = CeilParams { n, iters: 0, _p: [0; 2] };
-    let pipe = pipeline(gpu, "copy_bw", "ceiling.wgsl", "copy_bw")?;
-    rec.dispatch("copy_bw", pipe, &params, &[src, &out], grid_1d(gpu, n.div_ceil(256)))?;
+    let cost = Cost { flops: 0, bytes: 2 * src.byte_len() };
+    rec.launch(&COPY_BW, src.dtype(), &params, &[Some(src), Some(&out)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(out)
 }
 

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline, Activation};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::{ACTIVATION, ADD_ROWS, COPY_ROWS};
+use super::{checked_u32, grid_1d, Activation};
+use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// Mirrors `EwParams` in elementwise.wgsl.
 #[repr(C)]
@@ -25,18 +26,14 @@ pub struct EwParams {
 
 const WG: u32 = 256;
 
-fn checked_u32(op: &str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Limit { op: op.into(), limit: "u32 element index".into(), requested: n as u64, max: u32::MAX as u64 })
-}
-
 /// y = act(x), any shape.
 pub fn record_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let y = Tensor::empty(gpu, x.shape(), x.dtype())?;
     let n = checked_u32("activation", x.numel())?;
     let params = EwParams { n, act: act as u32, ..Default::default() };
-    let pipe = pipeline(gpu, "activation", "elementwise.wgsl", "activation")?;
-    rec.dispatch("activation", pipe, &params, &[x, &y], grid_1d(gpu, n.div_ceil(WG)))?;
+    let cost = Cost { flops: 8 * n as u64, bytes: 2 * x.byte_len() };
+    rec.launch(&ACTIVATION, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(WG)), cost)?;
     Ok(y)
 }
 
@@ -49,21 +46,22 @@ pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &
     if dc != c || src_off + rows > sr || dst_off + rows > dr || sb == 0 || (b % sb != 0 && sb != 1) {
         return Err(Error::shape("copy_rows", format!("src {:?} rows {src_off}..{} into dst rows {dst_off}..", src.shape(), src_off + rows), dst.shape()));
     }
-    let n = checked_u32("copy_rows", b * rows * c)?;
+    let op = "copy_rows";
+    let n = checked_u32(op, b * rows * c)?;
     let params = EwParams {
         n,
-        rows: rows as u32,
-        cols: c as u32,
-        batch: b as u32,
-        src_batch: sb as u32,
-        src_rows: sr as u32,
-        src_off: src_off as u32,
-        dst_rows: dr as u32,
-        dst_off: dst_off as u32,
+        rows: checked_u32(op, rows)?,
+        cols: checked_u32(op, c)?,
+        batch: checked_u32(op, b)?,
+        src_batch: checked_u32(op, sb)?,
+        src_rows: checked_u32(op, sr)?,
+        src_off: checked_u32(op, src_off)?,
+        dst_rows: checked_u32(op, dr)?,
+        dst_off: checked_u32(op, dst_off)?,
         ..Default::default()
     };
-    let pipe = pipeline(gpu, "copy_rows", "elementwise.wgsl", "copy_rows")?;
-    rec.dispatch("copy_rows", pipe, &params, &[src, dst], grid_1d(gpu, n.div_ceil(WG)))
+    let cost = Cost { flops: 0, bytes: 2 * n as u64 * src.dtype().size() as u64 };
+    rec.launch(&COPY_ROWS, src.dtype(), &params, &[Some(src), Some(dst)], grid_1d(gpu, n.div_ceil(WG)), cost)
 }
 
 /// dst[r, c] += src[(r / div) % modulo, c] for dst viewed as [rows, cols], in place.
@@ -75,10 +73,18 @@ pub fn record_add_rows(rec: &mut Recorder, dst: &Tensor, src: &Tensor, div: usiz
         return Err(Error::shape("add_rows src", format!("[{modulo}, {cols}]"), src.shape()));
     }
     let rows = dst.numel() / cols;
-    let n = checked_u32("add_rows", rows * cols)?;
-    let params = EwParams { n, rows: rows as u32, cols: cols as u32, div: div as u32, modulo: modulo as u32, ..Default::default() };
-    let pipe = pipeline(gpu, "add_rows", "elementwise.wgsl", "add_rows")?;
-    rec.dispatch("add_rows", pipe, &params, &[src, dst], grid_1d(gpu, n.div_ceil(WG)))
+    let op = "add_rows";
+    let n = checked_u32(op, rows * cols)?;
+    let params = EwParams {
+        n,
+        rows: checked_u32(op, rows)?,
+        cols: checked_u32(op, cols)?,
+        div: checked_u32(op, div)?,
+        modulo: checked_u32(op, modulo)?,
+        ..Default::default()
+    };
+    let cost = Cost { flops: n as u64, bytes: 3 * dst.byte_len() };
+    rec.launch(&ADD_ROWS, dst.dtype(), &params, &[Some(src), Some(dst)], grid_1d(gpu, n.div_ceil(WG)), cost)
 }
 
 fn three_d(name: &str, t: &Tensor) -> Result<[usize; 3]> {

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{pipeline, Activation};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::{self, Kernel};
+use super::{checked_u32, choose, Activation, Variant};
+use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// Mirrors `GemmParams` in gemm.wgsl.
 #[repr(C)]
@@ -21,6 +22,9 @@ pub struct GemmParams {
     pub _p: [u32; 3],
 }
 
+/// Rows per block when a weight is split to fit the binding limit: a multiple of the 64-wide tiles,
+/// so only the last block can end in a partly used tile.
+pub const ROW_BLOCK: usize = 64;
 
 /// Optional epilogue: `res + alpha · act(x·Wᵀ + b)`.
 #[derive(Clone, Copy)]
@@ -30,17 +34,10 @@ pub struct Residual<'a> {
 }
 
 /// Records `y = act(x·Wᵀ + b)` (+ residual). x: [..., K] (any leading dims), w: [N, K], b: [N].
-/// Returns y: [..., N].
-pub fn record_linear(
-    rec: &mut Recorder,
-    x: &Tensor,
-    w: &Tensor,
-    b: Option<&Tensor>,
-    act: Activation,
-    residual: Option<Residual>,
-) -> Result<Tensor> {
+/// Returns y: [..., N] in x's dtype.
+pub fn record_linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation, residual: Option<Residual>) -> Result<Tensor> {
     let n = *w.shape().first().ok_or_else(|| Error::shape("linear weight", "[N, K]", w.shape()))?;
-    let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, n)?, DType::F32)?;
+    let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, n)?, x.dtype())?;
     record_gemm_into(rec, x, w, b, &y, 0, act, residual, None)?;
     Ok(y)
 }
@@ -54,8 +51,8 @@ pub fn linear_out_shape(x: &Tensor, n: usize) -> Result<Vec<usize>> {
 }
 
 /// Records `y[:, y_off..y_off + N] = act(x·Wᵀ + b)` (+ `res[:, same] · …`) into a preallocated
-/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape. `variant`: the kernel version,
-/// `None` to choose by shape class.
+/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape; all in one float dtype.
+/// `variant`: the kernel version, `None` to let the tuner choose (see [`GemmVariant`]).
 pub fn record_gemm_into(
     rec: &mut Recorder,
     x: &Tensor,
@@ -67,7 +64,6 @@ pub fn record_gemm_into(
     residual: Option<Residual>,
     variant: Option<GemmVariant>,
 ) -> Result<()> {
-    let gpu = rec.gpu();
     // Shapes: x [M, K] (leading dims flattened), w [N, K], y [M, ldy].
     let (&k, lead) = x.shape().split_last().ok_or_else(|| Error::shape("linear input", "[.., K]", x.shape()))?;
     if w.rank() != 2 || w.shape()[1] != k {
@@ -87,53 +83,69 @@ pub fn record_gemm_into(
             return Err(Error::shape("linear residual", y.shape(), r.res.shape()));
         }
     }
-    let dummy = Tensor::empty(gpu, &[4], DType::F32)?;
+    let op = "gemm";
     let params = GemmParams {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
+        m: checked_u32(op, m)?,
+        n: checked_u32(op, n)?,
+        k: checked_u32(op, k)?,
         act: act as u32,
         has_bias: b.is_some() as u32,
         has_res: residual.is_some() as u32,
         alpha: residual.map(|r| r.alpha).unwrap_or(1.0),
-        ldy: ldy as u32,
-        y_off: y_off as u32,
+        ldy: checked_u32(op, ldy)?,
+        y_off: checked_u32(op, y_off)?,
         _p: [0; 3],
     };
-    // Variant by shape class: the 128×128 tile once both sides fill it, else the 64×64 one.
-    let auto = if m >= 128 && n >= 128 { GemmVariant::T128 } else { GemmVariant::T64 };
-    let (name, tile) = match variant.or_else(variant_override).unwrap_or(auto) {
-        GemmVariant::T64 => ("gemm", 64),
-        GemmVariant::T128 => ("gemm_128", 128),
-        GemmVariant::Reg8 => ("gemm_reg", 64),
-    };
-    let pipe = pipeline(gpu, name, "gemm.wgsl", name)?;
-    let groups = [(n as u32).div_ceil(tile), (m as u32).div_ceil(tile), 1];
-    let bias = b.unwrap_or(&dummy);
-    let res = residual.map(|r| r.res).unwrap_or(&dummy);
-    rec.dispatch(name, pipe, &params, &[x, w, bias, res, y], groups)
+    let dtype = x.dtype();
+    // Heuristic by shape class: the 128×128 tile once both sides fill it, else the 64×64 one.
+    let heuristic = if m >= 128 && n >= 128 { GemmVariant::T128 } else { GemmVariant::T64 };
+    let v = choose(rec.gpu(), variant, dtype, &[m, n, k], heuristic);
+    let tile = v.tile();
+    let groups = [params.n.div_ceil(tile), params.m.div_ceil(tile), 1];
+    let e = dtype.size() as u64;
+    let (m, n, k) = (m as u64, n as u64, k as u64);
+    let bytes = e * (m * k + n * k + m * n + residual.map_or(0, |_| m * n) + b.map_or(0, |_| n));
+    let cost = Cost { flops: 2 * m * n * k, bytes };
+    rec.launch(v.kernel(), dtype, &params, &[Some(x), Some(w), b, residual.map(|r| r.res), Some(y)], groups, cost)
 }
 
-/// The GEMM kernel versions in gemm.wgsl.
+/// The GEMM kernel versions in gemm.wgsl (family `gemm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmVariant {
-    /// 64×64 tile, 4×4 per thread (`gemm`).
+    /// 64×64 tile, 4×4 per thread (`gemm`, `VLMC_KERNELS=gemm=64`).
     T64,
-    /// 128×128 tile, 8×8 per thread (`gemm_128`).
+    /// 128×128 tile, 8×8 per thread (`gemm_128`, `gemm=128`).
     T128,
-    /// No workgroup memory: 8×8 per thread straight from global memory, 64×64 per workgroup (`gemm_reg`).
+    /// No workgroup memory: 8×8 per thread straight from global memory, 64×64 per workgroup (`gemm_reg`, `gemm=reg`).
     Reg8,
 }
 
-/// `VLMC_GEMM=64|128|reg` forces one version (benchmarks compare them); read once per process.
-fn variant_override() -> Option<GemmVariant> {
-    static OVERRIDE: std::sync::OnceLock<Option<GemmVariant>> = std::sync::OnceLock::new();
-    *OVERRIDE.get_or_init(|| match std::env::var("VLMC_GEMM").ok()?.as_str() {
-        "64" => Some(GemmVariant::T64),
-        "128" => Some(GemmVariant::T128),
-        "reg" => Some(GemmVariant::Reg8),
-        _ => None,
-    })
+impl GemmVariant {
+    /// Names as `VLMC_KERNELS` spells them, in [`Variant::ALL`] order.
+    pub const NAMES: &'static [&'static str] = &["64", "128", "reg"];
+
+    /// Output tile side of one workgroup.
+    pub fn tile(self) -> u32 {
+        match self {
+            GemmVariant::T128 => 128,
+            _ => 64,
+        }
+    }
+}
+
+impl Variant for GemmVariant {
+    const FAMILY: &'static str = "gemm";
+    const ALL: &'static [Self] = &[GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8];
+    fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+    fn kernel(self) -> &'static Kernel {
+        match self {
+            GemmVariant::T64 => &registry::GEMM_64,
+            GemmVariant::T128 => &registry::GEMM_128,
+            GemmVariant::Reg8 => &registry::GEMM_REG,
+        }
+    }
 }
 
 /// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].

@@ -3,8 +3,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::LAYERNORM;
+use super::{checked_u32, grid_1d};
+use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// Mirrors `LnParams` in layernorm.wgsl.
 #[repr(C)]
@@ -26,18 +27,10 @@ pub fn record_layernorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, ga
         r.expect_shape("layernorm residual", x.shape())?;
     }
     let rows = x.numel() / cols.max(1);
-    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let params = LnParams { rows: rows as u32, cols: cols as u32, has_res: res.is_some() as u32, eps };
-    let pipe = pipeline(gpu, "layernorm", "layernorm.wgsl", "layernorm")?;
-    let dummy;
-    let res = match res {
-        Some(r) => r,
-        None => {
-            dummy = Tensor::empty(gpu, &[4], DType::F32)?;
-            &dummy
-        }
-    };
-    rec.dispatch("layernorm", pipe, &params, &[x, res, gamma, beta, &y], grid_1d(gpu, rows as u32))?;
+    let y = Tensor::empty(gpu, x.shape(), x.dtype())?;
+    let params = LnParams { rows: checked_u32("layernorm", rows)?, cols: checked_u32("layernorm", cols)?, has_res: res.is_some() as u32, eps };
+    let cost = Cost { flops: 8 * x.numel() as u64, bytes: (2 + res.is_some() as u64) * x.byte_len() };
+    rec.launch(&LAYERNORM, x.dtype(), &params, &[Some(x), res, Some(gamma), Some(beta), Some(&y)], grid_1d(gpu, params.rows), cost)?;
     Ok(y)
 }
 

@@ -19,7 +19,12 @@
 //! | `fma_peak`      | ceiling.wgsl      | the adapter's FMA ceiling (benchmarks)                   |
 //! | `copy_bw`       | ceiling.wgsl      | the adapter's copy bandwidth (benchmarks)                |
 //!
-//! Every kernel file is compiled as `common.wgsl` + the file (WGSL has no includes).
+//! Every entry point is a constant in [`registry`] (file, entry, dtypes, features, bindings); a
+//! pipeline is compiled per (kernel, dtype) from `enable` directives + `alias elem = …;` +
+//! `common.wgsl` + the file (WGSL has no includes). Launchers record through
+//! `Recorder::launch` ([`launch`]), which checks dtypes and adds up each launch's FLOPs and bytes.
+//! Families with several versions (`gemm`, `attention`) implement [`Variant`]; the tuner
+//! (`runtime::tune`) picks one unless a launcher is handed one.
 
 pub mod activation;
 pub mod anyres;
@@ -27,42 +32,49 @@ pub mod attention;
 pub mod ceiling;
 pub mod elementwise;
 pub mod gemm;
+pub mod launch;
 pub mod layernorm;
 pub mod pool;
+pub mod registry;
 pub mod tome;
 
 pub use activation::Activation;
 
-use crate::runtime::{Gpu, Result};
-use std::sync::Arc;
+use crate::runtime::{DType, Error, Gpu, Result};
 
-/// WGSL sources, by file name, as shipped in `shaders/`.
-pub const SHADER_FILES: &[(&str, &str)] = &[
-    ("common.wgsl", include_str!("../../shaders/common.wgsl")),
-    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
-    ("elementwise.wgsl", include_str!("../../shaders/elementwise.wgsl")),
-    ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
-    ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
-    ("media_mask.wgsl", include_str!("../../shaders/media_mask.wgsl")),
-    ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
-    ("anyres.wgsl", include_str!("../../shaders/anyres.wgsl")),
-    ("tome.wgsl", include_str!("../../shaders/tome.wgsl")),
-    ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
-];
+pub use registry::{compose, Kernel, SHADER_FILES};
 
-/// The source a kernel file is compiled from: `common.wgsl` followed by the file.
-pub fn compose(file: &str) -> String {
-    let common = SHADER_FILES[0].1;
-    let body = SHADER_FILES.iter().find(|(n, _)| *n == file).map(|(_, s)| *s).unwrap_or_else(|| panic!("unknown shader file {file}"));
-    if file == "common.wgsl" {
-        return common.to_string();
-    }
-    format!("{common}\n{body}")
+/// A kernel family's interchangeable versions (GEMM tiles, attention blocking): the tuner picks
+/// one per shape bucket unless the launcher is handed one.
+pub trait Variant: Copy + std::fmt::Debug + 'static {
+    /// Family name, as `VLMC_KERNELS` spells it.
+    const FAMILY: &'static str;
+    /// Every variant, heuristic's choices included.
+    const ALL: &'static [Self];
+    /// Variant name, as `VLMC_KERNELS` spells it.
+    fn name(self) -> &'static str;
+    /// The kernel it runs.
+    fn kernel(self) -> &'static Kernel;
 }
 
-/// The cached pipeline for `entry` in `file`; `name` is the cache key.
-pub(crate) fn pipeline(gpu: &Gpu, name: &'static str, file: &'static str, entry: &'static str) -> Result<Arc<wgpu::ComputePipeline>> {
-    gpu.pipeline(name, || compose(file), entry)
+/// The variant to run: `explicit` if given, else the tuner's choice (forced, recorded for this
+/// shape bucket, or `heuristic`).
+pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, shape: &[usize], heuristic: V) -> V {
+    if let Some(v) = explicit {
+        return v;
+    }
+    let name = gpu.tuner.choose(V::FAMILY, dtype, shape, heuristic.name());
+    V::ALL.iter().copied().find(|v| v.name() == name).unwrap_or(heuristic)
+}
+
+/// Every tunable family and its variant names (what `VLMC_KERNELS` accepts).
+pub fn tune_families() -> Vec<(&'static str, &'static [&'static str])> {
+    vec![(gemm::GemmVariant::FAMILY, gemm::GemmVariant::NAMES), (attention::AttnVariant::FAMILY, attention::AttnVariant::NAMES)]
+}
+
+/// `n` as a u32 kernel parameter, or an error naming `op` when it does not fit.
+pub(crate) fn checked_u32(op: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| Error::Limit { op: op.into(), limit: "u32 kernel parameter".into(), requested: n as u64, max: u32::MAX as u64 })
 }
 
 /// Splits `groups` workgroups into an (x, y) grid within the per-dimension limit.

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::AVG_POOL2X2;
+use super::{checked_u32, grid_1d};
+use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// Mirrors `PoolParams` in pool.wgsl.
 #[repr(C)]
@@ -26,11 +27,12 @@ pub fn record_avg_pool2x2(rec: &mut Recorder, x: &Tensor, h: usize, w: usize) ->
         return Err(Error::input("grid", format!("{h}×{w}: 2×2 pooling needs at least 2×2 tokens")));
     }
     let (oh, ow) = (h / 2, w / 2);
-    let y = Tensor::empty(gpu, &[b, oh * ow, c], DType::F32)?;
-    let params = PoolParams { batch: b as u32, h: h as u32, w: w as u32, c: c as u32 };
-    let pipe = pipeline(gpu, "avg_pool2x2", "pool.wgsl", "avg_pool2x2")?;
-    let n = (b * oh * ow * c) as u32;
-    rec.dispatch("avg_pool2x2", pipe, &params, &[x, &y], grid_1d(gpu, n.div_ceil(256)))?;
+    let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
+    let op = "avg_pool2x2";
+    let params = PoolParams { batch: checked_u32(op, b)?, h: checked_u32(op, h)?, w: checked_u32(op, w)?, c: checked_u32(op, c)? };
+    let n = checked_u32(op, b * oh * ow * c)?;
+    let cost = Cost { flops: 4 * n as u64, bytes: x.byte_len() + y.byte_len() };
+    rec.launch(&AVG_POOL2X2, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(y)
 }
 

@@ -2,8 +2,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{grid_1d, pipeline};
-use crate::runtime::{DType, Error, Recorder, Result, Tensor};
+use super::registry::{TOME_MATCH, TOME_MERGE, TOME_RANK, TOME_SLOTS};
+use super::{checked_u32, grid_1d};
+use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 
 /// Mirrors `TomeParams` in tome.wgsl.
 #[repr(C)]
@@ -47,19 +48,30 @@ pub fn record_tome(rec: &mut Recorder, x: &Tensor, metric: &Tensor, size: &Tenso
     let rows = t - r;
     let info = Tensor::empty(gpu, &[b * t1 * 4], DType::U32)?;
     let slots = Tensor::empty(gpu, &[b * t1], DType::U32)?;
-    let out = Tensor::empty(gpu, &[b, rows, c], DType::F32)?;
-    let out_size = Tensor::empty(gpu, &[b, rows, 1], DType::F32)?;
-    let params = TomeParams { batch: b as u32, t: t as u32, t1: t1 as u32, t2: t2 as u32, r: r as u32, c: c as u32, cm: cm as u32, class_token: class_token as u32 };
-    let per_a = [(t1 as u32).div_ceil(64), b as u32, 1];
-    let pipe = pipeline(gpu, "tome_match", "tome.wgsl", "tome_match")?;
-    rec.dispatch_bound("tome_match", pipe, &params, &[(1, metric), (4, &info)], per_a)?;
-    let pipe = pipeline(gpu, "tome_rank", "tome.wgsl", "tome_rank")?;
-    rec.dispatch_bound("tome_rank", pipe, &params, &[(4, &info)], per_a)?;
-    let pipe = pipeline(gpu, "tome_slots", "tome.wgsl", "tome_slots")?;
-    rec.dispatch_bound("tome_slots", pipe, &params, &[(4, &info), (5, &slots)], per_a)?;
-    let pipe = pipeline(gpu, "tome_merge", "tome.wgsl", "tome_merge")?;
-    let n = (b * rows * c) as u32;
-    rec.dispatch_bound("tome_merge", pipe, &params, &[(2, x), (3, size), (4, &info), (5, &slots), (6, &out), (7, &out_size)], grid_1d(gpu, n.div_ceil(256)))?;
+    let dtype = x.dtype();
+    let out = Tensor::empty(gpu, &[b, rows, c], dtype)?;
+    let out_size = Tensor::empty(gpu, &[b, rows, 1], dtype)?;
+    let op = "tome";
+    let params = TomeParams {
+        batch: checked_u32(op, b)?,
+        t: checked_u32(op, t)?,
+        t1: checked_u32(op, t1)?,
+        t2: checked_u32(op, t2)?,
+        r: checked_u32(op, r)?,
+        c: checked_u32(op, c)?,
+        cm: checked_u32(op, cm)?,
+        class_token: class_token as u32,
+    };
+    let per_a = [params.t1.div_ceil(64), params.batch, 1];
+    let (b64, t1_64, e) = (b as u64, t1 as u64, dtype.size() as u64);
+    let match_cost = Cost { flops: 2 * b64 * t1_64 * t2 as u64 * cm as u64, bytes: metric.byte_len() * (1 + t2 as u64) / 2 };
+    rec.launch(&TOME_MATCH, dtype, &params, &[Some(metric), Some(&info)], per_a, match_cost)?;
+    rec.launch(&TOME_RANK, dtype, &params, &[Some(&info)], per_a, Cost { flops: 0, bytes: 16 * b64 * t1_64 * t1_64 })?;
+    rec.launch(&TOME_SLOTS, dtype, &params, &[Some(&info), Some(&slots)], per_a, Cost { flops: 0, bytes: 20 * b64 * t1_64 })?;
+    let n = checked_u32(op, b * rows * c)?;
+    let merge_cost = Cost { flops: 2 * (b * t * c) as u64, bytes: x.byte_len() + out.byte_len() + e * 2 * (b * t) as u64 };
+    let tensors = [Some(x), Some(size), Some(&info), Some(&slots), Some(&out), Some(&out_size)];
+    rec.launch(&TOME_MERGE, dtype, &params, &tensors, grid_1d(gpu, n.div_ceil(256)), merge_cost)?;
     Ok((out, out_size))
 }
 

@@ -9,13 +9,15 @@ use crate::kernels::Activation;
 use crate::nn::{Bias, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
+/// Q, stacked K/V projections and the head geometry. Built only by the loaders, which check that
+/// the heads divide the width and fit the kernel.
 pub struct Attention {
-    pub q: Linear,
+    q: Linear,
     /// K and V stacked: weight [2·inner, kv_dim].
-    pub kv: Linear,
-    pub heads: usize,
-    pub head_dim: usize,
-    pub scale: f32,
+    kv: Linear,
+    heads: usize,
+    head_dim: usize,
+    scale: f32,
 }
 
 /// Checks `heads` divides `inner` and the head fits the kernel; returns the head dim.
@@ -48,8 +50,19 @@ impl Attention {
         Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt() })
     }
 
+    /// heads · head_dim.
     pub fn inner(&self) -> usize {
         self.heads * self.head_dim
+    }
+
+    /// Number of heads.
+    pub fn heads(&self) -> usize {
+        self.heads
+    }
+
+    /// Width of one head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
     }
 
     /// Context (before the output projection): x_q [B, Lq, dim], x_kv [B, Lk, kv_dim] → [B, Lq, inner].
@@ -57,6 +70,6 @@ impl Attention {
         let q = self.q.forward(rec, x_q, Activation::Identity)?;
         let kv = self.kv.forward(rec, x_kv, Activation::Identity)?;
         let inner = self.inner();
-        record_attention(rec, Heads::all(&q), Heads { t: &kv, offset: 0 }, Heads { t: &kv, offset: inner }, self.heads, self.head_dim, self.scale, opts)
+        record_attention(rec, Heads::all(&q), Heads { t: &kv, offset: 0 }, Heads { t: &kv, offset: inner }, self.heads, self.head_dim, self.scale, opts, None)
     }
 }

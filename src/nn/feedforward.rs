@@ -13,16 +13,13 @@ pub struct FeedForward {
 }
 
 impl FeedForward {
-    /// `nn.Sequential(LayerNorm, Linear, GELU, Linear)` under `ws`: keys `0.*`, `1.weight`, `3.weight`.
-    pub fn load(gpu: &Gpu, ws: &WeightSource, dim: usize, eps: f32) -> Result<FeedForward> {
+    /// `nn.Sequential(LayerNorm, Linear, GELU, Linear)` under `ws`: keys `0.*`, `1.weight` [mult·dim, dim],
+    /// `3.weight` [dim, mult·dim] (OpenFlamingo's `FeedForward(dim, mult)`).
+    pub fn load(gpu: &Gpu, ws: &WeightSource, dim: usize, mult: usize, eps: f32) -> Result<FeedForward> {
         let norm = LayerNorm::load(gpu, &ws.pp("0"), dim, eps)?;
-        let up = Linear::load(gpu, &ws.pp("1"), Some(dim), None, Bias::None)?;
+        let up = Linear::load(gpu, &ws.pp("1"), Some(dim), Some(mult * dim), Bias::None)?;
         let down = Linear::load(gpu, &ws.pp("3"), Some(up.out_features), Some(dim), Bias::None)?;
         Ok(FeedForward { norm, up, down })
-    }
-
-    pub fn random(gpu: &Gpu, dim: usize, mult: usize, rng: &mut crate::util::Rng) -> Result<FeedForward> {
-        Ok(FeedForward { norm: LayerNorm::random(gpu, dim, 1e-5, rng)?, up: Linear::random(gpu, dim, mult * dim, false, rng)?, down: Linear::random(gpu, mult * dim, dim, false, rng)? })
     }
 
     /// x + alpha · FF(x).

@@ -1,7 +1,7 @@
 //! `nn.Linear` with its weights on the GPU.
 
 use crate::checkpoint::WeightSource;
-use crate::kernels::gemm::{linear_out_shape, record_gemm_into, Residual};
+use crate::kernels::gemm::{linear_out_shape, record_gemm_into, Residual, ROW_BLOCK};
 use crate::kernels::Activation;
 use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
 
@@ -36,19 +36,23 @@ impl Linear {
     /// when given; otherwise taken from the stored weight.
     pub fn load(gpu: &Gpu, ws: &WeightSource, in_f: Option<usize>, out_f: Option<usize>, bias: Bias) -> Result<Linear> {
         let full = ws.full_name("weight");
-        let stored = ws.shape("weight").ok_or_else(|| Error::MissingWeight { name: full.clone(), location: ws.location().to_string() })?;
+        let stored = match (in_f, out_f, ws.shape("weight")) {
+            (_, _, Some(s)) => s,
+            (Some(i), Some(o), None) => vec![o, i], // a random source: the caller's shape
+            (_, _, None) => return Err(Error::MissingWeight { name: full, location: ws.location().to_string() }),
+        };
         if stored.len() != 2 {
             return Err(Error::shape(full, "[out_features, in_features]", stored));
         }
         let in_features = in_f.unwrap_or(stored[1]);
         let out_features = out_f.unwrap_or(stored[0]);
-        let weight = ws.get("weight", &[out_features, in_features])?;
+        let weight = ws.get_host("weight", &[out_features, in_features])?;
         let bias = match bias {
             Bias::None => None,
             Bias::IfPresent if !ws.contains("bias") => None,
-            _ => Some(ws.get("bias", &[out_features])?),
+            _ => Some(ws.get_host("bias", &[out_features])?),
         };
-        Linear::from_host(gpu, &weight.data, bias.as_ref().map(|b| b.data.as_slice()), in_features, out_features)
+        Linear::from_host(gpu, &weight.data, bias.as_ref().map(|b| b.data.as_slice()), in_features, out_features, ws.dtype())
     }
 
     /// Several Linears with the same input stacked into one ([W1; W2; ...] rows): one GEMM instead
@@ -58,48 +62,41 @@ impl Linear {
         let mut b = Vec::with_capacity(parts.len() * out_f);
         let mut has_bias = bias != Bias::None;
         for ws in parts {
-            w.extend(ws.get("weight", &[out_f, in_f])?.data);
+            w.extend(ws.get_host("weight", &[out_f, in_f])?.data);
             has_bias &= bias == Bias::Required || ws.contains("bias");
         }
         if has_bias {
             for ws in parts {
-                b.extend(ws.get("bias", &[out_f])?.data);
+                b.extend(ws.get_host("bias", &[out_f])?.data);
             }
         }
-        Linear::from_host(gpu, &w, has_bias.then_some(b.as_slice()), in_f, parts.len() * out_f)
+        let dtype = parts.first().map(|p| p.dtype()).unwrap_or(DType::F32);
+        Linear::from_host(gpu, &w, has_bias.then_some(b.as_slice()), in_f, parts.len() * out_f, dtype)
     }
 
-    /// A Linear from host data (random weights for demos, or weights computed at load).
-    /// Splits the weight into row blocks that fit `max_storage_buffer_binding_size`.
-    pub fn from_host(gpu: &Gpu, weight: &[f32], bias: Option<&[f32]>, in_f: usize, out_f: usize) -> Result<Linear> {
+    /// A Linear from host data (weights computed at load), uploaded in `dtype`. weight: [out_f, in_f]
+    /// row-major, bias: [out_f]. Splits the weight into row blocks that fit
+    /// `max_storage_buffer_binding_size`, each a multiple of the GEMM's [`ROW_BLOCK`] rows.
+    pub fn from_host(gpu: &Gpu, weight: &[f32], bias: Option<&[f32]>, in_f: usize, out_f: usize, dtype: DType) -> Result<Linear> {
         if weight.len() != in_f * out_f || bias.is_some_and(|b| b.len() != out_f) {
             return Err(Error::shape("linear weight", [out_f, in_f], weight.len()));
         }
         let max_bytes = gpu.limits().max_storage_buffer_binding_size as usize;
-        let row_bytes = in_f.max(1) * 4;
-        // Rows per block: as many as fit, in multiples of the GEMM's 64-column tile.
-        let rows = if out_f * row_bytes <= max_bytes { out_f.max(1) } else { (max_bytes / row_bytes) / 64 * 64 };
+        let row_bytes = in_f.max(1) * dtype.size();
+        let rows = if out_f * row_bytes <= max_bytes { out_f.max(1) } else { (max_bytes / row_bytes) / ROW_BLOCK * ROW_BLOCK };
         if rows == 0 {
-            return Err(Error::Limit { op: "linear weight row".into(), limit: "max_storage_buffer_binding_size".into(), requested: (64 * row_bytes) as u64, max: max_bytes as u64 });
+            return Err(Error::Limit { op: "linear weight row".into(), limit: "max_storage_buffer_binding_size".into(), requested: (ROW_BLOCK * row_bytes) as u64, max: max_bytes as u64 });
         }
         let mut parts = Vec::new();
         for start in (0..out_f.max(1)).step_by(rows) {
             let end = (start + rows).min(out_f);
             parts.push(LinearPart {
                 start,
-                weight: Tensor::from_slice(gpu, &weight[start * in_f..end * in_f], &[end - start, in_f])?,
-                bias: bias.map(|b| Tensor::from_slice(gpu, &b[start..end], &[end - start])).transpose()?,
+                weight: Tensor::from_host(gpu, &weight[start * in_f..end * in_f], &[end - start, in_f], dtype)?,
+                bias: bias.map(|b| Tensor::from_host(gpu, &b[start..end], &[end - start], dtype)).transpose()?,
             });
         }
         Ok(Linear { parts, in_features: in_f, out_features: out_f })
-    }
-
-    /// Random weights ~ U(-1/√in, 1/√in), as torch initialises Linear.
-    pub fn random(gpu: &Gpu, in_f: usize, out_f: usize, bias: bool, rng: &mut crate::util::Rng) -> Result<Linear> {
-        let s = 1.0 / (in_f as f32).sqrt();
-        let w = rng.vec(out_f * in_f, s);
-        let b = bias.then(|| rng.vec(out_f, s));
-        Linear::from_host(gpu, &w, b.as_deref(), in_f, out_f)
     }
 
     /// y = act(x·Wᵀ + b).
@@ -116,15 +113,10 @@ impl Linear {
         if x.shape().last() != Some(&self.in_features) {
             return Err(Error::shape("linear input", format!("[.., {}]", self.in_features), x.shape()));
         }
-        let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, self.out_features)?, DType::F32)?;
+        let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, self.out_features)?, x.dtype())?;
         for part in &self.parts {
             record_gemm_into(rec, x, &part.weight, part.bias.as_ref(), &y, part.start, act, residual, None)?;
         }
         Ok(y)
-    }
-
-    /// Multiply-adds per row.
-    pub fn flops_per_row(&self) -> u64 {
-        2 * self.in_features as u64 * self.out_features as u64
     }
 }

@@ -14,13 +14,7 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `{prefix}.weight` and `{prefix}.bias`, both [dim].
     pub fn load(gpu: &Gpu, ws: &WeightSource, dim: usize, eps: f32) -> Result<LayerNorm> {
-        Ok(LayerNorm { weight: ws.tensor(gpu, "weight", &[dim])?, bias: ws.tensor(gpu, "bias", &[dim])?, eps, dim })
-    }
-
-    /// Random affine parameters near (1, 0) (demos).
-    pub fn random(gpu: &Gpu, dim: usize, eps: f32, rng: &mut crate::util::Rng) -> Result<LayerNorm> {
-        let w: Vec<f32> = rng.vec(dim, 0.1).iter().map(|v| 1.0 + v).collect();
-        Ok(LayerNorm { weight: Tensor::from_slice(gpu, &w, &[dim])?, bias: Tensor::from_slice(gpu, &rng.vec(dim, 0.1), &[dim])?, eps, dim })
+        Ok(LayerNorm { weight: ws.get(gpu, "weight", &[dim])?, bias: ws.get(gpu, "bias", &[dim])?, eps, dim })
     }
 
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {

@@ -44,9 +44,14 @@ pub enum Error {
     #[error("config field `{field}`: {message}")]
     Config { field: String, message: String },
 
-    /// `model_type` names a connector this crate does not implement.
-    #[error("unknown model_type `{0}` (known: llava, llava_llama, llava_next, llava_next_video, blip-2, open_flamingo, pool2x2, tome)")]
-    UnknownModelType(String),
+    /// `model_type` names a connector this crate does not implement; `known` lists those it does
+    /// (from `connectors::registry`).
+    #[error("unknown model_type `{model_type}` (known: {known})")]
+    UnknownModelType { model_type: String, known: String },
+
+    /// The adapter or the crate lacks what an operation needs (a feature, a kernel built for a dtype).
+    #[error("{what} needs {needs}")]
+    Unsupported { what: String, needs: String },
 
     /// An activation name not in transformers' ACT2FN subset we support.
     #[error("unknown activation `{0}` (known: gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, relu, silu, linear/identity)")]

@@ -9,10 +9,19 @@
 //! backends (Vulkan, Metal, DX12) before GL.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::error::{Error, Result};
-use super::pool::BufferPool;
+use super::pool::{BufferPool, PooledBuffer, STORAGE_USAGE};
+use super::tensor::DType;
+use super::tune::{Tuner, KERNELS_ENV};
+use crate::kernels::registry::{compose, Kernel};
+
+/// One cache slot per (kernel, dtype): the map lock is held only to find the slot, the slot's lock
+/// while compiling, so two threads never compile the same pipeline and different ones compile in
+/// parallel.
+type PipelineSlot = Arc<Mutex<Option<Arc<wgpu::ComputePipeline>>>>;
 
 /// Options for [`Gpu::new_with`]. `Default` reads wgpu's environment variables.
 #[derive(Clone, Debug)]
@@ -26,6 +35,8 @@ pub struct GpuOptions {
     pub cap_storage_binding: Option<u32>,
     /// Cap `max_compute_workgroups_per_dimension` (tests use this to reach the grid limits).
     pub cap_workgroups_per_dimension: Option<u32>,
+    /// Forced kernel variants, `family=variant,...` (`VLMC_KERNELS`; see `runtime::tune`).
+    pub kernels: String,
 }
 
 impl Default for GpuOptions {
@@ -37,6 +48,7 @@ impl Default for GpuOptions {
             adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
             cap_storage_binding: None,
             cap_workgroups_per_dimension: None,
+            kernels: std::env::var(KERNELS_ENV).unwrap_or_default(),
         }
     }
 }
@@ -56,7 +68,11 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     features: wgpu::Features,
-    pipelines: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<(&'static str, DType), PipelineSlot>>,
+    compiled: AtomicUsize,
+    pub(crate) tuner: Tuner,
+    /// Bound where a kernel's optional input is absent (one per `Gpu`, made on first use).
+    dummy: OnceLock<Arc<PooledBuffer>>,
     pub(crate) pool: BufferPool,
     lost: Arc<Mutex<Option<String>>>,
     uncaptured: Arc<Mutex<Vec<String>>>,
@@ -164,12 +180,19 @@ impl Gpu {
         }))
         .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         log::info!("adapter: {} ({:?}, {:?}), features {:?}", info.name, info.backend, info.device_type, features);
-        Ok(Gpu::from_device(device, queue, info))
+        Gpu::wrap(device, queue, info, &opts.kernels)
     }
 
     /// Wraps a device and queue the caller already has (e.g. from a renderer).
-    /// Only the features enabled on that device are used.
-    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+    /// Only the features enabled on that device are used. Fails only when `VLMC_KERNELS` names a
+    /// kernel family or variant that does not exist.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Gpu> {
+        Gpu::wrap(device, queue, info, &std::env::var(KERNELS_ENV).unwrap_or_default())
+    }
+
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str) -> Result<Gpu> {
+        let adapter_key = format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info);
+        let tuner = Tuner::new(adapter_key, kernels, &crate::kernels::tune_families())?;
         let limits = device.limits();
         let features = device.features();
         let gl = info.backend == wgpu::Backend::Gl;
@@ -189,18 +212,21 @@ impl Gpu {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
-        Gpu {
+        Ok(Gpu {
             device,
             queue,
             info,
             limits,
             features,
             pipelines: Mutex::new(HashMap::new()),
+            compiled: AtomicUsize::new(0),
+            tuner,
+            dummy: OnceLock::new(),
             pool: BufferPool::default(),
             lost,
             uncaptured,
             serial: gl.then(|| parking_lot::ReentrantMutex::new(())),
-        }
+        })
     }
 
     pub fn device(&self) -> &wgpu::Device {
@@ -256,30 +282,48 @@ impl Gpu {
         Ok(out)
     }
 
-    /// The compute pipeline for kernel `name`, compiled once and cached.
-    pub(crate) fn pipeline(&self, name: &'static str, source: impl FnOnce() -> String, entry: &str) -> Result<Arc<wgpu::ComputePipeline>> {
-        if let Some(p) = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+    /// The compute pipeline for `kernel` in `dtype`, compiled once per `Gpu` and cached. Fails with
+    /// [`Error::Unsupported`] when the adapter lacks a feature the kernel needs in that dtype.
+    pub(crate) fn pipeline(&self, kernel: &'static Kernel, dtype: DType) -> Result<Arc<wgpu::ComputePipeline>> {
+        if !kernel.dtypes.contains(&dtype) {
+            return Err(Error::Unsupported { what: format!("kernel `{}` in {dtype:?}", kernel.name), needs: format!("one of its built dtypes {:?}", kernel.dtypes) });
+        }
+        let missing = kernel.required_features(dtype) - self.features;
+        if !missing.is_empty() {
+            return Err(Error::Unsupported { what: format!("kernel `{}` in {dtype:?}", kernel.name), needs: format!("adapter features {missing:?}, which `{}` lacks", self.info.name) });
+        }
+        let slot = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).entry((kernel.name, dtype)).or_default().clone();
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let src = source();
-        let pipeline = self.scoped(name, || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+        let src = compose(kernel, dtype).ok_or_else(|| Error::Unsupported { what: format!("kernel `{}`", kernel.name), needs: format!("shader file {}", kernel.file) })?;
+        let pipeline = self.scoped(kernel.name, || {
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(kernel.name), source: wgpu::ShaderSource::Wgsl(src.into()) });
             self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
+                label: Some(kernel.name),
                 layout: None,
                 module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions { constants: kernel.constants, ..Default::default() },
                 cache: None,
             })
         })?;
         let p = Arc::new(pipeline);
-        self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).insert(name, p.clone());
-        log::debug!("compiled pipeline {name}");
+        *slot = Some(p.clone());
+        self.compiled.fetch_add(1, Ordering::Relaxed);
+        log::debug!("compiled pipeline {} ({dtype:?})", kernel.name);
         Ok(p)
+    }
+
+    /// The buffer bound in place of an absent optional input.
+    pub(crate) fn dummy(&self) -> Arc<PooledBuffer> {
+        self.dummy.get_or_init(|| self.serialized(|| self.pool.get(&self.device, 16, STORAGE_USAGE))).clone()
+    }
+
+    /// The kernel choices of this `Gpu` (forced by `VLMC_KERNELS`, recorded, or heuristic).
+    pub fn tuner(&self) -> &Tuner {
+        &self.tuner
     }
 
     /// (bytes held by the buffer pool in all, bytes of those sitting idle).
@@ -292,9 +336,9 @@ impl Gpu {
         self.pool.trim()
     }
 
-    /// Number of pipelines compiled so far.
+    /// Number of pipelines compiled so far (each (kernel, dtype) at most once).
     pub fn cached_pipelines(&self) -> usize {
-        self.pipelines.lock().map(|p| p.len()).unwrap_or(0)
+        self.compiled.load(Ordering::Relaxed)
     }
 
     /// Blocks until all submitted work is done.

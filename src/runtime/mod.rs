@@ -5,8 +5,10 @@ pub mod gpu;
 pub mod pool;
 pub mod recorder;
 pub mod tensor;
+pub mod tune;
 
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, Gpu, GpuOptions};
-pub use recorder::{Recorder, Timing};
+pub use recorder::{Cost, Recorder, Timing};
 pub use tensor::{DType, Tensor};
+pub use tune::Tuner;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::error::{Error, Result};
 use super::gpu::Gpu;
 use super::pool::PooledBuffer;
-use super::tensor::Tensor;
 
 struct Dispatch {
     label: &'static str,
@@ -38,16 +37,25 @@ impl Timing {
     }
 }
 
+/// Work of a kernel or a whole forward: floating-point operations (a multiply-add counts 2) and
+/// bytes read and written in global memory, as the launchers count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    pub flops: u64,
+    pub bytes: u64,
+}
+
 /// One forward's worth of recorded kernels.
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
     dispatches: Vec<Dispatch>,
     params: Vec<u8>,
+    cost: Cost,
 }
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, dispatches: Vec::new(), params: Vec::new() }
+        Recorder { gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -66,28 +74,22 @@ impl<'g> Recorder<'g> {
         self.dispatches.iter().map(|d| d.label).collect()
     }
 
-    /// Records one dispatch: binding 0 is `params` (uniform), bindings 1.. are `tensors` in order.
-    pub(crate) fn dispatch<P: bytemuck::Pod>(
-        &mut self,
-        label: &'static str,
-        pipeline: Arc<wgpu::ComputePipeline>,
-        params: &P,
-        tensors: &[&Tensor],
-        workgroups: [u32; 3],
-    ) -> Result<()> {
-        let bound: Vec<(u32, &Tensor)> = tensors.iter().enumerate().map(|(i, t)| (i as u32 + 1, *t)).collect();
-        self.dispatch_bound(label, pipeline, params, &bound, workgroups)
+    /// FLOPs and bytes of every kernel recorded so far, as each launcher declared them.
+    pub fn cost(&self) -> Cost {
+        self.cost
     }
 
-    /// Like [`Self::dispatch`] with explicit binding numbers, for files whose entry points each use
-    /// a subset of the file's bindings.
-    pub(crate) fn dispatch_bound<P: bytemuck::Pod>(
+    /// Records one dispatch: binding 0 is `params` (uniform), the others are `buffers`
+    /// (binding, buffer). Launchers go through `Recorder::launch` (`kernels::launch`), which
+    /// resolves the pipeline and checks the tensors first.
+    pub(crate) fn push<P: bytemuck::Pod>(
         &mut self,
         label: &'static str,
         pipeline: Arc<wgpu::ComputePipeline>,
         params: &P,
-        tensors: &[(u32, &Tensor)],
+        buffers: Vec<(u32, Arc<PooledBuffer>)>,
         workgroups: [u32; 3],
+        cost: Cost,
     ) -> Result<()> {
         let max = self.gpu.limits().max_compute_workgroups_per_dimension;
         if let Some(&w) = workgroups.iter().find(|&&w| w > max) {
@@ -106,12 +108,14 @@ impl<'g> Recorder<'g> {
         let bytes = bytemuck::bytes_of(params);
         self.params.resize(offset, 0);
         self.params.extend_from_slice(bytes);
+        self.cost.flops += cost.flops;
+        self.cost.bytes += cost.bytes;
         self.dispatches.push(Dispatch {
             label,
             pipeline,
             params_offset: offset as u64,
             params_size: bytes.len().div_ceil(16) as u64 * 16,
-            buffers: tensors.iter().map(|(b, t)| (*b, t.pooled().clone())).collect(),
+            buffers,
             workgroups,
         });
         Ok(())

@@ -1,4 +1,4 @@
-//! `Tensor`: a pooled GPU buffer plus a shape. Row-major, contiguous, f32 on the device.
+//! `Tensor`: a pooled GPU buffer plus a shape and a dtype. Row-major, contiguous.
 
 use std::sync::Arc;
 
@@ -6,16 +6,46 @@ use super::error::{Error, Result};
 use super::gpu::Gpu;
 use super::pool::{PooledBuffer, STORAGE_USAGE};
 
-/// Element type on the device. Checkpoint weights in F16/BF16 are widened to f32 at load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Element type of a tensor on the device.
+///
+/// `F32` and `F16` are compute dtypes (a kernel's `elem` alias, see `kernels::registry`); `U32`
+/// holds indices, masks and packed media locations. Checkpoint weights are converted to the
+/// compute dtype once, at load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit IEEE float.
     F32,
+    /// 16-bit IEEE float (needs the adapter's `SHADER_F16` to compute on).
+    F16,
+    /// 32-bit unsigned integer.
     U32,
 }
 
 impl DType {
+    /// Bytes per element.
     pub fn size(self) -> usize {
-        4
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
+
+    /// The WGSL scalar type.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::U32 => "u32",
+        }
+    }
+
+    /// Host f32 values as this dtype's little-endian bytes (`U32` refuses: it is not a float).
+    pub(crate) fn encode(self, data: &[f32]) -> Option<Vec<u8>> {
+        match self {
+            DType::F32 => Some(bytemuck::cast_slice(data).to_vec()),
+            DType::F16 => Some(data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect()),
+            DType::U32 => None,
+        }
     }
 }
 
@@ -55,16 +85,20 @@ impl Tensor {
         Ok(Tensor { buf, shape: shape.to_vec(), dtype })
     }
 
-    /// Uploads `data` (row-major) as a tensor of `shape`.
+    /// Uploads `data` (row-major) as an f32 tensor of `shape`.
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        Tensor::from_host(gpu, data, shape, DType::F32)
+    }
+
+    /// Uploads f32 host `data` as a tensor of `shape` in the float `dtype` (converted on the host).
+    pub fn from_host(gpu: &Gpu, data: &[f32], shape: &[usize], dtype: DType) -> Result<Tensor> {
         if data.len() != numel(shape) {
             return Err(Error::shape("host data", format!("{} elements for {shape:?}", numel(shape)), data.len()));
         }
-        let t = Tensor::empty(gpu, shape, DType::F32)?;
-        if !data.is_empty() {
-            gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data)))?;
-        }
-        Ok(t)
+        let bytes = dtype
+            .encode(data)
+            .ok_or_else(|| Error::DType { tensor: "host data".into(), dtype: format!("{dtype:?}"), expected: "a float dtype (F32 or F16)".into() })?;
+        Tensor::from_bytes(gpu, bytes, shape, dtype)
     }
 
     /// Uploads u32 data (indices, masks).
@@ -72,9 +106,15 @@ impl Tensor {
         if data.len() != numel(shape) {
             return Err(Error::shape("host data", format!("{} elements for {shape:?}", numel(shape)), data.len()));
         }
-        let t = Tensor::empty(gpu, shape, DType::U32)?;
-        if !data.is_empty() {
-            gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, bytemuck::cast_slice(data)))?;
+        Tensor::from_bytes(gpu, bytemuck::cast_slice(data).to_vec(), shape, DType::U32)
+    }
+
+    /// Uploads raw little-endian bytes (`numel · dtype.size()` of them), padded to wgpu's 4-byte copy unit.
+    fn from_bytes(gpu: &Gpu, mut bytes: Vec<u8>, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let t = Tensor::empty(gpu, shape, dtype)?;
+        if !bytes.is_empty() {
+            bytes.resize(bytes.len().next_multiple_of(4), 0);
+            gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, &bytes))?;
         }
         Ok(t)
     }
@@ -118,13 +158,15 @@ impl Tensor {
         Ok(())
     }
 
-    /// Copies the tensor back to the host (one submit + wait). Call after the forward was submitted.
+    /// Copies a float tensor back to the host as f32 (F16 is widened; one submit + wait). Call
+    /// after the forward was submitted.
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        if self.dtype != DType::F32 {
-            return Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: format!("{:?}", self.dtype), expected: "F32 (use to_vec_u32)".into() });
-        }
         let bytes = self.download(gpu)?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+        match self.dtype {
+            DType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+            DType::F16 => Ok(bytes.chunks_exact(2).take(self.numel()).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+            DType::U32 => Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: "U32".into(), expected: "F32 or F16 (use to_vec_u32)".into() }),
+        }
     }
 
     /// u32 tensors back to the host.
@@ -133,11 +175,11 @@ impl Tensor {
             return Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: format!("{:?}", self.dtype), expected: "U32 (use to_vec)".into() });
         }
         let bytes = self.download(gpu)?;
-        Ok(bytemuck::cast_slice(&bytes).to_vec())
+        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     fn download(&self, gpu: &Gpu) -> Result<Vec<u8>> {
-        let size = self.byte_len();
+        let size = self.byte_len().next_multiple_of(4);
         if size == 0 {
             return Ok(Vec::new());
         }

@@ -58,3 +58,10 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
     assert!(err <= tol, "{what}: relative L2 error {err:.3e} > {tol:.0e}");
     assert!(max_diff <= 1e-4 * max_ref.max(1e-30), "{what}: max abs diff {max_diff:.3e} > 1e-4·{max_ref:.3e}");
 }
+
+/// A hostile input must be refused by the crate's own checks: an error from wgpu (`Gpu`) or a lost
+/// device would mean a check is missing and the bad value reached the driver.
+pub fn assert_refused_by_checks(what: &str, e: &vlm_connectors::Error) {
+    use vlm_connectors::Error;
+    assert!(!matches!(e, Error::Gpu { .. } | Error::DeviceLost(_) | Error::NoAdapter { .. } | Error::RequestDevice { .. }), "{what}: reached the driver: {e}");
+}

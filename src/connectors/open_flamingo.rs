@@ -1,0 +1,63 @@
+//! `open_flamingo`: a Perceiver Resampler, a gated cross-attention block, or both (the
+//! Perceiver's output is then the block's media), as OpenFlamingo's `Flamingo` wires them
+//! (`open_flamingo/src/flamingo.py`).
+
+use super::registry::{Inputs, Model, Named};
+use super::{GatedCrossAttention, GatedXattnConfig, PerceiverConfig, PerceiverResampler};
+use crate::checkpoint::{Config, WeightSource};
+use crate::runtime::{Error, Gpu, Recorder, Result};
+
+/// The blocks an `open_flamingo` config names: `perceiver`, `gated_xattn`, or both.
+pub struct OpenFlamingo {
+    pub perceiver: Option<PerceiverResampler>,
+    pub gated: Option<GatedCrossAttention>,
+}
+
+impl OpenFlamingo {
+    /// Loads the blocks the config's `perceiver` / `gated_xattn` objects describe.
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<OpenFlamingo> {
+        let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, ws)).transpose()?;
+        let gated = cfg.sub("gated_xattn").map(|c| GatedCrossAttention::load(gpu, GatedXattnConfig::from_config(&c)?, ws)).transpose()?;
+        if perceiver.is_none() && gated.is_none() {
+            return Err(Error::config("open_flamingo", "needs a `perceiver` or a `gated_xattn` block"));
+        }
+        Ok(OpenFlamingo { perceiver, gated })
+    }
+}
+
+/// `media_locations` [b, L] as 0/1 bytes: any other value is an error that names its row and value.
+pub fn locations_u8(shape: &[usize], values: &[i64]) -> Result<(usize, usize, Vec<u8>)> {
+    let (b, len) = match *shape {
+        [b, l] => (b, l),
+        _ => return Err(Error::shape("media_locations", "[b, L]", shape)),
+    };
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(0..=1).contains(*v)) {
+        return Err(Error::input("media_locations", format!("row {} holds {v}; expected 0 or 1", i / len.max(1))));
+    }
+    Ok((b, len, values.iter().map(|&v| v as u8).collect()))
+}
+
+impl Model for OpenFlamingo {
+    fn inputs(&self) -> &'static [&'static str] {
+        match (&self.perceiver, &self.gated) {
+            (Some(_), None) => &["vision_features"],
+            (None, _) => &["hidden_states", "media", "media_locations"],
+            (Some(_), Some(_)) => &["vision_features", "hidden_states", "media_locations"],
+        }
+    }
+
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let media = match &self.perceiver {
+            Some(p) => p.forward(rec, inputs.tensor("vision_features")?)?,
+            None => inputs.tensor("media")?.clone(),
+        };
+        let Some(gx) = &self.gated else { return Ok(vec![("output", media)]) };
+        let x = inputs.tensor("hidden_states")?;
+        let (shape, values) = inputs.ints("media_locations")?;
+        let (b, len, locs) = locations_u8(shape, values)?;
+        let t_img = media.shape().get(1).copied().unwrap_or(0);
+        let packed = gx.upload_locations(rec.gpu(), &locs, b, len, t_img)?;
+        let y = gx.forward(rec, x, &media, &packed)?;
+        Ok(if self.perceiver.is_some() { vec![("output", y), ("media", media)] } else { vec![("output", y)] })
+    }
+}

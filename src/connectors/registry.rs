@@ -1,0 +1,212 @@
+//! The model registry: the one place a `model_type` is mapped to a connector. `Connector::from_dir`,
+//! `vlmc run`, `vlmc info`, the unknown-`model_type` error and the fuzz harness all read [`MODELS`].
+//!
+//! Adding a connector: its file (the struct, a loader, and `impl Model`: input names and `record`)
+//! and one [`ModelEntry`] here.
+
+use std::any::Any;
+use std::path::Path;
+
+pub use super::inputs::{Inputs, Output};
+use super::{LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
+use crate::checkpoint::{Config, WeightSource};
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+
+/// Named output tensors of one forward, in the order the model lists them.
+pub type Named = Vec<(&'static str, Tensor)>;
+
+/// A connector as the registry runs it: named inputs in, named outputs out, recorded into the
+/// caller's [`Recorder`] (no submit).
+pub trait Model: Any + Send + Sync {
+    /// Names of the inputs [`Model::record`] reads (float tensors, or integers such as `image_size`).
+    fn inputs(&self) -> &'static [&'static str];
+    /// Records the forward. The first output is the one called `output`.
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named>;
+}
+
+/// One registry row.
+pub struct ModelEntry {
+    /// The `config.json` `model_type`s this row loads.
+    pub model_types: &'static [&'static str],
+    /// The Rust type it builds.
+    pub class: &'static str,
+    /// The PyTorch reference it follows (class and file).
+    pub reference: &'static str,
+    /// Whether it reads weights (stages such as `pool2x2` need only `config.json`).
+    pub needs_weights: bool,
+    /// Builds the model; `ws` is `Some` whenever `needs_weights`.
+    pub load: fn(&Gpu, &Config, Option<&WeightSource>) -> Result<Box<dyn Model>>,
+}
+
+fn weights<'a>(ws: Option<&'a WeightSource>, cfg: &Config) -> Result<&'a WeightSource> {
+    ws.ok_or_else(|| Error::config("model_type", format!("`{}` needs weights", cfg.str("model_type").unwrap_or_default())))
+}
+
+fn llava_hf(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(LlavaProjector::load_hf(g, c, weights(w, c)?)?))
+}
+fn llava_original(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(LlavaProjector::load_original(g, c, weights(w, c)?)?))
+}
+fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(LlavaNext::load(g, c, weights(w, c)?)?))
+}
+fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(LlavaNextVideo::load(g, c, weights(w, c)?)?))
+}
+fn blip2(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(QFormer::load(g, c, weights(w, c)?)?))
+}
+fn open_flamingo(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(OpenFlamingo::load(g, c, weights(w, c)?)?))
+}
+fn pool2x2(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Pool2x2::from_config(c)?))
+}
+fn tome(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(TokenMerger::from_config(c)?))
+}
+
+/// Every connector this crate loads, by `model_type`.
+pub static MODELS: &[ModelEntry] = &[
+    ModelEntry {
+        model_types: &["llava"],
+        class: "LlavaProjector",
+        reference: "transformers LlavaMultiModalProjector (models/llava/modeling_llava.py)",
+        needs_weights: true,
+        load: llava_hf,
+    },
+    ModelEntry {
+        model_types: &["llava_llama", "llava_mistral", "llava_qwen"],
+        class: "LlavaProjector",
+        reference: "LLaVA build_vision_projector (llava/model/multimodal_projector/builder.py)",
+        needs_weights: true,
+        load: llava_original,
+    },
+    ModelEntry {
+        model_types: &["llava_next"],
+        class: "LlavaNext",
+        reference: "transformers LlavaNextModel.pack_image_features (models/llava_next/modeling_llava_next.py)",
+        needs_weights: true,
+        load: llava_next,
+    },
+    ModelEntry {
+        model_types: &["llava_next_video"],
+        class: "LlavaNextVideo",
+        reference: "transformers LlavaNextVideoPooler (models/llava_next_video/modeling_llava_next_video.py)",
+        needs_weights: true,
+        load: llava_next_video,
+    },
+    ModelEntry {
+        model_types: &["blip-2"],
+        class: "QFormer",
+        reference: "transformers Blip2QFormerModel + language_projection (models/blip_2/modeling_blip_2.py)",
+        needs_weights: true,
+        load: blip2,
+    },
+    ModelEntry {
+        model_types: &["open_flamingo"],
+        class: "OpenFlamingo",
+        reference: "OpenFlamingo PerceiverResampler, GatedCrossAttentionBlock (open_flamingo/src/helpers.py)",
+        needs_weights: true,
+        load: open_flamingo,
+    },
+    ModelEntry { model_types: &["pool2x2"], class: "Pool2x2", reference: "torch AvgPool2d(2, 2) over the token grid", needs_weights: false, load: pool2x2 },
+    ModelEntry { model_types: &["tome"], class: "TokenMerger", reference: "ToMe bipartite_soft_matching + merge_wavg (tome/merge.py)", needs_weights: false, load: tome },
+];
+
+/// Every `model_type` in the registry, comma separated (for error messages).
+pub fn known_model_types() -> String {
+    MODELS.iter().flat_map(|e| e.model_types.iter().copied()).collect::<Vec<_>>().join(", ")
+}
+
+/// The registry row for `model_type`, or [`Error::UnknownModelType`] listing the known ones.
+pub fn lookup(model_type: &str) -> Result<&'static ModelEntry> {
+    MODELS
+        .iter()
+        .find(|e| e.model_types.contains(&model_type))
+        .ok_or_else(|| Error::UnknownModelType { model_type: model_type.to_string(), known: known_model_types() })
+}
+
+/// Any connector this crate can load, picked by `config.json`'s `model_type`.
+pub struct Connector {
+    model_type: String,
+    entry: &'static ModelEntry,
+    model: Box<dyn Model>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Connector({} `{}`, inputs {:?})", self.entry.class, self.model_type, self.model.inputs())
+    }
+}
+
+impl Connector {
+    /// Reads `config.json` and the weights in `dir`; `model_type` picks the connector. Stages
+    /// without weights (`pool2x2`, `tome`) need no safetensors file. An unknown `model_type` is an
+    /// error before any weight is opened.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<Connector> {
+        let dir = dir.as_ref();
+        let cfg = Config::from_file(dir.join("config.json"))?;
+        let entry = lookup(&cfg.str("model_type")?)?;
+        let ws = if entry.needs_weights { Some(WeightSource::open_dir(dir)?) } else { None };
+        Self::load(gpu, &cfg, ws.as_ref())
+    }
+
+    /// Builds the connector `cfg`'s `model_type` names from already-open weights (or
+    /// `WeightSource::random(seed)` for benchmarks).
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: Option<&WeightSource>) -> Result<Connector> {
+        let model_type = cfg.str("model_type")?;
+        let entry = lookup(&model_type)?;
+        let model = (entry.load)(gpu, cfg, ws)?;
+        Ok(Connector { model_type, entry, model })
+    }
+
+    /// The `model_type` it was loaded as.
+    pub fn model_type(&self) -> &str {
+        &self.model_type
+    }
+
+    /// Its registry row (class, reference).
+    pub fn entry(&self) -> &'static ModelEntry {
+        self.entry
+    }
+
+    /// Names of the inputs it reads.
+    pub fn input_names(&self) -> &'static [&'static str] {
+        self.model.inputs()
+    }
+
+    /// The typed connector, if it is a `T`.
+    pub fn model<T: Model>(&self) -> Option<&T> {
+        (self.model.as_ref() as &dyn Any).downcast_ref::<T>()
+    }
+
+    /// The typed connector; an error naming the class to use when it is not a `T`.
+    pub fn into_model<T: Model>(self) -> Result<T> {
+        let (model_type, class) = (self.model_type, self.entry.class);
+        (self.model as Box<dyn Any>).downcast::<T>().map(|b| *b).map_err(|_| {
+            let wanted = std::any::type_name::<T>().rsplit("::").next().unwrap_or("this type");
+            Error::config("model_type", format!("`{model_type}` loads a {class} (use {class}::from_dir or Connector::from_dir), not a {wanted}"))
+        })
+    }
+
+    /// Records the forward on in-memory inputs (no submit): outputs by name.
+    pub fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        self.model.record(rec, inputs)
+    }
+
+    /// Uploads nothing, records, submits once, and reads every output back.
+    pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Vec<Output>> {
+        let mut rec = Recorder::new(gpu);
+        let outs = self.record(&mut rec, inputs)?;
+        rec.submit()?;
+        outs.into_iter().map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? })).collect()
+    }
+
+    /// Runs on inputs read from a safetensors file (names as in the golden README): what
+    /// `vlmc run` does. The forward is one submit; outputs are read back after it.
+    pub fn run(&self, gpu: &Gpu, inputs: &WeightSource) -> Result<Vec<Output>> {
+        self.run_inputs(gpu, &Inputs::read(gpu, inputs, self.input_names())?)
+    }
+}

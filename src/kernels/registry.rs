@@ -1,0 +1,177 @@
+//! The kernel registry: one constant per WGSL entry point, the one place that says which file and
+//! entry it is, which dtypes it is built for, which adapter features it needs, and what it binds.
+//!
+//! A pipeline is compiled once per `Gpu` for each (kernel, dtype); [`compose`] builds its source as
+//! the `enable` directives, then `alias elem = f32;` (or `f16`), then `common.wgsl`, then the file.
+//! `Recorder::launch` checks every bound tensor's dtype against the kernel's declared bindings.
+//!
+//! Adding a dtype: list it in the kernels' `dtypes` (their bodies use `elem`). Adding a variant: a
+//! new constant here and a candidate in its family (`runtime::tune`). Nothing else changes.
+
+use crate::runtime::DType;
+
+/// What a binding holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elem {
+    /// The kernel's compute dtype (`elem` in WGSL): f32 or f16.
+    Float,
+    /// u32 (indices, ranges, packed masks), whatever the compute dtype.
+    U32,
+}
+
+/// One storage binding of an entry point (binding 0 is always the params uniform).
+#[derive(Clone, Copy, Debug)]
+pub struct Binding {
+    /// `@binding(slot)` in the WGSL file.
+    pub slot: u32,
+    /// The WGSL variable name (used in error messages).
+    pub name: &'static str,
+    pub elem: Elem,
+    /// Whether the launcher may leave it unbound (a shared dummy buffer is bound instead).
+    pub optional: bool,
+}
+
+const fn f(slot: u32, name: &'static str) -> Binding {
+    Binding { slot, name, elem: Elem::Float, optional: false }
+}
+const fn opt(slot: u32, name: &'static str) -> Binding {
+    Binding { slot, name, elem: Elem::Float, optional: true }
+}
+const fn u(slot: u32, name: &'static str) -> Binding {
+    Binding { slot, name, elem: Elem::U32, optional: false }
+}
+
+/// One WGSL entry point as a launchable kernel.
+#[derive(Debug)]
+pub struct Kernel {
+    /// Unique name: the pipeline-cache key (with the dtype) and the label in profiles.
+    pub name: &'static str,
+    /// The family whose variants the tuner chooses between (`gemm`, `attention`, ...).
+    pub family: &'static str,
+    /// File in `shaders/`.
+    pub file: &'static str,
+    /// Entry point in that file.
+    pub entry: &'static str,
+    /// Compute dtypes this kernel is built for.
+    pub dtypes: &'static [DType],
+    /// Adapter features it needs beyond those of its dtype (subgroups, cooperative matrices).
+    pub features: wgpu::Features,
+    /// Pipeline-overridable constants (`override` in WGSL) and their values for this variant.
+    pub constants: &'static [(&'static str, f64)],
+    /// Storage bindings in the order launchers pass tensors.
+    pub bindings: &'static [Binding],
+}
+
+impl Kernel {
+    /// Features the adapter needs to run this kernel in `dtype`.
+    pub fn required_features(&self, dtype: DType) -> wgpu::Features {
+        match dtype {
+            DType::F16 => self.features | wgpu::Features::SHADER_F16,
+            _ => self.features,
+        }
+    }
+}
+
+const F32: &[DType] = &[DType::F32];
+const NONE: wgpu::Features = wgpu::Features::empty();
+
+macro_rules! kernel {
+    ($id:ident, $name:literal, $family:literal, $file:literal, $bindings:expr) => {
+        #[doc = concat!("`", $name, "` in `", $file, "` (family `", $family, "`).")]
+        pub const $id: Kernel = Kernel {
+            name: $name,
+            family: $family,
+            file: $file,
+            entry: $name,
+            dtypes: F32,
+            features: NONE,
+            constants: &[],
+            bindings: $bindings,
+        };
+    };
+}
+
+const GEMM_BINDINGS: [Binding; 5] = [f(1, "x"), f(2, "w"), opt(3, "bias"), opt(4, "res"), f(5, "y")];
+const ATTN_BINDINGS: [Binding; 6] = [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "mask"), Binding { slot: 5, name: "ranges", elem: Elem::U32, optional: true }, f(6, "o")];
+
+kernel!(GEMM_64, "gemm", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
+kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
+kernel!(GEMM_REG, "gemm_reg", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
+kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
+kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
+kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), u(2, "out_ranges")]);
+kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
+kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
+kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
+kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), f(5, "y")]);
+kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), f(2, "y")]);
+kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), f(3, "y")]);
+kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), u(4, "info")]);
+kernel!(TOME_RANK, "tome_rank", "tome", "tome.wgsl", &[u(4, "info")]);
+kernel!(TOME_SLOTS, "tome_slots", "tome", "tome.wgsl", &[u(4, "info"), u(5, "slot_src")]);
+kernel!(TOME_MERGE, "tome_merge", "tome", "tome.wgsl", &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), f(6, "out"), f(7, "out_size")]);
+kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[f(2, "dst")]);
+kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), f(2, "dst")]);
+
+/// Every kernel, for the shader tests and `vlmc info`.
+pub const ALL: &[&Kernel] = &[
+    &GEMM_64,
+    &GEMM_128,
+    &GEMM_REG,
+    &ATTENTION,
+    &ATTENTION_Q8,
+    &MEDIA_RANGES,
+    &ACTIVATION,
+    &COPY_ROWS,
+    &ADD_ROWS,
+    &LAYERNORM,
+    &AVG_POOL2X2,
+    &ANYRES_PACK,
+    &TOME_MATCH,
+    &TOME_RANK,
+    &TOME_SLOTS,
+    &TOME_MERGE,
+    &FMA_PEAK,
+    &COPY_BW,
+];
+
+/// WGSL sources, by file name, as shipped in `shaders/`.
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("common.wgsl", include_str!("../../shaders/common.wgsl")),
+    ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("elementwise.wgsl", include_str!("../../shaders/elementwise.wgsl")),
+    ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
+    ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
+    ("media_mask.wgsl", include_str!("../../shaders/media_mask.wgsl")),
+    ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
+    ("anyres.wgsl", include_str!("../../shaders/anyres.wgsl")),
+    ("tome.wgsl", include_str!("../../shaders/tome.wgsl")),
+    ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
+];
+
+/// The source `kernel` is compiled from in `dtype`: `enable` directives first (WGSL requires
+/// them before any declaration), then the `elem` alias, then `common.wgsl`, then the kernel's file.
+/// `None` when the file is not shipped.
+pub fn compose(kernel: &Kernel, dtype: DType) -> Option<String> {
+    compose_file(kernel.file, dtype, kernel.required_features(dtype))
+}
+
+/// [`compose`] for a whole file, with the `enable` directives `features` ask for.
+pub fn compose_file(file: &str, dtype: DType, features: wgpu::Features) -> Option<String> {
+    let body = SHADER_FILES.iter().find(|(n, _)| *n == file)?.1;
+    let common = SHADER_FILES[0].1;
+    let mut s = String::new();
+    if dtype == DType::F16 || features.contains(wgpu::Features::SHADER_F16) {
+        s += "enable f16;\n";
+    }
+    if features.contains(wgpu::Features::SUBGROUP) {
+        s += "enable subgroups;\n";
+    }
+    s += &format!("alias elem = {};\n", dtype.wgsl());
+    if file != "common.wgsl" {
+        s += common;
+        s.push('\n');
+    }
+    s += body;
+    Some(s)
+}

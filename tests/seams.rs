@@ -1,0 +1,144 @@
+//! The seams every later change lands in: the kernel registry and its pipeline cache, the tuner,
+//! launch costs, dtype checks at launch, seeded random weights, and the model registry.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use common::*;
+use vlm_connectors::bench::seed;
+use vlm_connectors::checkpoint::{Config, WeightSource};
+use vlm_connectors::connectors::{registry, Connector, LlavaProjector, QFormer};
+use vlm_connectors::kernels::attention::{record_attention, AttnOpts, Heads};
+use vlm_connectors::kernels::gemm::record_linear;
+use vlm_connectors::kernels::layernorm::record_layernorm;
+use vlm_connectors::kernels::Activation;
+use vlm_connectors::{DType, Error, Gpu, GpuOptions, Recorder, Tensor};
+
+fn up(g: &Gpu, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::from_slice(g, &(0..n).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<_>>(), shape).unwrap()
+}
+
+#[test]
+fn a_pipeline_is_compiled_once_even_when_threads_race_for_it() {
+    let g = Arc::new(Gpu::new().unwrap());
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (g, barrier) = (g.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let (x, w) = (up(&g, &[3, 40]), up(&g, &[40]));
+                barrier.wait();
+                let mut rec = Recorder::new(&g);
+                record_layernorm(&mut rec, &x, None, &w, &w, 1e-5).unwrap();
+                rec.submit().unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(g.cached_pipelines(), 1, "eight threads asked for one pipeline");
+}
+
+#[test]
+fn vlmc_kernels_forces_a_variant_and_rejects_unknown_ones() {
+    let g = Gpu::new_with(GpuOptions { kernels: "gemm=reg, attention=v2".into(), ..Default::default() }).unwrap();
+    let mut rec = Recorder::new(&g);
+    let (x, w, q) = (up(&g, &[200, 16]), up(&g, &[200, 16]), up(&g, &[1, 32, 16]));
+    record_linear(&mut rec, &x, &w, None, Activation::Identity, None).unwrap();
+    record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
+    assert_eq!(rec.labels(), ["gemm_reg", "attention"], "heuristic would pick gemm_128 and attention_q8");
+    // Without forcing, the heuristic: 128 tiles at M, N ≥ 128; q8 from 8 query rows.
+    let mut rec = Recorder::new(gpu());
+    record_linear(&mut rec, &up(gpu(), &[200, 16]), &up(gpu(), &[200, 16]), None, Activation::Identity, None).unwrap();
+    record_linear(&mut rec, &up(gpu(), &[7, 16]), &up(gpu(), &[200, 16]), None, Activation::Identity, None).unwrap();
+    assert_eq!(rec.labels(), ["gemm_128", "gemm"]);
+    for bad in ["gemm=256", "conv=1", "gemm"] {
+        let e = Gpu::new_with(GpuOptions { kernels: bad.into(), ..Default::default() }).err().unwrap().to_string();
+        assert!(e.contains("VLMC_KERNELS") && e.contains(bad), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn launches_add_up_their_cost() {
+    let g = gpu();
+    let mut rec = Recorder::new(g);
+    let (m, k, n) = (5, 7, 9);
+    record_linear(&mut rec, &up(g, &[m, k]), &up(g, &[n, k]), None, Activation::Identity, None).unwrap();
+    let c = rec.cost();
+    assert_eq!(c.flops, 2 * (m * k * n) as u64);
+    assert_eq!(c.bytes, 4 * (m * k + n * k + m * n) as u64);
+    // A connector's cost is the sum of its launches: the LLaVA-1.5 projector is two GEMMs.
+    let proj = seed::llava(g).unwrap();
+    let mut rec = Recorder::new(g);
+    let x = Tensor::empty(g, &[1, 576, 1024], DType::F32).unwrap();
+    proj.record(&mut rec, &registry::Inputs::new().with_tensor("image_features", x)).unwrap();
+    assert_eq!(rec.cost().flops, 2 * 576 * (1024 * 4096 + 4096 * 4096));
+    assert_eq!(rec.labels().len(), 2);
+}
+
+#[test]
+fn a_tensor_of_the_wrong_dtype_is_refused_at_launch() {
+    let g = gpu();
+    let p = LlavaProjector::from_dir(g, case_dir("llava_tiny")).unwrap();
+    let x = Tensor::from_u32(g, &vec![1; 2 * 36 * 64], &[2, 36, 64]).unwrap();
+    let e = p.forward(&mut Recorder::new(g), &x).unwrap_err();
+    assert!(matches!(e, Error::DType { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("gemm") && e.contains(".x") && e.contains("U32"), "{e}");
+    // f16 weights need kernels built for f16: an error naming the kernel, not a wgpu failure.
+    let ws = WeightSource::open_dir(case_dir("llava_tiny")).unwrap().with_dtype(DType::F16).unwrap();
+    let cfg = Config::from_file(case_dir("llava_tiny").join("config.json")).unwrap();
+    let p = LlavaProjector::load(g, &cfg, &ws).unwrap();
+    let x = Tensor::from_host(g, &vec![0.5; 2 * 36 * 64], &[2, 36, 64], DType::F16).unwrap();
+    let e = p.forward(&mut Recorder::new(g), &x).unwrap_err().to_string();
+    assert!(e.contains("gemm") && e.contains("F16"), "{e}");
+    assert!(WeightSource::random(1).with_dtype(DType::U32).is_err());
+}
+
+#[test]
+fn f16_tensors_round_trip_through_the_gpu() {
+    let g = gpu();
+    let v: Vec<f32> = (0..7).map(|i| i as f32 * 0.25 - 1.0).collect(); // odd length: padded upload
+    let t = Tensor::from_host(g, &v, &[7], DType::F16).unwrap();
+    assert_eq!((t.dtype(), t.byte_len()), (DType::F16, 14));
+    assert_eq!(t.to_vec(g).unwrap(), v);
+}
+
+#[test]
+fn every_golden_config_loads_with_random_weights_and_runs_at_its_shapes() {
+    // WeightSource::random answers any name at the shape asked: every loader must get its shapes
+    // from the config alone, as benchmarks do.
+    let g = gpu();
+    let mut seen = 0;
+    for case in cases("") {
+        let cfg = Config::from_file(case_dir(&case).join("config.json")).unwrap();
+        let c = Connector::load(g, &cfg, Some(&WeightSource::random(7))).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let outs = c.run(g, &inputs(&case)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let want = expected(&case);
+        for o in &outs {
+            if let Some(shape) = want.shape(&o.name) {
+                assert_eq!(o.shape, shape, "{case}/{}", o.name);
+            }
+            assert!(o.data.iter().all(|v| v.is_finite()), "{case}/{}", o.name);
+        }
+        seen += 1;
+    }
+    assert!(seen >= 15, "only {seen} golden cases");
+}
+
+#[test]
+fn the_model_registry_names_every_type_and_the_class_to_use() {
+    let e = Connector::load(gpu(), &Config::from_str(r#"{"model_type": "kosmos-2"}"#).unwrap(), None).unwrap_err().to_string();
+    for entry in registry::MODELS {
+        for t in entry.model_types {
+            assert!(e.contains(t), "{t} missing from: {e}");
+        }
+    }
+    let e = LlavaProjector::from_dir(gpu(), case_dir("blip2_tiny")).err().unwrap().to_string();
+    assert!(e.contains("blip-2") && e.contains("QFormer::from_dir"), "{e}");
+    assert!(QFormer::from_dir(gpu(), case_dir("blip2_tiny")).is_ok());
+}
