@@ -51,7 +51,8 @@ pub mod seed {
     /// One gated cross-attention block: 4096-wide text reading 1024-wide media, 8 heads × 64.
     pub fn gated_xattn(gpu: &Gpu) -> Result<Connector> {
         let c = serde_json::json!({"model_type": "open_flamingo",
-            "gated_xattn": {"dim": 4096, "dim_visual": 1024, "dim_head": 64, "heads": 8, "ff_mult": 4, "only_attend_immediate_media": true}});
+            "gated_xattn": {"dim": 4096, "dim_visual": 1024, "dim_head": 64, "heads": 8, "ff_mult": 4,
+                "only_attend_immediate_media": true}});
         load(gpu, c, 4)
     }
 
@@ -176,7 +177,16 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     let (w, r) = (opts.warmup, opts.repeats);
     let mut out = Vec::new();
     let mut rec_of = |name: &str, shape: Vec<usize>, t: Timed| {
-        out.push(Record { name: name.to_string(), shape, dtype: "f32", median_ms: t.ms, flops: t.cost.flops, bytes: t.cost.bytes, timer: t.timer, repeats: r.max(1) });
+        out.push(Record {
+            name: name.to_string(),
+            shape,
+            dtype: "f32",
+            median_ms: t.ms,
+            flops: t.cost.flops,
+            bytes: t.cost.bytes,
+            timer: t.timer,
+            repeats: r.max(1),
+        });
     };
 
     if wanted("fma_peak") {
@@ -198,7 +208,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             shapes.push(vec![4096, 4096, 4096]);
         }
         for s in shape_for("gemm", shapes) {
-            let [m, k, n] = s[..] else { return Err(Error::Input { name: "--shape".into(), message: format!("gemm takes M,K,N; got {s:?}") }) };
+            let [m, k, n] = s[..] else {
+                return Err(Error::Input { name: "--shape".into(), message: format!("gemm takes M,K,N; got {s:?}") });
+            };
             progress(&format!("gemm {m}×{k}×{n}"));
             let wt = fresh(gpu, &mut Rng::new(2), &[n, k])?;
             let t = time_forward(gpu, w, r, |rec, rng| {
@@ -211,7 +223,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     if wanted("attention") {
         // Q-Former cross-attention: 32 queries into 257 ViT-g tokens, 12 heads × 64.
         for s in shape_for("attention", vec![vec![1, 32, 257, 12, 64], vec![1, 64, 321, 8, 64]]) {
-            let [b, lq, lk, h, d] = s[..] else { return Err(Error::Input { name: "--shape".into(), message: format!("attention takes B,Lq,Lk,heads,head_dim; got {s:?}") }) };
+            let [b, lq, lk, h, d] = s[..] else {
+                return Err(Error::Input { name: "--shape".into(), message: format!("attention takes B,Lq,Lk,heads,head_dim; got {s:?}") });
+            };
             progress(&format!("attention b{b} q{lq} k{lk} {h}×{d}"));
             let t = time_forward(gpu, w, r, |rec, rng| {
                 let (q, k, v) = (fresh(gpu, rng, &[b, lq, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?);
@@ -222,7 +236,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     }
     if wanted("layernorm") {
         for s in shape_for("layernorm", vec![vec![576, 4096]]) {
-            let [rows, cols] = s[..] else { return Err(Error::Input { name: "--shape".into(), message: format!("layernorm takes rows,cols; got {s:?}") }) };
+            let [rows, cols] = s[..] else {
+                return Err(Error::Input { name: "--shape".into(), message: format!("layernorm takes rows,cols; got {s:?}") });
+            };
             progress(&format!("layernorm {rows}×{cols}"));
             let (g, bta) = (fresh(gpu, &mut Rng::new(3), &[cols])?, fresh(gpu, &mut Rng::new(4), &[cols])?);
             let t = time_forward(gpu, w, r, |rec, rng| {
@@ -235,19 +251,25 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     if wanted("llava") {
         progress("llava projector 576 × 1024 → 4096 → 4096");
         let c = seed::llava(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("image_features", fresh(gpu, rng, &[1, 576, 1024])?)))?;
+        let t = time_forward(gpu, w, r, |rec, rng| {
+            record_connector(&c, rec, &Inputs::new().with_tensor("image_features", fresh(gpu, rng, &[1, 576, 1024])?))
+        })?;
         rec_of("llava", vec![576, 1024, 4096, 4096], t);
     }
     if wanted("qformer") {
         progress("qformer 257 × 1408 → 32 × 768 → 2560");
         let c = seed::qformer(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("image_embeds", fresh(gpu, rng, &[1, 257, 1408])?)))?;
+        let t = time_forward(gpu, w, r, |rec, rng| {
+            record_connector(&c, rec, &Inputs::new().with_tensor("image_embeds", fresh(gpu, rng, &[1, 257, 1408])?))
+        })?;
         rec_of("qformer", vec![257, 1408, 32, 768], t);
     }
     if wanted("perceiver") {
         progress("perceiver 4 × 257 × 1024 → 4 × 64 × 1024");
         let c = seed::perceiver(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor("vision_features", fresh(gpu, rng, &[1, 4, 1, 257, 1024])?)))?;
+        let t = time_forward(gpu, w, r, |rec, rng| {
+            record_connector(&c, rec, &Inputs::new().with_tensor("vision_features", fresh(gpu, rng, &[1, 4, 1, 257, 1024])?))
+        })?;
         rec_of("perceiver", vec![4, 257, 1024, 64], t);
     }
     if wanted("gated_xattn") {
@@ -299,12 +321,32 @@ pub fn to_json(records: &[Record], gpu: &Gpu) -> serde_json::Value {
 pub fn render(records: &[Record], gpu: &Gpu) -> String {
     let peak_flops = records.iter().find(|r| r.name == "fma_peak").map(|r| r.gflops());
     let peak_bw = records.iter().find(|r| r.name == "copy_bw").map(|r| r.gbps());
-    let mut s = format!("adapter: {}\n{:<12} {:<22} {:>11} {:>10} {:>9} {:>8} {:>8}  timer\n", gpu.describe(), "name", "shape", "median ms", "GFLOP/s", "GB/s", "%FMA", "%BW");
+    let mut s = format!(
+        "adapter: {}\n{:<12} {:<22} {:>11} {:>10} {:>9} {:>8} {:>8}  timer\n",
+        gpu.describe(),
+        "name",
+        "shape",
+        "median ms",
+        "GFLOP/s",
+        "GB/s",
+        "%FMA",
+        "%BW"
+    );
     for r in records {
         let pf = peak_flops.filter(|_| r.flops > 0).map(|p| format!("{:.1}", 100.0 * r.gflops() / p)).unwrap_or("-".into());
         let pb = peak_bw.map(|p| format!("{:.1}", 100.0 * r.gbps() / p)).unwrap_or("-".into());
         let shape = r.shape.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("×");
-        s += &format!("{:<12} {:<22} {:>11.3} {:>10.1} {:>9.1} {:>8} {:>8}  {}\n", r.name, shape, r.median_ms, r.gflops(), r.gbps(), pf, pb, r.timer);
+        s += &format!(
+            "{:<12} {:<22} {:>11.3} {:>10.1} {:>9.1} {:>8} {:>8}  {}\n",
+            r.name,
+            shape,
+            r.median_ms,
+            r.gflops(),
+            r.gbps(),
+            pf,
+            pb,
+            r.timer
+        );
     }
     s
 }

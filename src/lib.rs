@@ -27,8 +27,6 @@
 
 // Shapes are written `[N, K]` in doc comments, which rustdoc would read as links.
 #![allow(rustdoc::broken_intra_doc_links)]
-// Launchers and CPU references take their shapes as plain arguments, as llm.c does.
-#![allow(clippy::too_many_arguments)]
 
 pub mod bench;
 pub mod checkpoint;

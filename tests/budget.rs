@@ -21,8 +21,9 @@ fn select_best_resolution_and_token_counts_match_hand_checked_cases() {
     let p = AnyResPacker::llava_next_default();
     // (image h, w) → (best pinpoint, grid, kept rows × cols, tokens); checked by hand against
     // transformers' select_best_resolution / unpad_image.
-    let table: &[([usize; 2], [usize; 2], [usize; 2], [usize; 2], usize)] = &[
-        ([672, 672], [672, 672], [2, 2], [48, 48], 2928),  // square
+    type Case = ([usize; 2], [usize; 2], [usize; 2], [usize; 2], usize);
+    let table: &[Case] = &[
+        ([672, 672], [672, 672], [2, 2], [48, 48], 2928),   // square
         ([336, 1008], [336, 1008], [1, 3], [24, 72], 2328), // wide
         ([1008, 336], [1008, 336], [3, 1], [72, 24], 2376), // tall
         ([10, 10], [336, 672], [1, 2], [24, 24], 1176),     // tiny: every pinpoint ties, least waste first

@@ -114,13 +114,19 @@ fn integer_weights_are_refused_with_their_dtype() {
     // rewrite one tensor as I32
     let ws = WeightSource::open_dir(&dir).unwrap();
     let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for n in ["multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias", "multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"] {
+    for n in [
+        "multi_modal_projector.linear_1.weight",
+        "multi_modal_projector.linear_1.bias",
+        "multi_modal_projector.linear_2.weight",
+        "multi_modal_projector.linear_2.bias",
+    ] {
         let h = ws.get_any(n).unwrap();
         let dt = if n.ends_with("2.bias") { safetensors::Dtype::I32 } else { safetensors::Dtype::F32 };
         tensors.push((n.into(), dt, h.shape, bytemuck::cast_slice(&h.data).to_vec()));
     }
     drop(ws);
-    let views: Vec<_> = tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: Vec<_> =
+        tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
     let e = load_err(&dir);
     assert!(e.contains("linear_2.bias") && e.contains("I32"), "{e}");
@@ -133,7 +139,7 @@ fn wrong_input_rank_or_width_is_an_error() {
     for shape in [vec![64usize], vec![2, 36, 63]] {
         let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
         let mut rec = Recorder::new(g);
-        let e = p.forward(&mut rec, &x).err().expect("bad input accepted").to_string();
+        let e = p.forward(&mut rec, &x).expect_err("bad input accepted").to_string();
         assert!(e.contains("image_features") && e.contains("64"), "{e}");
     }
     assert!(Tensor::from_slice(g, &[1.0, 2.0], &[3]).is_err());
@@ -155,7 +161,8 @@ fn blip2_variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathB
     let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(case_dir("blip2_tiny").join("model.safetensors"), dir.join("model.safetensors")).unwrap();
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(case_dir("blip2_tiny").join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case_dir("blip2_tiny").join("config.json")).unwrap()).unwrap();
     edit(&mut cfg);
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     dir
@@ -186,7 +193,7 @@ fn qformer_input_width_and_rank_are_checked() {
     for shape in [vec![2usize, 17, 47], vec![17, 48]] {
         let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
         let mut rec = Recorder::new(g);
-        let e = q.forward(&mut rec, &x).err().expect("bad input accepted").to_string();
+        let e = q.forward(&mut rec, &x).expect_err("bad input accepted").to_string();
         assert!(e.contains("image_embeds") && e.contains("48"), "{e}");
     }
 }
@@ -237,7 +244,12 @@ fn perceiver_input_errors() {
     let p = f.perceiver.as_ref().expect("a perceiver");
     // dim 48, max_num_frames 3, max_num_media 4
     let mut rec = Recorder::new(g);
-    for (shape, needle) in [(vec![1usize, 2, 3, 5, 47], "48"), (vec![2, 15, 48], "vision_features"), (vec![1, 2, 4, 5, 48], "max_num_frames"), (vec![1, 5, 3, 5, 48], "max_num_media")] {
+    for (shape, needle) in [
+        (vec![1usize, 2, 3, 5, 47], "48"),
+        (vec![2, 15, 48], "vision_features"),
+        (vec![1, 2, 4, 5, 48], "max_num_frames"),
+        (vec![1, 5, 3, 5, 48], "max_num_media"),
+    ] {
         let x = Tensor::from_slice(g, &vec![0.0; shape.iter().product()], &shape).unwrap();
         let e = p.forward(&mut rec, &x).err().unwrap_or_else(|| panic!("{shape:?} accepted")).to_string();
         assert!(e.contains(needle), "{shape:?}: {e}");
@@ -248,7 +260,8 @@ fn perceiver_input_errors() {
 fn flamingo_config_errors() {
     let e = load_err(&checkpoint("flamingo-empty", r#"{"model_type": "open_flamingo"}"#, &[]));
     assert!(e.contains("perceiver") && e.contains("gated_xattn"), "{e}");
-    let e = load_err(&checkpoint("flamingo-nolayer", r#"{"model_type": "open_flamingo", "gated_xattn": {"dim": 8, "dim_visual": 8}}"#, &[]));
+    let e =
+        load_err(&checkpoint("flamingo-nolayer", r#"{"model_type": "open_flamingo", "gated_xattn": {"dim": 8, "dim_visual": 8}}"#, &[]));
     assert!(e.contains("gated_cross_attn_layers"), "{e}");
     // heads × dim_head that disagree with the stored to_q
     let cfg = std::fs::read_to_string(case_dir("perceiver_tiny").join("config.json")).unwrap().replace("\"heads\": 4", "\"heads\": 2");
@@ -263,7 +276,8 @@ fn flamingo_config_errors() {
 /// perceiver_tiny's weights with `frame_embs` (and a config without `max_num_frames`) added at `shape`.
 fn perceiver_with_frame_embs(tag: &str, shape: &[usize]) -> std::path::PathBuf {
     let src = WeightSource::open_dir(case_dir("perceiver_tiny")).unwrap();
-    let mut hs: Vec<(String, Vec<usize>, Vec<f32>)> = src.names().iter().map(|n| (n.to_string(), src.get_any(n).unwrap())).map(|(n, h)| (n, h.shape, h.data)).collect();
+    let mut hs: Vec<(String, Vec<usize>, Vec<f32>)> =
+        src.names().iter().map(|n| (n.to_string(), src.get_any(n).unwrap())).map(|(n, h)| (n, h.shape, h.data)).collect();
     hs.push(("perceiver.frame_embs".into(), shape.to_vec(), vec![0.5; shape.iter().product()]));
     let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -310,6 +324,6 @@ fn media_locations_out_of_range_name_the_real_value() {
 fn kernel_parameters_past_u32_are_errors_not_wrapped() {
     // 2^33 iterations would wrap to 0 in a u32 uniform.
     let mut rec = Recorder::new(gpu());
-    let e = vlm_connectors::kernels::ceiling::record_fma_peak(&mut rec, 4, 1 << 33).err().expect("wrapped silently").to_string();
+    let e = vlm_connectors::kernels::ceiling::record_fma_peak(&mut rec, 4, 1 << 33).expect_err("wrapped silently").to_string();
     assert!(e.contains("fma_peak iters") && e.contains("8589934592"), "{e}");
 }

@@ -55,7 +55,12 @@ fn weights_in_f16_and_bf16_load_and_match_within_their_rounding() {
     let x = inputs("llava_tiny").get_any("image_features").unwrap();
     let want = expected("llava_tiny").get_any("output").unwrap();
     for (dtype, tol) in [(safetensors::Dtype::F16, 2e-3), (safetensors::Dtype::BF16, 2e-2)] {
-        let names = ["multi_modal_projector.linear_1.weight", "multi_modal_projector.linear_1.bias", "multi_modal_projector.linear_2.weight", "multi_modal_projector.linear_2.bias"];
+        let names = [
+            "multi_modal_projector.linear_1.weight",
+            "multi_modal_projector.linear_1.bias",
+            "multi_modal_projector.linear_2.weight",
+            "multi_modal_projector.linear_2.bias",
+        ];
         let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = names
             .iter()
             .map(|n| {
@@ -71,7 +76,8 @@ fn weights_in_f16_and_bf16_load_and_match_within_their_rounding() {
                 (n.to_string(), h.shape, bytes)
             })
             .collect();
-        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            tensors.iter().map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap())).collect();
         safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
         std::fs::copy(case_dir("llava_tiny").join("config.json"), dir.join("config.json")).unwrap();
         let proj = LlavaProjector::from_dir(g, &dir).unwrap();

@@ -101,7 +101,9 @@ fn fuzz_file(case: &str, file: &str, seed: u64) {
 
 #[test]
 fn mutated_checkpoints_never_panic() {
-    for (i, case) in ["llava_original", "blip2_tiny", "perceiver_video", "gated_xattn_all_previous", "llava_next_wide", "tome_cls"].iter().enumerate() {
+    for (i, case) in
+        ["llava_original", "blip2_tiny", "perceiver_video", "gated_xattn_all_previous", "llava_next_wide", "tome_cls"].iter().enumerate()
+    {
         fuzz_file(case, "model.safetensors", 100 + i as u64);
         fuzz_file(case, "config.json", 200 + i as u64);
     }
@@ -109,7 +111,9 @@ fn mutated_checkpoints_never_panic() {
 
 #[test]
 fn mutated_inputs_never_panic() {
-    for (i, case) in ["llava_tiny", "blip2_tiny", "perceiver_tiny", "gated_xattn_tiny", "llava_next_square", "pool_odd", "tome_tiny"].iter().enumerate() {
+    for (i, case) in
+        ["llava_tiny", "blip2_tiny", "perceiver_tiny", "gated_xattn_tiny", "llava_next_square", "pool_odd", "tome_tiny"].iter().enumerate()
+    {
         fuzz_file(case, "inputs.safetensors", 300 + i as u64);
     }
 }

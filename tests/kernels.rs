@@ -4,11 +4,13 @@
 mod common;
 use common::gpu;
 
-use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads};
-use vlm_connectors::kernels::Variant;
+use vlm_connectors::kernels::attention::{
+    attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads,
+};
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
+use vlm_connectors::kernels::Variant;
 use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
 use vlm_connectors::{Recorder, Tensor};
@@ -28,16 +30,43 @@ fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
 fn gemm_matches_cpu_over_awkward_shapes() {
     let g = gpu();
     let mut rng = Rng::new(11);
-    let shapes = [(1, 1, 1), (1, 63, 65), (7, 65, 63), (7, 1000, 1), (577, 63, 1000), (577, 1000, 65), (65, 1000, 1000), (257, 1, 7), (129, 257, 130)];
+    let shapes = [
+        (1, 1, 1),
+        (1, 63, 65),
+        (7, 65, 63),
+        (7, 1000, 1),
+        (577, 63, 1000),
+        (577, 1000, 65),
+        (65, 1000, 1000),
+        (257, 1, 7),
+        (129, 257, 130),
+    ];
     for &(m, k, n) in &shapes {
-        for (bias, variant) in [(false, GemmVariant::T64), (true, GemmVariant::T64), (false, GemmVariant::T128), (true, GemmVariant::T128), (true, GemmVariant::Reg8)] {
+        for (bias, variant) in [
+            (false, GemmVariant::T64),
+            (true, GemmVariant::T64),
+            (false, GemmVariant::T128),
+            (true, GemmVariant::T128),
+            (true, GemmVariant::Reg8),
+        ] {
             let x = rng.vec(m * k, 1.0);
             let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
             let b = rng.vec(n, 0.5);
             let mut rec = Recorder::new(g);
             let bt = up(&b, &[n]);
             let y = up(&vec![f32::NAN; m * n], &[m, n]); // every element must be written
-            record_gemm_into(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), bias.then_some(&bt), &y, 0, Activation::Identity, None, Some(variant)).unwrap();
+            record_gemm_into(
+                &mut rec,
+                &up(&x, &[m, k]),
+                &up(&w, &[n, k]),
+                bias.then_some(&bt),
+                &y,
+                0,
+                Activation::Identity,
+                None,
+                Some(variant),
+            )
+            .unwrap();
             rec.submit().unwrap();
             let want = linear_cpu(&x, &w, bias.then_some(&b[..]), m, k, n, Activation::Identity, None);
             check(&format!("gemm {variant:?} {m}x{k}x{n} bias={bias}"), &y.to_vec(g).unwrap(), &want, 1e-5);
@@ -64,13 +93,26 @@ fn gemm_fused_activations_and_residual() {
     for alpha in [0.0f32, 0.37, 1.0] {
         let mut rec = Recorder::new(g);
         let rt = up(&r, &[m, n]);
-        let y = record_linear(&mut rec, &up(&x, &[m, k]), &up(&w, &[n, k]), Some(&up(&b, &[n])), Activation::Identity, Some(Residual { res: &rt, alpha })).unwrap();
+        let y = record_linear(
+            &mut rec,
+            &up(&x, &[m, k]),
+            &up(&w, &[n, k]),
+            Some(&up(&b, &[n])),
+            Activation::Identity,
+            Some(Residual { res: &rt, alpha }),
+        )
+        .unwrap();
         rec.submit().unwrap();
         let got = y.to_vec(g).unwrap();
         if alpha == 0.0 {
             assert_eq!(got, r, "alpha = 0 must give the residual back exactly");
         }
-        check(&format!("gemm residual α={alpha}"), &got, &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, alpha))), 1e-5);
+        check(
+            &format!("gemm residual α={alpha}"),
+            &got,
+            &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, alpha))),
+            1e-5,
+        );
     }
 }
 
@@ -124,7 +166,8 @@ fn layernorm_matches_cpu() {
             let bt = rng.vec(cols, 1.0);
             let mut rec = Recorder::new(g);
             let rt = up(&r, &[rows, cols]);
-            let y = record_layernorm(&mut rec, &up(&x, &[rows, cols]), with_res.then_some(&rt), &up(&gm, &[cols]), &up(&bt, &[cols]), eps).unwrap();
+            let y = record_layernorm(&mut rec, &up(&x, &[rows, cols]), with_res.then_some(&rt), &up(&gm, &[cols]), &up(&bt, &[cols]), eps)
+                .unwrap();
             rec.submit().unwrap();
             let want = layernorm_cpu(&x, with_res.then_some(&r[..]), &gm, &bt, cols, eps);
             check(&format!("layernorm {rows}x{cols} eps={eps}"), &y.to_vec(g).unwrap(), &want, 2e-5);
@@ -168,7 +211,9 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
         .flat_map(|r| (0..heads).map(move |h| (r, h)))
         .map(|(r, h)| {
             let bi = r / lq;
-            (0..lk).map(|j| (0..d).map(|c| q[r * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64).sum::<f64>().abs()).fold(0f64, f64::max)
+            (0..lk)
+                .map(|j| (0..d).map(|c| q[r * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64).sum::<f64>().abs())
+                .fold(0f64, f64::max)
         })
         .fold(0f64, f64::max)
         * scale as f64;
@@ -179,9 +224,15 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
     // Every version at every query count (the tuner would pick v2 below 8 rows and q8 from 8 up).
     for &variant in AttnVariant::ALL {
         let mut rec = Recorder::new(g);
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, opts, Some(variant)).unwrap();
+        let o =
+            record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, opts, Some(variant)).unwrap();
         rec.submit().unwrap();
-        check(&format!("attention {variant:?} b{b} lq{lq} lk{lk} h{heads} d{d} x{scale_logits} mask={masked}"), &o.to_vec(g).unwrap(), &want, tol);
+        check(
+            &format!("attention {variant:?} b{b} lq{lq} lk{lk} h{heads} d{d} x{scale_logits} mask={masked}"),
+            &o.to_vec(g).unwrap(),
+            &want,
+            tol,
+        );
     }
 }
 
@@ -222,9 +273,25 @@ fn attention_reads_k_and_v_from_column_slices() {
     let (qt, kvt) = (up(&q, &[b, lq, w]), up(&kv, &[b, lk, 2 * w]));
     for &variant in AttnVariant::ALL {
         let mut rec = Recorder::new(g);
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads { t: &kvt, offset: 0 }, Heads { t: &kvt, offset: w }, heads, d, 0.3, AttnOpts::default(), Some(variant)).unwrap();
+        let o = record_attention(
+            &mut rec,
+            Heads::all(&qt),
+            Heads { t: &kvt, offset: 0 },
+            Heads { t: &kvt, offset: w },
+            heads,
+            d,
+            0.3,
+            AttnOpts::default(),
+            Some(variant),
+        )
+        .unwrap();
         rec.submit().unwrap();
-        check(&format!("attention kv slices {variant:?}"), &o.to_vec(g).unwrap(), &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, None, None), 1e-5);
+        check(
+            &format!("attention kv slices {variant:?}"),
+            &o.to_vec(g).unwrap(),
+            &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, None, None),
+            1e-5,
+        );
     }
 }
 
@@ -247,7 +314,18 @@ fn media_case(locs: &[u8], batch: usize, len: usize, n_media: usize, n: usize) {
         let (qt, kt) = (up(&q, &[batch, len, heads * d]), up(&kv, &[batch, lk, heads * d]));
         for &variant in AttnVariant::ALL {
             let mut rec = Recorder::new(g);
-            let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.5, AttnOpts { mask: None, ranges: Some(&r) }, Some(variant)).unwrap();
+            let o = record_attention(
+                &mut rec,
+                Heads::all(&qt),
+                Heads::all(&kt),
+                Heads::all(&kt),
+                heads,
+                d,
+                0.5,
+                AttnOpts { mask: None, ranges: Some(&r) },
+                Some(variant),
+            )
+            .unwrap();
             rec.submit().unwrap();
             let want = attention_cpu(&q, &kv, &kv, batch, len, lk, heads, d, 0.5, None, Some(&got));
             check(&format!("masked attention {variant:?}"), &o.to_vec(g).unwrap(), &want, 1e-5);
@@ -260,7 +338,7 @@ fn media_masking_matches_cpu() {
     media_case(&[0, 0, 0, 0, 0], 1, 5, 1, 3); // no images: immediate → zeros, all-previous → uniform
     media_case(&[1, 0, 0, 0, 0, 0, 0], 1, 7, 1, 4); // image at position 0
     media_case(&[0, 1, 1, 1, 0, 0, 0, 0, 0], 1, 9, 3, 2); // several in a row
-    // batch rows with different image counts
+                                                          // batch rows with different image counts
     media_case(&[0, 1, 0, 0, 1, 0, 0, 0, /**/ 1, 0, 0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0, 0, 0, 0], 3, 8, 2, 5);
 }
 
@@ -307,7 +385,8 @@ fn big_grids_wrap_into_two_dimensions() {
 fn linear_weights_past_the_binding_limit_are_split_into_row_blocks() {
     // A device whose storage bindings hold only 64 KiB: a 1000 × 65 weight (260 KB) becomes
     // several row blocks, each a GEMM into its column block of the output.
-    let g = vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_storage_binding: Some(64 * 1024), ..Default::default() }).unwrap();
+    let g =
+        vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_storage_binding: Some(64 * 1024), ..Default::default() }).unwrap();
     assert_eq!(g.limits().max_storage_buffer_binding_size, 64 * 1024);
     let mut rng = Rng::new(21);
     let (m, k, n) = (7, 65, 1000);
@@ -321,7 +400,12 @@ fn linear_weights_past_the_binding_limit_are_split_into_row_blocks() {
     let z = lin.forward_residual(&mut rec, &xt, &rt, 0.5).unwrap();
     rec.submit().unwrap();
     check("split linear", &y.to_vec(&g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Gelu, None), 1e-5);
-    check("split linear + residual", &z.to_vec(&g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, 0.5))), 1e-5);
+    check(
+        "split linear + residual",
+        &z.to_vec(&g).unwrap(),
+        &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, 0.5))),
+        1e-5,
+    );
     // a tensor past the limit is refused with the limit's name, not a wgpu panic
     let e = Tensor::from_slice(&g, &vec![0.0; 20_000], &[20_000]).err().unwrap().to_string();
     assert!(e.contains("max_storage_buffer_binding_size"), "{e}");
@@ -345,7 +429,8 @@ fn ceiling_kernels_match_cpu() {
 #[test]
 fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
     // A device that allows only 16 workgroups per grid dimension.
-    let g = vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_workgroups_per_dimension: Some(16), ..Default::default() }).unwrap();
+    let g =
+        vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions { cap_workgroups_per_dimension: Some(16), ..Default::default() }).unwrap();
     // 1-D kernels wrap into a 2-D grid: 100 × 256 elements need 100 workgroups.
     let x: Vec<f32> = (0..25_600).map(|i| (i % 13) as f32 - 6.0).collect();
     let xt = Tensor::from_slice(&g, &x, &[x.len()]).unwrap();
@@ -356,12 +441,21 @@ fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
     // a GEMM whose rows need 17 tiles of 64 is refused with the limit's name, not a wgpu panic
     let (m, k, n) = (17 * 64, 4, 4);
     let mut rec = Recorder::new(&g);
-    let e = record_linear(&mut rec, &Tensor::from_slice(&g, &vec![0.0; m * k], &[m, k]).unwrap(), &Tensor::from_slice(&g, &vec![0.0; n * k], &[n, k]).unwrap(), None, Activation::Identity, None)
-        .unwrap_err()
-        .to_string();
+    let e = record_linear(
+        &mut rec,
+        &Tensor::from_slice(&g, &vec![0.0; m * k], &[m, k]).unwrap(),
+        &Tensor::from_slice(&g, &vec![0.0; n * k], &[n, k]).unwrap(),
+        None,
+        Activation::Identity,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
     // attention over more query blocks (8 rows each) than the grid allows, likewise
     let q = Tensor::from_slice(&g, &vec![0.0; (16 * 8 + 1) * 8], &[1, 16 * 8 + 1, 8]).unwrap();
-    let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default(), None).unwrap_err().to_string();
+    let e = record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 1, 8, 1.0, AttnOpts::default(), None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
 }

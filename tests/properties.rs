@@ -8,11 +8,13 @@ use common::gpu;
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use vlm_connectors::kernels::anyres::{anyres_pack_cpu, record_anyres_pack, AnyResLayout};
-use vlm_connectors::kernels::attention::{attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads};
+use vlm_connectors::kernels::attention::{
+    attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads,
+};
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
-use vlm_connectors::kernels::pool::{avg_pool2x2_cpu, record_avg_pool2x2};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, GemmVariant};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
+use vlm_connectors::kernels::pool::{avg_pool2x2_cpu, record_avg_pool2x2};
 use vlm_connectors::kernels::tome::{effective_r, record_tome, tome_cpu};
 use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
@@ -55,7 +57,11 @@ fn min_score_gap(metric: &[f32], b: usize, t: usize, cm: usize) -> f64 {
     let mut gap = f64::INFINITY;
     for bi in 0..b {
         let mut best: Vec<f64> = (0..t.div_ceil(2))
-            .map(|i| (0..t / 2).map(|j| row(bi, 2 * i).zip(row(bi, 2 * j + 1)).map(|(a, c)| a * c).sum::<f64>()).fold(f64::NEG_INFINITY, f64::max))
+            .map(|i| {
+                (0..t / 2)
+                    .map(|j| row(bi, 2 * i).zip(row(bi, 2 * j + 1)).map(|(a, c)| a * c).sum::<f64>())
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
             .collect();
         best.sort_by(|a, c| a.total_cmp(c));
         gap = best.windows(2).map(|w| w[1] - w[0]).fold(gap, f64::min);

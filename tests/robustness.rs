@@ -32,13 +32,8 @@ fn forwards_from_several_threads_match_serial_ones_bit_for_bit() {
     let x = inputs("blip2_tiny").get_any("image_embeds").unwrap();
     let serial = qformer_forward(g, &q, &x.data, &x.shape);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                s.spawn(|| {
-                    (0..5).map(|_| qformer_forward(g, &q, &x.data, &x.shape)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
+        let handles: Vec<_> =
+            (0..4).map(|_| s.spawn(|| (0..5).map(|_| qformer_forward(g, &q, &x.data, &x.shape)).collect::<Vec<_>>())).collect();
         for h in handles {
             for out in h.join().unwrap() {
                 assert_eq!(out, serial, "a threaded forward differs from the serial one");
@@ -63,7 +58,11 @@ fn the_same_input_gives_bit_identical_output_every_run() {
 }
 
 fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm").ok().and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok()).map(|pages| pages * 4).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * 4)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -143,7 +142,9 @@ fn a_caller_owned_device_works_and_pipelines_are_built_once() {
     let adapters = vlm_connectors::runtime::enumerate_adapters(wgpu::Backends::VULKAN | wgpu::Backends::GL);
     let adapter = adapters.into_iter().next().expect("an adapter");
     let info = adapter.get_info();
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor { required_limits: adapter.limits(), ..Default::default() })).unwrap();
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor { required_limits: adapter.limits(), ..Default::default() }))
+            .unwrap();
     let g = Gpu::from_device(device, queue, info).unwrap();
     let p = LlavaProjector::from_dir(&g, case_dir("llava_tiny")).unwrap();
     let x = inputs("llava_tiny").get_any("image_features").unwrap();

@@ -39,7 +39,9 @@ fn capabilities(k: &Kernel, dtype: DType) -> Capabilities {
 
 fn parse(what: &str, src: &str, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(src)));
-    let info = Validator::new(ValidationFlags::all(), caps).validate(&module).unwrap_or_else(|e| panic!("{what}: validation: {}", e.emit_to_string(src)));
+    let info = Validator::new(ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{what}: validation: {}", e.emit_to_string(src)));
     (module, info)
 }
 
@@ -60,7 +62,11 @@ fn every_entry_point_is_a_registered_kernel_with_a_unique_name() {
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
         let (module, _) = parse(file, &compose_file(file, DType::F32, wgpu::Features::empty()).unwrap(), Capabilities::empty());
         for ep in &module.entry_points {
-            assert!(ALL.iter().any(|k| k.file == file && k.entry == ep.name), "{file}: entry point `{}` is not in kernels::registry::ALL", ep.name);
+            assert!(
+                ALL.iter().any(|k| k.file == file && k.entry == ep.name),
+                "{file}: entry point `{}` is not in kernels::registry::ALL",
+                ep.name
+            );
         }
     }
 }
@@ -73,13 +79,15 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
             let src = compose(k, dtype).unwrap_or_else(|| panic!("{what}: file {} not shipped", k.file));
             assert!(src.starts_with(if dtype == DType::F16 { "enable f16;" } else { "alias elem" }), "{what}: directives must come first");
             let (module, info) = parse(&what, &src, capabilities(k, dtype));
-            let ep = module.entry_points.iter().position(|e| e.name == k.entry).unwrap_or_else(|| panic!("{what}: no entry point {}", k.entry));
+            let ep =
+                module.entry_points.iter().position(|e| e.name == k.entry).unwrap_or_else(|| panic!("{what}: no entry point {}", k.entry));
 
             // SPIR-V (Vulkan)
             let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{what}: spv: {e}"));
             assert!(words.len() > 5, "{what}: SPIR-V has no body");
             // MSL (Metal)
-            let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default()).unwrap_or_else(|e| panic!("{what}: msl: {e}"));
+            let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
+                .unwrap_or_else(|e| panic!("{what}: msl: {e}"));
             assert!(msl_src.contains(k.entry), "{what}: MSL lacks the entry point");
             // HLSL (DX12)
             let mut hlsl_src = String::new();
@@ -89,7 +97,8 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
             // GLSL (GL / GLES 3.1 compute)
             let mut glsl_src = String::new();
             let opts = glsl::Options { version: glsl::Version::Embedded { version: 310, is_webgl: false }, ..Default::default() };
-            let popts = glsl::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: k.entry.to_string(), multiview: None };
+            let popts =
+                glsl::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: k.entry.to_string(), multiview: None };
             glsl::Writer::new(&mut glsl_src, &module, &info, &opts, &popts, naga::proc::BoundsCheckPolicies::default())
                 .unwrap_or_else(|e| panic!("{what}: glsl: {e}"))
                 .write()
@@ -105,7 +114,11 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                     continue; // params uniform
                 }
                 used.insert(rb.binding);
-                let decl = k.bindings.iter().find(|b| b.slot == rb.binding).unwrap_or_else(|| panic!("{what}: binding {} is used but not declared", rb.binding));
+                let decl = k
+                    .bindings
+                    .iter()
+                    .find(|b| b.slot == rb.binding)
+                    .unwrap_or_else(|| panic!("{what}: binding {} is used but not declared", rb.binding));
                 let scalar = scalar_kind(&module, var.ty);
                 let want = match decl.elem {
                     Elem::Float => naga::ScalarKind::Float,

@@ -170,7 +170,12 @@ mod demo {
             let v: std::result::Result<Vec<usize>, _> = s.split(',').map(|x| x.trim().parse::<usize>()).collect();
             match v {
                 Ok(v) if !v.is_empty() && v.iter().all(|&x| x > 0) && o.only.is_some() => o.shape = Some(v),
-                _ => return Err(Error::Input { name: "--shape".into(), message: format!("`{s}`: expected positive integers separated by commas, with --only") }),
+                _ => {
+                    return Err(Error::Input {
+                        name: "--shape".into(),
+                        message: format!("`{s}`: expected positive integers separated by commas, with --only"),
+                    })
+                }
             }
         }
         eprintln!("bench on {} ({} repeat(s), {} warm-up)", gpu.describe(), o.repeats, o.warmup);
@@ -206,7 +211,9 @@ mod demo {
             for row in rows.iter_mut() {
                 eprintln!("  {} ...", row.name);
                 let timed = match row.scheme {
-                    Scheme::Llava => time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?,
+                    Scheme::Llava => {
+                        time_forward(&gpu, w, r, |rec, rng| proj.forward(rec, &fresh(&gpu, rng, &[1, 576, 1024])?).map(|_| ()))?
+                    }
                     Scheme::LlavaPool => time_forward(&gpu, w, r, |rec, rng| {
                         let p = record_avg_pool2x2(rec, &fresh(&gpu, rng, &[1, 576, 1024])?, 24, 24)?;
                         proj.forward(rec, &p).map(|_| ())
@@ -220,7 +227,11 @@ mod demo {
                         record_connector(&qf, rec, &Inputs::new().with_tensor("image_embeds", fresh(&gpu, rng, &[1, 257, 1408])?))
                     })?,
                     Scheme::Perceiver => time_forward(&gpu, w, r, |rec, rng| {
-                        record_connector(&perceiver, rec, &Inputs::new().with_tensor("vision_features", fresh(&gpu, rng, &[1, 1, 1, 257, 1024])?))
+                        record_connector(
+                            &perceiver,
+                            rec,
+                            &Inputs::new().with_tensor("vision_features", fresh(&gpu, rng, &[1, 1, 1, 257, 1024])?),
+                        )
                     })?,
                     Scheme::AnyRes { .. } => time_forward(&gpu, w, r, |rec, rng| {
                         let p = proj.forward(rec, &fresh(&gpu, rng, &[tiles, 576, 1024])?)?;

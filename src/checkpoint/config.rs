@@ -87,7 +87,11 @@ impl Config {
     pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.raw(key) {
             None => Ok(None),
-            Some(v) => v.as_f64().filter(|x| x.is_finite()).map(Some).ok_or_else(|| Error::config(self.field(key), format!("expected a number, got {v}"))),
+            Some(v) => v
+                .as_f64()
+                .filter(|x| x.is_finite())
+                .map(Some)
+                .ok_or_else(|| Error::config(self.field(key), format!("expected a number, got {v}"))),
         }
     }
 
@@ -106,7 +110,9 @@ impl Config {
         let arr = v.as_array().ok_or_else(|| bad(v))?;
         arr.iter()
             .map(|p| match p.as_array().map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
-                Some(a) if a.len() == 2 && a.iter().all(|x| matches!(x, Some(n) if *n > 0 && *n < (1 << 31))) => Ok([a[0].unwrap() as usize, a[1].unwrap() as usize]),
+                Some(a) if a.len() == 2 && a.iter().all(|x| matches!(x, Some(n) if *n > 0 && *n < (1 << 31))) => {
+                    Ok([a[0].unwrap() as usize, a[1].unwrap() as usize])
+                }
                 _ => Err(bad(p)),
             })
             .collect()

@@ -27,9 +27,5 @@ pub fn find_tensor<'a>(ws: &WeightSource, names: &[&'a str]) -> Option<&'a str> 
 
 /// The full names tried, for error messages.
 pub fn tried(candidates: &[&str], probe: &str) -> String {
-    candidates
-        .iter()
-        .map(|p| if p.is_empty() { probe.to_string() } else { format!("{p}.{probe}") })
-        .collect::<Vec<_>>()
-        .join(" or ")
+    candidates.iter().map(|p| if p.is_empty() { probe.to_string() } else { format!("{p}.{probe}") }).collect::<Vec<_>>().join(" or ")
 }

@@ -87,7 +87,8 @@ fn map_file(path: &Path) -> Result<(MappedFile, HashMap<String, TensorInfo>)> {
 }
 
 fn parse(path: &Path, bytes: Backing) -> Result<(MappedFile, HashMap<String, TensorInfo>)> {
-    let (n, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+    let (n, meta) =
+        SafeTensors::read_metadata(&bytes).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
     let infos = meta.tensors().into_iter().map(|(k, v)| (k, v.clone())).collect();
     Ok((MappedFile { path: path.to_path_buf(), mmap: bytes, data_start: 8 + n }, infos))
 }
@@ -100,8 +101,12 @@ impl WeightSource {
         let index_path = dir.join("model.safetensors.index.json");
         if index_path.exists() {
             let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
-            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Json { path: index_path.clone(), message: e.to_string() })?;
-            let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| Error::Json { path: index_path.clone(), message: "no `weight_map` object".into() })?;
+            let json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Json { path: index_path.clone(), message: e.to_string() })?;
+            let map = json
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| Error::Json { path: index_path.clone(), message: "no `weight_map` object".into() })?;
             let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
             shards.sort();
             shards.dedup();
@@ -115,7 +120,10 @@ impl WeightSource {
         if single.exists() {
             return Self::open_files(&[single], dir.display().to_string());
         }
-        Err(Error::io(single, std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json in the folder")))
+        Err(Error::io(
+            single,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json in the folder"),
+        ))
     }
 
     /// Reads safetensors bytes already in memory (`name` is used in error messages).
@@ -279,7 +287,9 @@ impl WeightSource {
             Dtype::U32 => bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
             Dtype::U8 | Dtype::BOOL => bytes.iter().map(|&b| b as i64).collect(),
             Dtype::I8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
-            other => return Err(Error::DType { tensor: self.full_name(name), dtype: format!("{other:?}"), expected: "an integer type".into() }),
+            other => {
+                return Err(Error::DType { tensor: self.full_name(name), dtype: format!("{other:?}"), expected: "an integer type".into() })
+            }
         };
         Ok((info.shape.clone(), data))
     }
@@ -299,9 +309,11 @@ pub fn save_f32(path: impl AsRef<Path>, tensors: &[(&str, &[usize], &[f32])]) ->
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, s, d)| {
-            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.to_vec(), bytemuck::cast_slice(d)).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
+            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.to_vec(), bytemuck::cast_slice(d))
+                .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
             Ok((n.to_string(), v))
         })
         .collect::<Result<_>>()?;
-    safetensors::tensor::serialize_to_file(views, None, path).map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })
+    safetensors::tensor::serialize_to_file(views, None, path)
+        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })
 }

@@ -53,11 +53,22 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
         ("BLIP-2 Q-Former".to_string(), Scheme::QFormer, QFORMER_TOKENS),
         ("Flamingo Perceiver".to_string(), Scheme::Perceiver, PERCEIVER_TOKENS),
         (format!("LLaVA-NeXT AnyRes {}×{} ({tiles} tiles)", image_size[0], image_size[1]), Scheme::AnyRes { tiles }, layout.tokens()),
-        (format!("AnyRes {}×{} + 2×2 pool", image_size[0], image_size[1]), Scheme::AnyResPool { tiles }, layout.pooled(image_size).tokens()),
+        (
+            format!("AnyRes {}×{} + 2×2 pool", image_size[0], image_size[1]),
+            Scheme::AnyResPool { tiles },
+            layout.pooled(image_size).tokens(),
+        ),
     ];
     Ok(rows
         .into_iter()
-        .map(|(name, scheme, visual)| BudgetRow { name, scheme, visual, text_left: context.saturating_sub(visual), ratio: LLAVA_TOKENS as f64 / visual as f64, ms: None })
+        .map(|(name, scheme, visual)| BudgetRow {
+            name,
+            scheme,
+            visual,
+            text_left: context.saturating_sub(visual),
+            ratio: LLAVA_TOKENS as f64 / visual as f64,
+            ms: None,
+        })
         .collect())
 }
 
@@ -83,17 +94,21 @@ pub fn render_svg(rows: &[BudgetRow], context: usize, title: &str) -> String {
     let height = top + rows.len() as f64 * (bar_h + gap) + 60.0;
     let scale = bar_w / context as f64;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"13\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         font-family=\"sans-serif\" font-size=\"13\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
          <text x=\"16\" y=\"28\" font-size=\"17\" font-weight=\"bold\">{}</text>\n\
-         <text x=\"16\" y=\"48\" fill=\"#555\">context {context} tokens · <tspan fill=\"#d95f02\">■ visual tokens</tspan> · <tspan fill=\"#7570b3\">■ text tokens left</tspan></text>\n",
+         <text x=\"16\" y=\"48\" fill=\"#555\">context {context} tokens · <tspan fill=\"#d95f02\">■ visual tokens</tspan> · \
+         <tspan fill=\"#7570b3\">■ text tokens left</tspan></text>\n",
         escape(title)
     );
     // Grid lines under the bars.
     let axis_y = top + rows.len() as f64 * (bar_h + gap) + 4.0;
     for k in 0..=4 {
         let x = label_w + bar_w * k as f64 / 4.0;
-        s += &format!("<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#bbb\"/>\n<text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555\">{}</text>\n", top - 6.0, axis_y, axis_y + 16.0, context * k / 4);
+        let (y0, label_y, tick) = (top - 6.0, axis_y + 16.0, context * k / 4);
+        s += &format!("<line x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{axis_y}\" stroke=\"#bbb\"/>\n");
+        s += &format!("<text x=\"{x}\" y=\"{label_y}\" text-anchor=\"middle\" fill=\"#555\">{tick}</text>\n");
     }
     for (i, r) in rows.iter().enumerate() {
         let y = top + i as f64 * (bar_h + gap);

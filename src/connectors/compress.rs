@@ -17,7 +17,9 @@ impl Pool2x2 {
     pub fn from_config(cfg: &Config) -> Result<Pool2x2> {
         let g = cfg.raw("grid").and_then(|v| v.as_array()).map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>());
         match g.as_deref() {
-            Some([Some(h), Some(w)]) if *h > 0 && *w > 0 && *h < (1 << 20) && *w < (1 << 20) => Ok(Pool2x2 { grid: [*h as usize, *w as usize] }),
+            Some([Some(h), Some(w)]) if *h > 0 && *w > 0 && *h < (1 << 20) && *w < (1 << 20) => {
+                Ok(Pool2x2 { grid: [*h as usize, *w as usize] })
+            }
             _ => Err(Error::config("grid", "expected [h, w] with positive sides")),
         }
     }

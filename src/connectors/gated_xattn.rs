@@ -42,7 +42,10 @@ impl GatedXattnConfig {
             ff_mult: c.opt_usize("ff_mult")?.unwrap_or(4),
             only_attend_immediate_media: c.opt_bool("only_attend_immediate_media")?.unwrap_or(true),
             layer_index: match c.raw("layer_index") {
-                Some(v) => Some(v.as_u64().ok_or_else(|| Error::config("gated_xattn.layer_index", format!("expected an integer, got {v}")))? as usize),
+                Some(v) => {
+                    Some(v.as_u64().ok_or_else(|| Error::config("gated_xattn.layer_index", format!("expected an integer, got {v}")))?
+                        as usize)
+                }
                 None => None,
             },
         })
@@ -80,7 +83,10 @@ impl GatedCrossAttention {
             let l = ws.pp(format!("{root}.{idx}"));
             l.contains("attn_gate").then_some(l)
         });
-        let l = found.ok_or_else(|| Error::MissingWeight { name: format!("{}.{}.attn_gate", ROOTS[0], c.layer_index.map(|i| i.to_string()).unwrap_or("<i>".into())), location: ws.location().to_string() })?;
+        let l = found.ok_or_else(|| Error::MissingWeight {
+            name: format!("{}.{}.attn_gate", ROOTS[0], c.layer_index.map(|i| i.to_string()).unwrap_or("<i>".into())),
+            location: ws.location().to_string(),
+        })?;
         let gate = |name: &str| -> Result<f32> { Ok(l.get_host(name, &[1])?.data[0].tanh()) };
         let a = l.pp("attn");
         let inner = c.heads * c.dim_head;
@@ -107,7 +113,10 @@ impl GatedCrossAttention {
             }
             let images = chunk.iter().filter(|&&v| v == 1).count();
             if images > t_img {
-                return Err(Error::input("media_locations", format!("row {row} has {images} <image> tokens but only {t_img} media were given")));
+                return Err(Error::input(
+                    "media_locations",
+                    format!("row {row} has {images} <image> tokens but only {t_img} media were given"),
+                ));
             }
         }
         let packed = pack_locations(locations, b, len);

@@ -75,7 +75,9 @@ impl Inputs {
     pub fn ints(&self, name: &str) -> Result<(&[usize], &[i64])> {
         match self.get(name)? {
             Input::Ints { shape, data } => Ok((shape, data)),
-            Input::Tensor(t) => Err(Error::DType { tensor: name.into(), dtype: format!("{:?}", t.dtype()), expected: "an integer tensor".into() }),
+            Input::Tensor(t) => {
+                Err(Error::DType { tensor: name.into(), dtype: format!("{:?}", t.dtype()), expected: "an integer tensor".into() })
+            }
         }
     }
 }

@@ -89,7 +89,12 @@ impl LlavaProjector {
             let in_f = if i == 0 { vis } else { Some(layers.last().map(|l: &Linear| l.out_features).unwrap_or(0)) };
             layers.push(Linear::load(gpu, &w, in_f, txt, Bias::Required)?);
         }
-        Ok(LlavaProjector { in_features: layers[0].in_features, out_features: layers[depth - 1].out_features, layers, act: Activation::Gelu })
+        Ok(LlavaProjector {
+            in_features: layers[0].in_features,
+            out_features: layers[depth - 1].out_features,
+            layers,
+            act: Activation::Gelu,
+        })
     }
 
     /// Records the projector. x: [..., in_features] → [..., out_features].
@@ -152,9 +157,14 @@ impl LlavaNextVideo {
         let mode = cfg.opt_str("spatial_pool_mode")?.unwrap_or_else(|| "average".into());
         let stride = cfg.opt_usize("spatial_pool_stride")?.unwrap_or(2);
         if mode != "average" || stride != 2 {
-            return Err(Error::config("spatial_pool_mode", format!("`{mode}` with stride {stride}: only `average` with stride 2 is implemented")));
+            return Err(Error::config(
+                "spatial_pool_mode",
+                format!("`{mode}` with stride {stride}: only `average` with stride 2 is implemented"),
+            ));
         }
-        let vc = cfg.sub("vision_config").ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
+        let vc = cfg
+            .sub("vision_config")
+            .ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
         let side = vc.usize("image_size")? / vc.usize("patch_size")?;
         Ok(LlavaNextVideo { pool: Pool2x2 { grid: [side, side] }, projector: LlavaProjector::load_hf(gpu, cfg, ws)? })
     }

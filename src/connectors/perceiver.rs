@@ -69,7 +69,10 @@ impl PerceiverResampler {
     /// Loads `perceiver.*` (with or without a leading `model.`).
     pub fn load(gpu: &Gpu, c: PerceiverConfig, ws: &WeightSource) -> Result<PerceiverResampler> {
         let ws = layouts::find(ws, layouts::FLAMINGO_ROOT, "perceiver.latents")
-            .ok_or_else(|| Error::MissingWeight { name: layouts::tried(layouts::FLAMINGO_ROOT, "perceiver.latents"), location: ws.location().to_string() })?
+            .ok_or_else(|| Error::MissingWeight {
+                name: layouts::tried(layouts::FLAMINGO_ROOT, "perceiver.latents"),
+                location: ws.location().to_string(),
+            })?
             .pp("perceiver");
         let d = c.dim;
         let inner = c.heads * c.dim_head;
@@ -80,7 +83,13 @@ impl PerceiverResampler {
             let count = match (max, ws.shape(name)) {
                 (Some(n), _) => n,
                 (None, Some(s)) if !s.is_empty() && s[1..] == *tail && s[0] > 0 => s[0],
-                (None, Some(s)) => return Err(Error::shape(ws.full_name(name), format!("[count, {}]", tail.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")), s)),
+                (None, Some(s)) => {
+                    return Err(Error::shape(
+                        ws.full_name(name),
+                        format!("[count, {}]", tail.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")),
+                        s,
+                    ))
+                }
                 (None, None) => return Ok(None),
             };
             let shape: Vec<usize> = std::iter::once(count).chain(tail.iter().copied()).collect();
@@ -120,7 +129,10 @@ impl PerceiverResampler {
             if let Some(fe) = &self.frame_embs {
                 let max = fe.shape()[0];
                 if f > max {
-                    return Err(Error::input("vision_features", format!("{f} frames per media, but frame_embs has {max} (max_num_frames)")));
+                    return Err(Error::input(
+                        "vision_features",
+                        format!("{f} frames per media, but frame_embs has {max} (max_num_frames)"),
+                    ));
                 }
                 record_add_rows(rec, &copy, fe, v, f)?; // row (b,T,F,v) → frame (row / v) % F
             }

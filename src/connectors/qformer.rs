@@ -65,7 +65,16 @@ impl AttnBlock {
         let a = ws.pp("attention");
         let h = c.hidden_size;
         Ok(AttnBlock {
-            attn: Attention::load_separate(gpu, &a.pp("query"), &a.pp("key"), &a.pp("value"), h, kv_dim, c.num_attention_heads, Bias::Required)?,
+            attn: Attention::load_separate(
+                gpu,
+                &a.pp("query"),
+                &a.pp("key"),
+                &a.pp("value"),
+                h,
+                kv_dim,
+                c.num_attention_heads,
+                Bias::Required,
+            )?,
             dense: Linear::load(gpu, &ws.pp("output.dense"), Some(h), Some(h), Bias::Required)?,
             norm: LayerNorm::load(gpu, &ws.pp("output.LayerNorm"), h, c.layer_norm_eps)?,
         })
@@ -109,8 +118,10 @@ impl QFormer {
     /// OPT/T5 ones) load. `text_config.hidden_size`, when present, is checked against the projection.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<QFormer> {
         let c = QFormerConfig::from_config(cfg)?;
-        let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens")
-            .ok_or_else(|| Error::MissingWeight { name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"), location: ws.location().to_string() })?;
+        let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens").ok_or_else(|| Error::MissingWeight {
+            name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"),
+            location: ws.location().to_string(),
+        })?;
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
         let query_tokens = ws.get(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;
@@ -143,7 +154,13 @@ impl QFormer {
         let c = &self.config;
         let b = match *image_embeds.shape() {
             [b, n, w] if w == c.encoder_hidden_size && n > 0 && b > 0 => b,
-            _ => return Err(Error::shape("image_embeds", format!("[B, N, {}] (encoder_hidden_size)", c.encoder_hidden_size), image_embeds.shape())),
+            _ => {
+                return Err(Error::shape(
+                    "image_embeds",
+                    format!("[B, N, {}] (encoder_hidden_size)", c.encoder_hidden_size),
+                    image_embeds.shape(),
+                ))
+            }
         };
         // 1. Query tokens [1, Q, H] broadcast over the batch, then the embedding LayerNorm.
         let queries = Tensor::empty(rec.gpu(), &[b, c.num_query_tokens, c.hidden_size], image_embeds.dtype())?;

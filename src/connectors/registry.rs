@@ -24,6 +24,9 @@ pub trait Model: Any + Send + Sync {
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named>;
 }
 
+/// Builds a model from its config and weights (`None` for stages without weights).
+pub type Loader = fn(&Gpu, &Config, Option<&WeightSource>) -> Result<Box<dyn Model>>;
+
 /// One registry row.
 pub struct ModelEntry {
     /// The `config.json` `model_type`s this row loads.
@@ -35,7 +38,7 @@ pub struct ModelEntry {
     /// Whether it reads weights (stages such as `pool2x2` need only `config.json`).
     pub needs_weights: bool,
     /// Builds the model; `ws` is `Some` whenever `needs_weights`.
-    pub load: fn(&Gpu, &Config, Option<&WeightSource>) -> Result<Box<dyn Model>>,
+    pub load: Loader,
 }
 
 fn weights<'a>(ws: Option<&'a WeightSource>, cfg: &Config) -> Result<&'a WeightSource> {
@@ -111,8 +114,20 @@ pub static MODELS: &[ModelEntry] = &[
         needs_weights: true,
         load: open_flamingo,
     },
-    ModelEntry { model_types: &["pool2x2"], class: "Pool2x2", reference: "torch AvgPool2d(2, 2) over the token grid", needs_weights: false, load: pool2x2 },
-    ModelEntry { model_types: &["tome"], class: "TokenMerger", reference: "ToMe bipartite_soft_matching + merge_wavg (tome/merge.py)", needs_weights: false, load: tome },
+    ModelEntry {
+        model_types: &["pool2x2"],
+        class: "Pool2x2",
+        reference: "torch AvgPool2d(2, 2) over the token grid",
+        needs_weights: false,
+        load: pool2x2,
+    },
+    ModelEntry {
+        model_types: &["tome"],
+        class: "TokenMerger",
+        reference: "ToMe bipartite_soft_matching + merge_wavg (tome/merge.py)",
+        needs_weights: false,
+        load: tome,
+    },
 ];
 
 /// Every `model_type` in the registry, comma separated (for error messages).
@@ -187,7 +202,10 @@ impl Connector {
         let (model_type, class) = (self.model_type, self.entry.class);
         (self.model as Box<dyn Any>).downcast::<T>().map(|b| *b).map_err(|_| {
             let wanted = std::any::type_name::<T>().rsplit("::").next().unwrap_or("this type");
-            Error::config("model_type", format!("`{model_type}` loads a {class} (use {class}::from_dir or Connector::from_dir), not a {wanted}"))
+            Error::config(
+                "model_type",
+                format!("`{model_type}` loads a {class} (use {class}::from_dir or Connector::from_dir), not a {wanted}"),
+            )
         })
     }
 

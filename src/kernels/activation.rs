@@ -18,14 +18,8 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub const ALL: [Activation; 6] = [
-        Activation::Identity,
-        Activation::Gelu,
-        Activation::GeluTanh,
-        Activation::QuickGelu,
-        Activation::Relu,
-        Activation::Silu,
-    ];
+    pub const ALL: [Activation; 6] =
+        [Activation::Identity, Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu, Activation::Relu, Activation::Silu];
 
     /// Parses an ACT2FN name.
     pub fn from_name(name: &str) -> Result<Activation> {

@@ -129,7 +129,11 @@ pub fn record_anyres_pack(rec: &mut Recorder, tiles: &Tensor, newline: &Tensor, 
     newline.expect_shape("image_newline", &[c])?;
     let single = n_tiles == 1;
     if !single && n_tiles != layout.tiles() {
-        return Err(Error::shape("image_features", format!("[{} tiles (1 global + {}×{} grid), {hw}, C]", layout.tiles(), layout.grid[0], layout.grid[1]), tiles.shape()));
+        return Err(Error::shape(
+            "image_features",
+            format!("[{} tiles (1 global + {}×{} grid), {hw}, C]", layout.tiles(), layout.grid[0], layout.grid[1]),
+            tiles.shape(),
+        ));
     }
     // A single tile packs as a 0×0 kept window with one newline row: rows = 1, cols = 0.
     let (rows, cols, y0, x0) = if single { (1, 0, 0, 0) } else { (layout.rows, layout.cols, layout.y0, layout.x0) };

@@ -110,17 +110,30 @@ pub fn record_attention(
     let dims = |name: &str, h: &Heads| -> Result<[usize; 3]> {
         match *h.t.shape() {
             [b, l, w] if h.offset + heads * head_dim <= w => Ok([b, l, w]),
-            _ => Err(Error::shape(name, format!("[batch, len, ≥{}] (heads {heads} × head_dim {head_dim} from column {})", h.offset + heads * head_dim, h.offset), h.t.shape())),
+            _ => Err(Error::shape(
+                name,
+                format!("[batch, len, ≥{}] (heads {heads} × head_dim {head_dim} from column {})", h.offset + heads * head_dim, h.offset),
+                h.t.shape(),
+            )),
         }
     };
     let [b, lq, qw] = dims("attention query", &q)?;
     let [kb, lk, kw] = dims("attention key", &k)?;
     let [vb, vl, vw] = dims("attention value", &v)?;
     if kb != b || vb != b || vl != lk {
-        return Err(Error::shape("attention key/value", format!("[{b}, {lk}, ..] for both"), format!("key {:?}, value {:?}", k.t.shape(), v.t.shape())));
+        return Err(Error::shape(
+            "attention key/value",
+            format!("[{b}, {lk}, ..] for both"),
+            format!("key {:?}, value {:?}", k.t.shape(), v.t.shape()),
+        ));
     }
     if head_dim == 0 || head_dim > MAX_HEAD_DIM {
-        return Err(Error::Limit { op: "attention".into(), limit: "head_dim".into(), requested: head_dim as u64, max: MAX_HEAD_DIM as u64 });
+        return Err(Error::Limit {
+            op: "attention".into(),
+            limit: "head_dim".into(),
+            requested: head_dim as u64,
+            max: MAX_HEAD_DIM as u64,
+        });
     }
     if let Some(m) = opts.mask {
         m.expect_shape("attention mask", &[b, lk])?;
@@ -172,7 +185,15 @@ pub fn pack_locations(locations: &[u8], batch: usize, len: usize) -> Vec<u32> {
 }
 
 /// Key ranges for Flamingo's media masking. `packed`: from [`pack_locations`]. Returns u32 [batch·len·4].
-pub fn record_media_ranges(rec: &mut Recorder, packed: &Tensor, batch: usize, len: usize, n_media: usize, tokens_per_media: usize, immediate: bool) -> Result<Tensor> {
+pub fn record_media_ranges(
+    rec: &mut Recorder,
+    packed: &Tensor,
+    batch: usize,
+    len: usize,
+    n_media: usize,
+    tokens_per_media: usize,
+    immediate: bool,
+) -> Result<Tensor> {
     let gpu = rec.gpu();
     let words = len.div_ceil(4).max(1);
     packed.expect_shape("media_locations (packed)", &[batch * words])?;
@@ -215,7 +236,19 @@ pub fn media_ranges_cpu(locations: &[u8], batch: usize, len: usize, n_media: usi
 }
 
 /// CPU reference. q: [b, lq, h·d], k, v: [b, lk, h·d] (contiguous); mask [b, lk]; ranges as above.
-pub fn attention_cpu(q: &[f32], k: &[f32], v: &[f32], b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale: f32, mask: Option<&[f32]>, ranges: Option<&[u32]>) -> Vec<f32> {
+pub fn attention_cpu(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    b: usize,
+    lq: usize,
+    lk: usize,
+    heads: usize,
+    d: usize,
+    scale: f32,
+    mask: Option<&[f32]>,
+    ranges: Option<&[u32]>,
+) -> Vec<f32> {
     let w = heads * d;
     let mut out = vec![0f32; b * lq * w];
     for bi in 0..b {

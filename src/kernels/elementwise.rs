@@ -44,7 +44,11 @@ pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &
     let [sb, sr, c] = three_d("copy_rows src", src)?;
     let [b, dr, dc] = three_d("copy_rows dst", dst)?;
     if dc != c || src_off + rows > sr || dst_off + rows > dr || sb == 0 || (b % sb != 0 && sb != 1) {
-        return Err(Error::shape("copy_rows", format!("src {:?} rows {src_off}..{} into dst rows {dst_off}..", src.shape(), src_off + rows), dst.shape()));
+        return Err(Error::shape(
+            "copy_rows",
+            format!("src {:?} rows {src_off}..{} into dst rows {dst_off}..", src.shape(), src_off + rows),
+            dst.shape(),
+        ));
     }
     let op = "copy_rows";
     let n = checked_u32(op, b * rows * c)?;
@@ -103,7 +107,15 @@ pub fn add_rows_cpu(dst: &mut [f32], src: &[f32], cols: usize, div: usize, modul
 }
 
 /// CPU reference for `copy_rows`.
-pub fn copy_rows_cpu(src: &[f32], src_shape: [usize; 3], src_off: usize, dst: &mut [f32], dst_shape: [usize; 3], dst_off: usize, rows: usize) {
+pub fn copy_rows_cpu(
+    src: &[f32],
+    src_shape: [usize; 3],
+    src_off: usize,
+    dst: &mut [f32],
+    dst_shape: [usize; 3],
+    dst_off: usize,
+    rows: usize,
+) {
     let [sb, sr, c] = src_shape;
     let [b, dr, _] = dst_shape;
     for bi in 0..b {

@@ -35,7 +35,14 @@ pub struct Residual<'a> {
 
 /// Records `y = act(x·Wᵀ + b)` (+ residual). x: [..., K] (any leading dims), w: [N, K], b: [N].
 /// Returns y: [..., N] in x's dtype.
-pub fn record_linear(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation, residual: Option<Residual>) -> Result<Tensor> {
+pub fn record_linear(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    act: Activation,
+    residual: Option<Residual>,
+) -> Result<Tensor> {
     let n = *w.shape().first().ok_or_else(|| Error::shape("linear weight", "[N, K]", w.shape()))?;
     let y = Tensor::empty(rec.gpu(), &linear_out_shape(x, n)?, x.dtype())?;
     record_gemm_into(rec, x, w, b, &y, 0, act, residual, None)?;
@@ -149,7 +156,16 @@ impl Variant for GemmVariant {
 }
 
 /// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].
-pub fn linear_cpu(x: &[f32], w: &[f32], b: Option<&[f32]>, m: usize, k: usize, n: usize, act: Activation, res: Option<(&[f32], f32)>) -> Vec<f32> {
+pub fn linear_cpu(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    m: usize,
+    k: usize,
+    n: usize,
+    act: Activation,
+    res: Option<(&[f32], f32)>,
+) -> Vec<f32> {
     let mut y = vec![0f32; m * n];
     for i in 0..m {
         for j in 0..n {

@@ -26,10 +26,17 @@ impl Recorder<'_> {
         let named = |b: &str| format!("{}.{b}", kernel.name);
         if !kernel.dtypes.contains(&dtype) {
             let first = kernel.bindings.iter().find(|b| b.elem == Elem::Float).map(|b| b.name).unwrap_or("input");
-            return Err(Error::DType { tensor: named(first), dtype: format!("{dtype:?}"), expected: format!("one of {:?}", kernel.dtypes) });
+            return Err(Error::DType {
+                tensor: named(first),
+                dtype: format!("{dtype:?}"),
+                expected: format!("one of {:?}", kernel.dtypes),
+            });
         }
         if tensors.len() != kernel.bindings.len() {
-            return Err(Error::Gpu { op: kernel.name.into(), message: format!("launcher passed {} tensors for {} bindings", tensors.len(), kernel.bindings.len()) });
+            return Err(Error::Gpu {
+                op: kernel.name.into(),
+                message: format!("launcher passed {} tensors for {} bindings", tensors.len(), kernel.bindings.len()),
+            });
         }
         let mut buffers = Vec::with_capacity(tensors.len());
         for (b, t) in kernel.bindings.iter().zip(tensors) {
@@ -42,7 +49,11 @@ impl Recorder<'_> {
                         Elem::U32 => DType::U32,
                     };
                     if t.dtype() != want {
-                        return Err(Error::DType { tensor: named(b.name), dtype: format!("{:?}", t.dtype()), expected: format!("{want:?}") });
+                        return Err(Error::DType {
+                            tensor: named(b.name),
+                            dtype: format!("{:?}", t.dtype()),
+                            expected: format!("{want:?}"),
+                        });
                     }
                     Arc::clone(t.pooled())
                 }

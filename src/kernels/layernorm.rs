@@ -28,7 +28,8 @@ pub fn record_layernorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, ga
     }
     let rows = x.numel() / cols.max(1);
     let y = Tensor::empty(gpu, x.shape(), x.dtype())?;
-    let params = LnParams { rows: checked_u32("layernorm", rows)?, cols: checked_u32("layernorm", cols)?, has_res: res.is_some() as u32, eps };
+    let params =
+        LnParams { rows: checked_u32("layernorm", rows)?, cols: checked_u32("layernorm", cols)?, has_res: res.is_some() as u32, eps };
     let cost = Cost { flops: 8 * x.numel() as u64, bytes: (2 + res.is_some() as u64) * x.byte_len() };
     rec.launch(&LAYERNORM, x.dtype(), &params, &[Some(x), res, Some(gamma), Some(beta), Some(&y)], grid_1d(gpu, params.rows), cost)?;
     Ok(y)

@@ -74,7 +74,12 @@ pub fn tune_families() -> Vec<(&'static str, &'static [&'static str])> {
 
 /// `n` as a u32 kernel parameter, or an error naming `op` when it does not fit.
 pub(crate) fn checked_u32(op: &str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::Limit { op: op.into(), limit: "u32 kernel parameter".into(), requested: n as u64, max: u32::MAX as u64 })
+    u32::try_from(n).map_err(|_| Error::Limit {
+        op: op.into(),
+        limit: "u32 kernel parameter".into(),
+        requested: n as u64,
+        max: u32::MAX as u64,
+    })
 }
 
 /// Splits `groups` workgroups into an (x, y) grid within the per-dimension limit.

@@ -92,7 +92,8 @@ macro_rules! kernel {
 }
 
 const GEMM_BINDINGS: [Binding; 5] = [f(1, "x"), f(2, "w"), opt(3, "bias"), opt(4, "res"), f(5, "y")];
-const ATTN_BINDINGS: [Binding; 6] = [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "mask"), Binding { slot: 5, name: "ranges", elem: Elem::U32, optional: true }, f(6, "o")];
+const ATTN_BINDINGS: [Binding; 6] =
+    [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "mask"), Binding { slot: 5, name: "ranges", elem: Elem::U32, optional: true }, f(6, "o")];
 
 kernel!(GEMM_64, "gemm", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
@@ -109,7 +110,13 @@ kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(
 kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), u(4, "info")]);
 kernel!(TOME_RANK, "tome_rank", "tome", "tome.wgsl", &[u(4, "info")]);
 kernel!(TOME_SLOTS, "tome_slots", "tome", "tome.wgsl", &[u(4, "info"), u(5, "slot_src")]);
-kernel!(TOME_MERGE, "tome_merge", "tome", "tome.wgsl", &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), f(6, "out"), f(7, "out_size")]);
+kernel!(
+    TOME_MERGE,
+    "tome_merge",
+    "tome",
+    "tome.wgsl",
+    &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), f(6, "out"), f(7, "out_size")]
+);
 kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[f(2, "dst")]);
 kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), f(2, "dst")]);
 

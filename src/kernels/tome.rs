@@ -28,7 +28,14 @@ pub fn effective_r(t: usize, r: usize, class_token: bool) -> usize {
 /// Merges `r` tokens: x [b, t, C], metric [b, t, Cm], size [b, t, 1] → (x', size') with t − r rows.
 /// r above ToMe's cap (half the mergeable tokens) is capped as ToMe does; r above the number of
 /// mergeable tokens is an error.
-pub fn record_tome(rec: &mut Recorder, x: &Tensor, metric: &Tensor, size: &Tensor, r: usize, class_token: bool) -> Result<(Tensor, Tensor)> {
+pub fn record_tome(
+    rec: &mut Recorder,
+    x: &Tensor,
+    metric: &Tensor,
+    size: &Tensor,
+    r: usize,
+    class_token: bool,
+) -> Result<(Tensor, Tensor)> {
     let gpu = rec.gpu();
     let (b, t, c) = match *x.shape() {
         [b, t, c] if b * t * c > 0 => (b, t, c),
@@ -77,7 +84,17 @@ pub fn record_tome(rec: &mut Recorder, x: &Tensor, metric: &Tensor, size: &Tenso
 
 /// CPU reference, written after ToMe's `bipartite_soft_matching` + `merge_wavg` (f64; ties broken
 /// by lower index, as the GPU does). Returns (x', size').
-pub fn tome_cpu(x: &[f32], metric: &[f32], size: &[f32], b: usize, t: usize, c: usize, cm: usize, r: usize, class_token: bool) -> (Vec<f32>, Vec<f32>) {
+pub fn tome_cpu(
+    x: &[f32],
+    metric: &[f32],
+    size: &[f32],
+    b: usize,
+    t: usize,
+    c: usize,
+    cm: usize,
+    r: usize,
+    class_token: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let r = effective_r(t, r, class_token);
     let (t1, t2) = (t.div_ceil(2), t / 2);
     let rows = t - r;

@@ -34,7 +34,16 @@ pub fn head_dim(inner: usize, heads: usize, field: &str) -> Result<usize> {
 
 impl Attention {
     /// Separate `query`/`key`/`value` Linears (BERT / Q-Former layout): `{q,k,v}` are the prefixes.
-    pub fn load_separate(gpu: &Gpu, q: &WeightSource, k: &WeightSource, v: &WeightSource, dim: usize, kv_dim: usize, heads: usize, bias: Bias) -> Result<Attention> {
+    pub fn load_separate(
+        gpu: &Gpu,
+        q: &WeightSource,
+        k: &WeightSource,
+        v: &WeightSource,
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+        bias: Bias,
+    ) -> Result<Attention> {
         let head_dim = head_dim(dim, heads, "num_attention_heads")?;
         let q = Linear::load(gpu, q, Some(dim), Some(dim), bias)?;
         let kv = Linear::stack(gpu, &[k, v], kv_dim, dim, bias)?;
@@ -42,7 +51,15 @@ impl Attention {
     }
 
     /// `to_q` and a fused `to_kv` (OpenFlamingo layout, no biases). `inner = heads · dim_head`.
-    pub fn load_fused(gpu: &Gpu, to_q: &WeightSource, to_kv: &WeightSource, dim: usize, kv_dim: usize, heads: usize, dim_head: usize) -> Result<Attention> {
+    pub fn load_fused(
+        gpu: &Gpu,
+        to_q: &WeightSource,
+        to_kv: &WeightSource,
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+        dim_head: usize,
+    ) -> Result<Attention> {
         let inner = heads * dim_head;
         head_dim(inner, heads, "heads")?;
         let q = Linear::load(gpu, to_q, Some(dim), Some(inner), Bias::None)?;
@@ -70,6 +87,16 @@ impl Attention {
         let q = self.q.forward(rec, x_q, Activation::Identity)?;
         let kv = self.kv.forward(rec, x_kv, Activation::Identity)?;
         let inner = self.inner();
-        record_attention(rec, Heads::all(&q), Heads { t: &kv, offset: 0 }, Heads { t: &kv, offset: inner }, self.heads, self.head_dim, self.scale, opts, None)
+        record_attention(
+            rec,
+            Heads::all(&q),
+            Heads { t: &kv, offset: 0 },
+            Heads { t: &kv, offset: inner },
+            self.heads,
+            self.head_dim,
+            self.scale,
+            opts,
+            None,
+        )
     }
 }

@@ -85,7 +85,12 @@ impl Linear {
         let row_bytes = in_f.max(1) * dtype.size();
         let rows = if out_f * row_bytes <= max_bytes { out_f.max(1) } else { (max_bytes / row_bytes) / ROW_BLOCK * ROW_BLOCK };
         if rows == 0 {
-            return Err(Error::Limit { op: "linear weight row".into(), limit: "max_storage_buffer_binding_size".into(), requested: (ROW_BLOCK * row_bytes) as u64, max: max_bytes as u64 });
+            return Err(Error::Limit {
+                op: "linear weight row".into(),
+                limit: "max_storage_buffer_binding_size".into(),
+                requested: (ROW_BLOCK * row_bytes) as u64,
+                max: max_bytes as u64,
+            });
         }
         let mut parts = Vec::new();
         for start in (0..out_f.max(1)).step_by(rows) {

@@ -43,8 +43,7 @@ impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            power_preference: wgpu::PowerPreference::from_env()
-                .unwrap_or(wgpu::PowerPreference::HighPerformance),
+            power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
             adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
             cap_storage_binding: None,
             cap_workgroups_per_dimension: None,
@@ -128,13 +127,10 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result
     }
     if let Some(want) = &opts.adapter_name {
         let want = want.to_lowercase();
-        return adapters
-            .into_iter()
-            .find(|a| a.get_info().name.to_lowercase().contains(&want))
-            .ok_or_else(|| Error::NoAdapter {
-                backends,
-                detail: format!(". WGPU_ADAPTER_NAME=`{want}` matches none of: {}", names.join(", ")),
-            });
+        return adapters.into_iter().find(|a| a.get_info().name.to_lowercase().contains(&want)).ok_or_else(|| Error::NoAdapter {
+            backends,
+            detail: format!(". WGPU_ADAPTER_NAME=`{want}` matches none of: {}", names.join(", ")),
+        });
     }
     let mut adapters = adapters;
     adapters.sort_by_key(|a| adapter_rank(&a.get_info(), opts.power_preference));
@@ -286,20 +282,32 @@ impl Gpu {
     /// [`Error::Unsupported`] when the adapter lacks a feature the kernel needs in that dtype.
     pub(crate) fn pipeline(&self, kernel: &'static Kernel, dtype: DType) -> Result<Arc<wgpu::ComputePipeline>> {
         if !kernel.dtypes.contains(&dtype) {
-            return Err(Error::Unsupported { what: format!("kernel `{}` in {dtype:?}", kernel.name), needs: format!("one of its built dtypes {:?}", kernel.dtypes) });
+            return Err(Error::Unsupported {
+                what: format!("kernel `{}` in {dtype:?}", kernel.name),
+                needs: format!("one of its built dtypes {:?}", kernel.dtypes),
+            });
         }
         let missing = kernel.required_features(dtype) - self.features;
         if !missing.is_empty() {
-            return Err(Error::Unsupported { what: format!("kernel `{}` in {dtype:?}", kernel.name), needs: format!("adapter features {missing:?}, which `{}` lacks", self.info.name) });
+            return Err(Error::Unsupported {
+                what: format!("kernel `{}` in {dtype:?}", kernel.name),
+                needs: format!("adapter features {missing:?}, which `{}` lacks", self.info.name),
+            });
         }
         let slot = self.pipelines.lock().unwrap_or_else(|e| e.into_inner()).entry((kernel.name, dtype)).or_default().clone();
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let src = compose(kernel, dtype).ok_or_else(|| Error::Unsupported { what: format!("kernel `{}`", kernel.name), needs: format!("shader file {}", kernel.file) })?;
+        let src = compose(kernel, dtype).ok_or_else(|| Error::Unsupported {
+            what: format!("kernel `{}`", kernel.name),
+            needs: format!("shader file {}", kernel.file),
+        })?;
         let pipeline = self.scoped(kernel.name, || {
-            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(kernel.name), source: wgpu::ShaderSource::Wgsl(src.into()) });
+            let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
             self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(kernel.name),
                 layout: None,
@@ -344,9 +352,7 @@ impl Gpu {
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
         let _serial = self.serial.as_ref().map(|m| m.lock());
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;
         self.check_health("wait")
     }
 }

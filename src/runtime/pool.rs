@@ -6,9 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Usage of every pooled storage buffer.
-pub(crate) const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+pub(crate) const STORAGE_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 #[derive(Default)]
 struct FreeLists {
@@ -127,7 +126,7 @@ mod tests {
         for b in [1u64, 15, 16, 255, 257, 65535, 65537, 1 << 20, (1 << 20) + 1, 123_456_789] {
             let c = size_class(b);
             assert!(c >= b, "{b} -> {c}");
-            assert!(c % 4 == 0);
+            assert!(c.is_multiple_of(4));
             if b > 65536 {
                 assert!((c - b) as f64 <= b as f64 * 0.125 + 1.0, "{b} -> {c}");
             }

@@ -132,7 +132,13 @@ impl<'g> Recorder<'g> {
     pub fn submit_timed(self) -> Result<Timing> {
         let gpu = self.gpu;
         let queries = gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
-            gpu.serialized(|| gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("forward timestamps"), ty: wgpu::QueryType::Timestamp, count: 2 }))
+            gpu.serialized(|| {
+                gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("forward timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                })
+            })
         });
         let t0 = std::time::Instant::now();
         self.encode_and_submit(queries.as_ref())?;
@@ -142,8 +148,18 @@ impl<'g> Recorder<'g> {
             None => None,
             Some(qs) => {
                 let read = gpu.scoped("timestamps", || {
-                    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts resolve"), size: 16, usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC, mapped_at_creation: false });
-                    let read = gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts read"), size: 16, usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+                    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("ts resolve"),
+                        size: 16,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    });
+                    let read = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("ts read"),
+                        size: 16,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
                     let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
                     enc.resolve_query_set(qs, 0..2, &resolve, 0);
                     enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
@@ -199,7 +215,11 @@ impl<'g> Recorder<'g> {
                         })
                     })
                     .collect();
-                let timestamp_writes = timestamps.map(|qs| wgpu::ComputePassTimestampWrites { query_set: qs, beginning_of_pass_write_index: Some(0), end_of_pass_write_index: Some(1) });
+                let timestamp_writes = timestamps.map(|qs| wgpu::ComputePassTimestampWrites {
+                    query_set: qs,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                });
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes });
                 for (d, g) in self.dispatches.iter().zip(&groups) {
                     pass.set_pipeline(&d.pipeline);

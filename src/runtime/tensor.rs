@@ -95,9 +95,11 @@ impl Tensor {
         if data.len() != numel(shape) {
             return Err(Error::shape("host data", format!("{} elements for {shape:?}", numel(shape)), data.len()));
         }
-        let bytes = dtype
-            .encode(data)
-            .ok_or_else(|| Error::DType { tensor: "host data".into(), dtype: format!("{dtype:?}"), expected: "a float dtype (F32 or F16)".into() })?;
+        let bytes = dtype.encode(data).ok_or_else(|| Error::DType {
+            tensor: "host data".into(),
+            dtype: format!("{dtype:?}"),
+            expected: "a float dtype (F32 or F16)".into(),
+        })?;
         Tensor::from_bytes(gpu, bytes, shape, dtype)
     }
 
@@ -165,14 +167,22 @@ impl Tensor {
         match self.dtype {
             DType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
             DType::F16 => Ok(bytes.chunks_exact(2).take(self.numel()).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
-            DType::U32 => Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: "U32".into(), expected: "F32 or F16 (use to_vec_u32)".into() }),
+            DType::U32 => Err(Error::DType {
+                tensor: format!("tensor {:?}", self.shape),
+                dtype: "U32".into(),
+                expected: "F32 or F16 (use to_vec_u32)".into(),
+            }),
         }
     }
 
     /// u32 tensors back to the host.
     pub fn to_vec_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         if self.dtype != DType::U32 {
-            return Err(Error::DType { tensor: format!("tensor {:?}", self.shape), dtype: format!("{:?}", self.dtype), expected: "U32 (use to_vec)".into() });
+            return Err(Error::DType {
+                tensor: format!("tensor {:?}", self.shape),
+                dtype: format!("{:?}", self.dtype),
+                expected: "U32 (use to_vec)".into(),
+            });
         }
         let bytes = self.download(gpu)?;
         Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())

@@ -47,16 +47,19 @@ impl Tuner {
         let mut forced = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let known_families = || families.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ");
-            let (fam, var) = entry
-                .split_once('=')
-                .ok_or_else(|| Error::config(KERNELS_ENV, format!("`{entry}`: expected family=variant (families: {})", known_families())))?;
+            let (fam, var) = entry.split_once('=').ok_or_else(|| {
+                Error::config(KERNELS_ENV, format!("`{entry}`: expected family=variant (families: {})", known_families()))
+            })?;
             let (fam, var) = (fam.trim(), var.trim());
             let (_, variants) = families
                 .iter()
                 .find(|(f, _)| *f == fam)
                 .ok_or_else(|| Error::config(KERNELS_ENV, format!("`{entry}`: unknown family `{fam}` (families: {})", known_families())))?;
             if !variants.contains(&var) {
-                return Err(Error::config(KERNELS_ENV, format!("`{entry}`: `{fam}` has no variant `{var}` (variants: {})", variants.join(", "))));
+                return Err(Error::config(
+                    KERNELS_ENV,
+                    format!("`{entry}`: `{fam}` has no variant `{var}` (variants: {})", variants.join(", ")),
+                ));
             }
             forced.insert(fam.to_string(), var.to_string());
         }

@@ -63,5 +63,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f64) {
 /// device would mean a check is missing and the bad value reached the driver.
 pub fn assert_refused_by_checks(what: &str, e: &vlm_connectors::Error) {
     use vlm_connectors::Error;
-    assert!(!matches!(e, Error::Gpu { .. } | Error::DeviceLost(_) | Error::NoAdapter { .. } | Error::RequestDevice { .. }), "{what}: reached the driver: {e}");
+    assert!(
+        !matches!(e, Error::Gpu { .. } | Error::DeviceLost(_) | Error::NoAdapter { .. } | Error::RequestDevice { .. }),
+        "{what}: reached the driver: {e}"
+    );
 }
