@@ -78,6 +78,10 @@ fn vlmc_info_lists_the_chosen_adapter() {
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(text.contains("chosen:"), "{text}");
     assert!(text.contains("max_storage_buffer_binding_size"), "{text}");
+    // the model registry: every model_type with the type that loads it
+    for e in vlm_connectors::connectors::MODELS {
+        assert!(text.contains(e.model_types[0]) && text.contains(e.class), "{} missing: {text}", e.class);
+    }
 }
 
 #[test]
@@ -120,4 +124,21 @@ fn vlmc_budget_prints_the_table_and_draws_the_chart() {
     let st = vlmc().args(["budget", "--no-time", "--image", "0x10"]).output().unwrap();
     assert!(!st.status.success());
     assert!(String::from_utf8_lossy(&st.stderr).contains("image_size"));
+}
+
+#[test]
+fn vlmc_bench_reads_costs_from_the_launches() {
+    // Entries by a comma list; FLOP/s and bytes come from what the launches declared.
+    let json = tmp("bench.json");
+    let st = vlmc().args(["bench", "--only", "fma_peak,layernorm", "--repeats", "1", "--json"]).arg(&json).output().unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success(), "{text}{}", String::from_utf8_lossy(&st.stderr));
+    assert!(text.contains("fma_peak") && text.contains("layernorm"), "{text}");
+    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let ln = records.as_array().unwrap().iter().find(|r| r["name"] == "layernorm").unwrap();
+    // layernorm 576×4096: 8 FLOPs and 2×4 bytes per element (read x, write y).
+    assert_eq!((ln["flops"].as_u64(), ln["bytes"].as_u64()), (Some(8 * 576 * 4096), Some(8 * 576 * 4096)));
+    assert!(ln["pct_of_fma_peak"].as_f64().is_some_and(|p| p > 0.0), "{ln}");
+    let st = vlmc().args(["bench", "--only", "fma_peak,conv"]).output().unwrap();
+    assert!(!st.status.success() && String::from_utf8_lossy(&st.stderr).contains("`conv` is not one of"));
 }

@@ -144,12 +144,13 @@ mod demo {
     use vlm_connectors::util::Rng;
     use vlm_connectors::{Error, Gpu, Result, Tensor};
 
-    /// The connectors at the seed's shapes with random weights: `vlmc bench` on the connector entries.
+    /// The connectors at the seed's shapes with random weights: `vlmc bench` on the connector entries,
+    /// with the adapter's ceilings for the %FMA / %BW columns.
     pub fn demo(iters: Option<usize>) -> Result<()> {
         let gpu = Gpu::new()?;
         let mut o = BenchOptions::for_gpu(&gpu);
         o.repeats = iters.unwrap_or(o.repeats.min(5)).max(1);
-        o.only = Some(bench::CONNECTORS.join(","));
+        o.only = Some(format!("fma_peak,copy_bw,{}", bench::CONNECTORS.join(",")));
         let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
         println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
         println!("median of {} forward(s); each forward is one submit\n", o.repeats);
