@@ -166,6 +166,9 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     if let Some(bad) = only.iter().flatten().find(|o| !ENTRIES.contains(o)) {
         return Err(Error::Input { name: "--only".into(), message: format!("`{bad}` is not one of {}", ENTRIES.join(", ")) });
     }
+    if opts.shape.is_some() && only.as_ref().is_none_or(|o| o.len() != 1) {
+        return Err(Error::Input { name: "--shape".into(), message: "goes with --only naming exactly one entry".into() });
+    }
     let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
     let wanted = |name: &str| only.as_ref().is_none_or(|o| o.contains(&name));
     let shape_for = |name: &str, default: Vec<Vec<usize>>| -> Vec<Vec<usize>> {

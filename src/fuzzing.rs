@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use crate::checkpoint::{Config, WeightSource};
-use crate::connectors::Connector;
+use crate::connectors::{Connector, MODELS};
 use crate::runtime::{Gpu, Result};
 
 /// The GPU the harnesses share.
@@ -40,13 +40,22 @@ pub fn load_checkpoint_bytes(data: &[u8]) -> Result<Connector> {
     Connector::load(gpu(), &cfg, ws.as_ref())
 }
 
-/// The connectors the input harness feeds, built once from the golden checkpoints in `dir`.
+/// The connectors the input harness feeds: for each row of the model registry, in its order, every
+/// checkpoint folder in `dir` whose `model_type` the row loads (the golden cases). Built once.
 pub fn input_connectors(dir: &std::path::Path) -> &'static Vec<Connector> {
     static C: OnceLock<Vec<Connector>> = OnceLock::new();
     C.get_or_init(|| {
-        ["llava_tiny", "blip2_tiny", "perceiver_video", "gated_xattn_tiny", "llava_next_square", "pool_odd", "tome_cls"]
+        let mut cases: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((Config::from_file(p.join("config.json")).ok()?.str("model_type").ok()?, p)))
+            .collect();
+        cases.sort();
+        MODELS
             .iter()
-            .map(|c| Connector::from_dir(gpu(), dir.join(c)).expect("golden checkpoint"))
+            .flat_map(|e| cases.iter().filter(|(t, _)| e.model_types.contains(&t.as_str())))
+            .map(|(_, p)| Connector::from_dir(gpu(), p).expect("golden checkpoint"))
             .collect()
     })
 }

@@ -273,12 +273,13 @@ fn flamingo_config_errors() {
     assert!(e.contains("to_q.weight") && e.contains("[32, 64]") && e.contains("[64, 64]"), "{e}");
 }
 
-/// perceiver_tiny's weights with `frame_embs` (and a config without `max_num_frames`) added at `shape`.
-fn perceiver_with_frame_embs(tag: &str, shape: &[usize]) -> std::path::PathBuf {
+/// perceiver_tiny's weights (its config has no `max_num_frames` / `max_num_media`) with `name` added
+/// at `shape`.
+fn perceiver_with(name: &str, tag: &str, shape: &[usize]) -> std::path::PathBuf {
     let src = WeightSource::open_dir(case_dir("perceiver_tiny")).unwrap();
     let mut hs: Vec<(String, Vec<usize>, Vec<f32>)> =
         src.names().iter().map(|n| (n.to_string(), src.get_any(n).unwrap())).map(|(n, h)| (n, h.shape, h.data)).collect();
-    hs.push(("perceiver.frame_embs".into(), shape.to_vec(), vec![0.5; shape.iter().product()]));
+    hs.push((format!("perceiver.{name}"), shape.to_vec(), vec![0.5; shape.iter().product()]));
     let dir = std::env::temp_dir().join(format!("vlmc-err-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(case_dir("perceiver_tiny").join("config.json"), dir.join("config.json")).unwrap();
@@ -291,11 +292,18 @@ fn perceiver_with_frame_embs(tag: &str, shape: &[usize]) -> std::path::PathBuf {
 fn perceiver_time_embeddings_without_max_counts_are_shape_checked() {
     // perceiver_tiny: dim 64, no max_num_frames / max_num_media in its config.
     for (tag, shape) in [("scalar", vec![]), ("folded", vec![4, 32]), ("rank3", vec![2, 1, 64])] {
-        let e = load_err(&perceiver_with_frame_embs(tag, &shape));
+        let e = load_err(&perceiver_with("frame_embs", tag, &shape));
         assert!(e.contains("perceiver.frame_embs") && e.contains("[count, 64]") && e.contains(&format!("{shape:?}")), "{shape:?}: {e}");
     }
+    for (tag, shape) in [("t-scalar", vec![]), ("t-flat", vec![3, 64]), ("t-folded", vec![3, 2, 32])] {
+        let e = load_err(&perceiver_with("media_time_embs", tag, &shape));
+        assert!(
+            e.contains("perceiver.media_time_embs") && e.contains("[count, 1, 64]") && e.contains(&format!("{shape:?}")),
+            "{shape:?}: {e}"
+        );
+    }
     // A well-shaped one loads, and its frame count bounds the input.
-    let f: OpenFlamingo = Connector::from_dir(gpu(), perceiver_with_frame_embs("ok", &[2, 64])).unwrap().into_model().unwrap();
+    let f: OpenFlamingo = Connector::from_dir(gpu(), perceiver_with("frame_embs", "ok", &[2, 64])).unwrap().into_model().unwrap();
     let x = Tensor::from_slice(gpu(), &vec![0.0; 3 * 5 * 64], &[1, 1, 3, 5, 64]).unwrap();
     let e = f.perceiver.unwrap().forward(&mut Recorder::new(gpu()), &x).err().unwrap().to_string();
     assert!(e.contains("3 frames") && e.contains("frame_embs has 2"), "{e}");

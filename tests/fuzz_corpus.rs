@@ -57,6 +57,18 @@ fn inputs_corpus_never_panics() {
 }
 
 #[test]
+fn the_input_harness_covers_every_registry_row_with_a_golden_case() {
+    let connectors = fuzzing::input_connectors(&common::data_dir());
+    for e in vlm_connectors::connectors::MODELS {
+        // llava_next_video has no folder of its own: tests/golden.rs derives it from llava_tiny.
+        if e.model_types == ["llava_next_video"] {
+            continue;
+        }
+        assert!(connectors.iter().any(|c| c.entry().class == e.class && e.model_types.contains(&c.model_type())), "{:?}", e.model_types);
+    }
+}
+
+#[test]
 fn split_and_join_are_inverse() {
     let joined = fuzzing::join_checkpoint(b"{\"model_type\": \"tome\"}", b"rest");
     assert_eq!(fuzzing::split_checkpoint(&joined), (&b"{\"model_type\": \"tome\"}"[..], &b"rest"[..]));

@@ -2,29 +2,16 @@
 //! (1, 7, 63, 65, 257, 577; non-multiples of every tile size).
 
 mod common;
-use common::gpu;
+use common::{check, gpu, up};
 
-use vlm_connectors::kernels::attention::{
-    attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads,
-};
+use vlm_connectors::kernels::attention::{record_attention, AttnOpts, Heads};
 use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
+use vlm_connectors::kernels::Activation;
 use vlm_connectors::kernels::Variant;
-use vlm_connectors::kernels::{rel_l2, Activation};
 use vlm_connectors::util::Rng;
 use vlm_connectors::{Recorder, Tensor};
-
-fn up(data: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(gpu(), data, shape).unwrap()
-}
-
-fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    assert!(got.iter().zip(want).all(|(a, b)| a.is_finite() == b.is_finite()), "{what}: non-finite mismatch");
-    let e = rel_l2(got, want);
-    assert!(e <= tol, "{what}: rel L2 {e:.3e} > {tol:.0e}");
-}
 
 #[test]
 fn gemm_matches_cpu_over_awkward_shapes() {
@@ -75,7 +62,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
 }
 
 #[test]
-fn gemm_fused_activations_and_residual() {
+fn gemm_fused_activations_and_residual_in_every_variant() {
     let g = gpu();
     let mut rng = Rng::new(12);
     let (m, k, n) = (65, 63, 129);
@@ -83,36 +70,42 @@ fn gemm_fused_activations_and_residual() {
     let w = rng.vec(n * k, 0.3);
     let b = rng.vec(n, 1.0);
     let r = rng.vec(m * n, 1.0);
-    for act in Activation::ALL {
-        let mut rec = Recorder::new(g);
-        let y = record_linear(&mut rec, &up(&x, &[1, m, k]), &up(&w, &[n, k]), Some(&up(&b, &[n])), act, None).unwrap();
-        rec.submit().unwrap();
-        assert_eq!(y.shape(), &[1, m, n]);
-        check(&format!("gemm+{act:?}"), &y.to_vec(g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, act, None), 1e-5);
-    }
-    for alpha in [0.0f32, 0.37, 1.0] {
-        let mut rec = Recorder::new(g);
-        let rt = up(&r, &[m, n]);
-        let y = record_linear(
-            &mut rec,
-            &up(&x, &[m, k]),
-            &up(&w, &[n, k]),
-            Some(&up(&b, &[n])),
-            Activation::Identity,
-            Some(Residual { res: &rt, alpha }),
-        )
-        .unwrap();
-        rec.submit().unwrap();
-        let got = y.to_vec(g).unwrap();
-        if alpha == 0.0 {
-            assert_eq!(got, r, "alpha = 0 must give the residual back exactly");
+    let (xt, wt, bt, rt) = (up(&x, &[1, m, k]), up(&w, &[n, k]), up(&b, &[n]), up(&r, &[m, n]));
+    for &v in GemmVariant::ALL {
+        for act in Activation::ALL {
+            let y = Tensor::empty(g, &[1, m, n], vlm_connectors::DType::F32).unwrap();
+            let mut rec = Recorder::new(g);
+            record_gemm_into(&mut rec, &xt, &wt, Some(&bt), &y, 0, act, None, Some(v)).unwrap();
+            rec.submit().unwrap();
+            check(&format!("gemm {v:?} +{act:?}"), &y.to_vec(g).unwrap(), &linear_cpu(&x, &w, Some(&b), m, k, n, act, None), 1e-5);
         }
-        check(
-            &format!("gemm residual α={alpha}"),
-            &got,
-            &linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, alpha))),
-            1e-5,
-        );
+        for alpha in [0.0f32, 0.37, 1.0] {
+            let y = Tensor::empty(g, &[m, n], vlm_connectors::DType::F32).unwrap();
+            let mut rec = Recorder::new(g);
+            record_gemm_into(&mut rec, &xt, &wt, Some(&bt), &y, 0, Activation::Identity, Some(Residual { res: &rt, alpha }), Some(v))
+                .unwrap();
+            rec.submit().unwrap();
+            let got = y.to_vec(g).unwrap();
+            if alpha == 0.0 {
+                assert_eq!(got, r, "{v:?}: alpha = 0 must give the residual back exactly");
+            }
+            let want = linear_cpu(&x, &w, Some(&b), m, k, n, Activation::Identity, Some((&r, alpha)));
+            check(&format!("gemm {v:?} residual α={alpha}"), &got, &want, 1e-5);
+        }
+        // A column block of a wider output (what a split weight writes): y[:, 7..7 + n] of [m, n + 20],
+        // with the residual read at the same columns; the other columns stay untouched.
+        let ldy = n + 20;
+        let wide = rng.vec(m * ldy, 1.0);
+        let (yt, rw) = (up(&wide, &[m, ldy]), up(&wide, &[m, ldy]));
+        let mut rec = Recorder::new(g);
+        record_gemm_into(&mut rec, &xt, &wt, None, &yt, 7, Activation::Gelu, Some(Residual { res: &rw, alpha: 0.5 }), Some(v)).unwrap();
+        rec.submit().unwrap();
+        let got = yt.to_vec(g).unwrap();
+        let block: Vec<f32> = (0..m * n).map(|i| wide[(i / n) * ldy + 7 + i % n]).collect();
+        let want = linear_cpu(&x, &w, None, m, k, n, Activation::Gelu, Some((&block, 0.5)));
+        let got_block: Vec<f32> = (0..m * n).map(|i| got[(i / n) * ldy + 7 + i % n]).collect();
+        check(&format!("gemm {v:?} y_off"), &got_block, &want, 1e-5);
+        assert!((0..m * ldy).filter(|i| !(7..7 + n).contains(&(i % ldy))).all(|i| got[i] == wide[i]), "{v:?}: wrote outside its block");
     }
 }
 
@@ -191,155 +184,6 @@ fn layernorm_constant_rows_give_beta() {
             assert_eq!(&got[r * cols..(r + 1) * cols], &bt[..], "constant row, eps {eps}");
         }
     }
-}
-
-fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_logits: f32, masked: bool, seed: u64) {
-    let g = gpu();
-    let mut rng = Rng::new(seed);
-    let w = heads * d;
-    let q = rng.vec(b * lq * w, scale_logits);
-    let k = rng.vec(b * lk * w, 1.0);
-    let v = rng.vec(b * lk * w, 1.0);
-    let mask: Vec<f32> = (0..b * lk).map(|i| if masked && i % 3 == 1 { -1e4 } else { rng.uniform(-1.0, 0.0) }).collect();
-    let scale = 1.0 / (d as f32).sqrt();
-    let (qt, kt, vt, mt) = (up(&q, &[b, lq, w]), up(&k, &[b, lk, w]), up(&v, &[b, lk, w]), up(&mask, &[b, lk]));
-    let opts = AttnOpts { mask: masked.then_some(&mt), ranges: None };
-    let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, scale, masked.then_some(&mask[..]), None);
-    // softmax(s) moves by |δs| when the logits move by δs; float32 rounding of logits of size L is
-    // ~ε·L, so the achievable relative error is max(1e-5, a few ε·L). L ≈ 1 in the ordinary cases.
-    let max_logit = (0..b * lq)
-        .flat_map(|r| (0..heads).map(move |h| (r, h)))
-        .map(|(r, h)| {
-            let bi = r / lq;
-            (0..lk)
-                .map(|j| (0..d).map(|c| q[r * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64).sum::<f64>().abs())
-                .fold(0f64, f64::max)
-        })
-        .fold(0f64, f64::max)
-        * scale as f64;
-    if scale_logits > 100.0 {
-        assert!(max_logit > 5e3, "the huge-logit case must reach |logit| ~1e4 (got {max_logit:.0})");
-    }
-    let tol = 1e-5f64.max(8.0 * f32::EPSILON as f64 * max_logit);
-    // Every version at every query count (the tuner would pick v2 below 8 rows and q8 from 8 up).
-    for &variant in AttnVariant::ALL {
-        let mut rec = Recorder::new(g);
-        let o =
-            record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, scale, opts, Some(variant)).unwrap();
-        rec.submit().unwrap();
-        check(
-            &format!("attention {variant:?} b{b} lq{lq} lk{lk} h{heads} d{d} x{scale_logits} mask={masked}"),
-            &o.to_vec(g).unwrap(),
-            &want,
-            tol,
-        );
-    }
-}
-
-#[test]
-fn attention_matches_cpu_over_lengths_and_head_dims() {
-    let mut seed = 100;
-    for &(lq, lk) in &[(1, 1), (7, 7), (32, 257), (1, 577), (32, 577), (257, 32), (7, 2880), (9, 2880), (33, 1100)] {
-        for &(heads, d) in &[(2, 8), (2, 64), (1, 96)] {
-            for masked in [false, true] {
-                seed += 1;
-                run_attention(2, lq, lk, heads, d, 1.0, masked, seed);
-            }
-        }
-    }
-}
-
-#[test]
-fn attention_is_stable_for_huge_logits() {
-    // Q scaled so logits reach ±1e4: the online softmax must neither overflow nor produce NaN.
-    run_attention(1, 33, 577, 2, 64, 7500.0, false, 7);
-    run_attention(1, 7, 65, 1, 96, 7500.0, true, 8);
-}
-
-#[test]
-fn attention_reads_k_and_v_from_column_slices() {
-    // K and V interleaved in one [b, lk, 2·w] buffer (a `to_kv` output): offsets 0 and w.
-    let g = gpu();
-    let (b, lq, lk, heads, d) = (2, 5, 9, 3, 8);
-    let w = heads * d;
-    let mut rng = Rng::new(9);
-    let q = rng.vec(b * lq * w, 1.0);
-    let kv = rng.vec(b * lk * 2 * w, 1.0);
-    let (mut k, mut v) = (vec![], vec![]);
-    for row in kv.chunks(2 * w) {
-        k.extend_from_slice(&row[..w]);
-        v.extend_from_slice(&row[w..]);
-    }
-    let (qt, kvt) = (up(&q, &[b, lq, w]), up(&kv, &[b, lk, 2 * w]));
-    for &variant in AttnVariant::ALL {
-        let mut rec = Recorder::new(g);
-        let o = record_attention(
-            &mut rec,
-            Heads::all(&qt),
-            Heads { t: &kvt, offset: 0 },
-            Heads { t: &kvt, offset: w },
-            heads,
-            d,
-            0.3,
-            AttnOpts::default(),
-            Some(variant),
-        )
-        .unwrap();
-        rec.submit().unwrap();
-        check(
-            &format!("attention kv slices {variant:?}"),
-            &o.to_vec(g).unwrap(),
-            &attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, None, None),
-            1e-5,
-        );
-    }
-}
-
-fn media_case(locs: &[u8], batch: usize, len: usize, n_media: usize, n: usize) {
-    let g = gpu();
-    for immediate in [true, false] {
-        let packed = pack_locations(locs, batch, len);
-        let pt = Tensor::from_u32(g, &packed, &[packed.len()]).unwrap();
-        let mut rec = Recorder::new(g);
-        let r = record_media_ranges(&mut rec, &pt, batch, len, n_media, n, immediate).unwrap();
-        rec.submit().unwrap();
-        let got = r.to_vec_u32(g).unwrap();
-        assert_eq!(got, media_ranges_cpu(locs, batch, len, n_media, n, immediate), "locs {locs:?} immediate={immediate}");
-        // and the masked attention over those ranges matches the CPU reference
-        let (heads, d) = (2, 8);
-        let mut rng = Rng::new(len as u64);
-        let lk = n_media * n;
-        let q = rng.vec(batch * len * heads * d, 1.0);
-        let kv = rng.vec(batch * lk * heads * d, 1.0);
-        let (qt, kt) = (up(&q, &[batch, len, heads * d]), up(&kv, &[batch, lk, heads * d]));
-        for &variant in AttnVariant::ALL {
-            let mut rec = Recorder::new(g);
-            let o = record_attention(
-                &mut rec,
-                Heads::all(&qt),
-                Heads::all(&kt),
-                Heads::all(&kt),
-                heads,
-                d,
-                0.5,
-                AttnOpts { mask: None, ranges: Some(&r) },
-                Some(variant),
-            )
-            .unwrap();
-            rec.submit().unwrap();
-            let want = attention_cpu(&q, &kv, &kv, batch, len, lk, heads, d, 0.5, None, Some(&got));
-            check(&format!("masked attention {variant:?}"), &o.to_vec(g).unwrap(), &want, 1e-5);
-        }
-    }
-}
-
-#[test]
-fn media_masking_matches_cpu() {
-    media_case(&[0, 0, 0, 0, 0], 1, 5, 1, 3); // no images: immediate → zeros, all-previous → uniform
-    media_case(&[1, 0, 0, 0, 0, 0, 0], 1, 7, 1, 4); // image at position 0
-    media_case(&[0, 1, 1, 1, 0, 0, 0, 0, 0], 1, 9, 3, 2); // several in a row
-                                                          // batch rows with different image counts
-    media_case(&[0, 1, 0, 0, 1, 0, 0, 0, /**/ 1, 0, 0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0, 0, 0, 0], 3, 8, 2, 5);
 }
 
 #[test]

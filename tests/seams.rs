@@ -29,10 +29,10 @@ fn a_pipeline_is_compiled_once_even_when_threads_race_for_it() {
         .map(|_| {
             let (g, barrier) = (g.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let (x, w) = (up(&g, &[3, 40]), up(&g, &[40]));
-                barrier.wait();
+                let q = up(&g, &[1, 9, 16]);
+                barrier.wait(); // all ask at once for the attention kernel, the slowest to compile
                 let mut rec = Recorder::new(&g);
-                record_layernorm(&mut rec, &x, None, &w, &w, 1e-5).unwrap();
+                record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
                 rec.submit().unwrap();
             })
         })
@@ -41,6 +41,10 @@ fn a_pipeline_is_compiled_once_even_when_threads_race_for_it() {
         h.join().unwrap();
     }
     assert_eq!(g.cached_pipelines(), 1, "eight threads asked for one pipeline");
+    // and a second kernel is one more compile
+    let (x, w) = (up(&g, &[3, 40]), up(&g, &[40]));
+    record_layernorm(&mut Recorder::new(&g), &x, None, &w, &w, 1e-5).unwrap();
+    assert_eq!(g.cached_pipelines(), 2);
 }
 
 #[test]
@@ -52,10 +56,14 @@ fn vlmc_kernels_forces_a_variant_and_rejects_unknown_ones() {
     record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
     assert_eq!(rec.labels(), ["gemm_reg", "attention"], "heuristic would pick gemm_128 and attention_q8");
     // Without forcing, the heuristic: 128 tiles at M, N ≥ 128; q8 from 8 query rows.
-    let mut rec = Recorder::new(gpu());
-    record_linear(&mut rec, &up(gpu(), &[200, 16]), &up(gpu(), &[200, 16]), None, Activation::Identity, None).unwrap();
-    record_linear(&mut rec, &up(gpu(), &[7, 16]), &up(gpu(), &[200, 16]), None, Activation::Identity, None).unwrap();
-    assert_eq!(rec.labels(), ["gemm_128", "gemm"]);
+    let g = Gpu::new_with(GpuOptions { kernels: String::new(), ..Default::default() }).unwrap();
+    let mut rec = Recorder::new(&g);
+    record_linear(&mut rec, &up(&g, &[200, 16]), &up(&g, &[200, 16]), None, Activation::Identity, None).unwrap();
+    record_linear(&mut rec, &up(&g, &[7, 16]), &up(&g, &[200, 16]), None, Activation::Identity, None).unwrap();
+    let (q7, q8) = (up(&g, &[1, 7, 16]), up(&g, &[1, 8, 16]));
+    record_attention(&mut rec, Heads::all(&q7), Heads::all(&q7), Heads::all(&q7), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
+    record_attention(&mut rec, Heads::all(&q8), Heads::all(&q8), Heads::all(&q8), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
+    assert_eq!(rec.labels(), ["gemm_128", "gemm", "attention", "attention_q8"]);
     for bad in ["gemm=256", "conv=1", "gemm"] {
         let e = Gpu::new_with(GpuOptions { kernels: bad.into(), ..Default::default() }).err().unwrap().to_string();
         assert!(e.contains("VLMC_KERNELS") && e.contains(bad), "{bad}: {e}");
@@ -77,6 +85,9 @@ fn launches_add_up_their_cost() {
     let x = Tensor::empty(g, &[1, 576, 1024], DType::F32).unwrap();
     proj.record(&mut rec, &registry::Inputs::new().with_tensor("image_features", x)).unwrap();
     assert_eq!(rec.cost().flops, 2 * 576 * (1024 * 4096 + 4096 * 4096));
+    // bytes: each GEMM reads x, W and the bias and writes y
+    let gemm_bytes = |k: u64, n: u64| 4 * (576 * k + n * k + 576 * n + n);
+    assert_eq!(rec.cost().bytes, gemm_bytes(1024, 4096) + gemm_bytes(4096, 4096));
     assert_eq!(rec.labels().len(), 2);
 }
 
@@ -141,4 +152,6 @@ fn the_model_registry_names_every_type_and_the_class_to_use() {
     let e = LlavaProjector::from_dir(gpu(), case_dir("blip2_tiny")).err().unwrap().to_string();
     assert!(e.contains("blip-2") && e.contains("QFormer::from_dir"), "{e}");
     assert!(QFormer::from_dir(gpu(), case_dir("blip2_tiny")).is_ok());
+    // The projector of a LLaVA-NeXT checkpoint loads on its own, as before the registry.
+    assert_eq!(LlavaProjector::from_dir(gpu(), case_dir("llava_next_square")).unwrap().depth(), 2);
 }

@@ -119,12 +119,12 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                     .iter()
                     .find(|b| b.slot == rb.binding)
                     .unwrap_or_else(|| panic!("{what}: binding {} is used but not declared", rb.binding));
-                let scalar = scalar_kind(&module, var.ty);
+                let scalar = scalar_of(&module, var.ty).map(|s| (s.kind, s.width as usize));
                 let want = match decl.elem {
-                    Elem::Float => naga::ScalarKind::Float,
-                    Elem::U32 => naga::ScalarKind::Uint,
+                    Elem::Float => (naga::ScalarKind::Float, dtype.size()),
+                    Elem::U32 => (naga::ScalarKind::Uint, 4),
                 };
-                assert_eq!(scalar, Some(want), "{what}: binding {} (`{}`) element kind", rb.binding, decl.name);
+                assert_eq!(scalar, Some(want), "{what}: binding {} (`{}`) element kind and width", rb.binding, decl.name);
             }
             let declared: BTreeSet<u32> = k.bindings.iter().map(|b| b.slot).collect();
             assert_eq!(used, declared, "{what}: declared bindings vs used");
@@ -132,10 +132,10 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
     }
 }
 
-fn scalar_kind(module: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<naga::ScalarKind> {
+fn scalar_of(module: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<naga::Scalar> {
     match &module.types[ty].inner {
-        naga::TypeInner::Scalar(s) | naga::TypeInner::Vector { scalar: s, .. } => Some(s.kind),
-        naga::TypeInner::Array { base, .. } => scalar_kind(module, *base),
+        naga::TypeInner::Scalar(s) | naga::TypeInner::Vector { scalar: s, .. } => Some(*s),
+        naga::TypeInner::Array { base, .. } => scalar_of(module, *base),
         _ => None,
     }
 }
@@ -149,7 +149,8 @@ fn no_shader_declares_unused_functions_or_constants() {
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
         let src = compose_file(file, DType::F32, wgpu::Features::empty()).unwrap();
         let (mut module, _) = parse(file, &src, Capabilities::empty());
-        let words: Vec<&str> = src.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
+        let code: String = src.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+        let words: Vec<&str> = code.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
         for (_, c) in module.constants.iter() {
             let name = c.name.clone().unwrap_or_default();
             declared.insert(name.clone());

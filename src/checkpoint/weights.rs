@@ -298,7 +298,7 @@ impl WeightSource {
     pub fn location(&self) -> &str {
         match &self.backend {
             Backend::Files(inner) => &inner.location,
-            Backend::Random(_) => "random weights",
+            Backend::Random(_) => "random weights (their shapes come from config.json; this one has none)",
         }
     }
 }

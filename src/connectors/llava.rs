@@ -36,14 +36,23 @@ fn original_depth(kind: &str) -> Result<usize> {
 
 impl LlavaProjector {
     /// Loads from a checkpoint folder (`config.json` + safetensors) whose `model_type` the model
-    /// registry maps to a `LlavaProjector` (`llava`, `llava_llama`, `llava_mistral`, `llava_qwen`).
+    /// registry maps to a `LlavaProjector` (`llava`, `llava_llama`, `llava_mistral`, `llava_qwen`),
+    /// or the projector of a `llava_next` / `llava_next_video` one.
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaProjector> {
-        registry::Connector::from_dir(gpu, dir)?.into_model()
+        Self::projector_of(registry::Connector::from_dir(gpu, dir)?)
     }
 
     /// Loads from a parsed config and weights; the registry picks the layout from `model_type`.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
-        registry::Connector::load(gpu, cfg, Some(ws))?.into_model()
+        Self::projector_of(registry::Connector::load(gpu, cfg, Some(ws))?)
+    }
+
+    fn projector_of(c: registry::Connector) -> Result<LlavaProjector> {
+        match c.entry().class {
+            "LlavaNext" => Ok(c.into_model::<super::LlavaNext>()?.projector),
+            "LlavaNextVideo" => Ok(c.into_model::<LlavaNextVideo>()?.projector),
+            _ => c.into_model(),
+        }
     }
 
     /// HF layout (`multi_modal_projector.linear_{1,2}`), widths from `vision_config` /

@@ -32,11 +32,10 @@ impl Recorder<'_> {
                 expected: format!("one of {:?}", kernel.dtypes),
             });
         }
+        debug_assert_eq!(tensors.len(), kernel.bindings.len(), "launcher of `{}` passed the wrong number of tensors", kernel.name);
         if tensors.len() != kernel.bindings.len() {
-            return Err(Error::Gpu {
-                op: kernel.name.into(),
-                message: format!("launcher passed {} tensors for {} bindings", tensors.len(), kernel.bindings.len()),
-            });
+            let needs = format!("{} tensors from its launcher, got {}", kernel.bindings.len(), tensors.len());
+            return Err(Error::Unsupported { what: format!("kernel `{}`", kernel.name), needs });
         }
         let mut buffers = Vec::with_capacity(tensors.len());
         for (b, t) in kernel.bindings.iter().zip(tensors) {

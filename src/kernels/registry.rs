@@ -5,8 +5,11 @@
 //! the `enable` directives, then `alias elem = f32;` (or `f16`), then `common.wgsl`, then the file.
 //! `Recorder::launch` checks every bound tensor's dtype against the kernel's declared bindings.
 //!
-//! Adding a dtype: list it in the kernels' `dtypes` (their bodies use `elem`). Adding a variant: a
-//! new constant here and a candidate in its family (`runtime::tune`). Nothing else changes.
+//! Adding a dtype to a kernel: write its body in terms of `elem` (storage and loads; accumulate in
+//! f32) and list the dtype in its `dtypes`; composition, the pipeline cache, the dtype checks at
+//! launch and the shader tests (which check every float binding's width against the dtype) follow.
+//! Today every body still declares `array<f32>`, so every kernel lists `F32` only. Adding a variant:
+//! a new constant here and an arm of its family's `Variant` enum.
 
 use crate::runtime::DType;
 

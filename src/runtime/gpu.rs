@@ -187,6 +187,11 @@ impl Gpu {
     }
 
     fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str) -> Result<Gpu> {
+        for old in ["VLMC_GEMM", "VLMC_ATTENTION"] {
+            if std::env::var_os(old).is_some() {
+                log::warn!("{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg,attention=v2|q8");
+            }
+        }
         let adapter_key = format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info);
         let tuner = Tuner::new(adapter_key, kernels, &crate::kernels::tune_families())?;
         let limits = device.limits();

@@ -61,7 +61,9 @@ impl Tuner {
                     format!("`{entry}`: `{fam}` has no variant `{var}` (variants: {})", variants.join(", ")),
                 ));
             }
-            forced.insert(fam.to_string(), var.to_string());
+            if forced.insert(fam.to_string(), var.to_string()).is_some() {
+                return Err(Error::config(KERNELS_ENV, format!("`{entry}`: family `{fam}` is forced twice")));
+            }
         }
         Ok(Tuner { adapter, forced, recorded: Mutex::new(HashMap::new()) })
     }
@@ -106,7 +108,7 @@ mod tests {
         let t = Tuner::new("a".into(), "gemm=reg, attention=q8", FAMS).unwrap();
         assert_eq!(t.forced("gemm"), Some("reg"));
         assert_eq!(t.choose("attention", DType::F32, &[1], "v2"), "q8");
-        for bad in ["gemm", "conv=1", "gemm=256"] {
+        for bad in ["gemm", "conv=1", "gemm=256", "gemm=64,gemm=reg"] {
             let e = Tuner::new("a".into(), bad, FAMS).unwrap_err().to_string();
             assert!(e.contains("VLMC_KERNELS") && e.contains(bad.split('=').next_back().unwrap()), "{bad}: {e}");
         }

@@ -68,3 +68,16 @@ pub fn assert_refused_by_checks(what: &str, e: &vlm_connectors::Error) {
         "{what}: reached the driver: {e}"
     );
 }
+
+/// Uploads f32 host data as a tensor of `shape` on the shared GPU.
+pub fn up(data: &[f32], shape: &[usize]) -> vlm_connectors::Tensor {
+    vlm_connectors::Tensor::from_slice(gpu(), data, shape).unwrap()
+}
+
+/// Relative L2 error within `tol`, and the same elements finite on both sides.
+pub fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    assert!(got.iter().zip(want).all(|(a, b)| a.is_finite() == b.is_finite()), "{what}: non-finite mismatch");
+    let e = rel_l2(got, want);
+    assert!(e <= tol, "{what}: rel L2 {e:.3e} > {tol:.0e}");
+}
