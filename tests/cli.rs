@@ -142,3 +142,15 @@ fn vlmc_bench_reads_costs_from_the_launches() {
     let st = vlmc().args(["bench", "--only", "fma_peak,conv"]).output().unwrap();
     assert!(!st.status.success() && String::from_utf8_lossy(&st.stderr).contains("`conv` is not one of"));
 }
+
+#[test]
+fn vlmc_run_on_an_empty_batch_writes_an_empty_output() {
+    let inp = tmp("empty-in.safetensors");
+    vlm_connectors::checkpoint::save_f32(&inp, &[("image_features", &[0, 36, 64], &[])]).unwrap();
+    let out = tmp("empty-out.safetensors");
+    let st =
+        vlmc().args(["run", case_dir("llava_tiny").to_str().unwrap(), "--inputs"]).arg(&inp).arg("--output").arg(&out).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let y = WeightSource::open_file(&out).unwrap().get_any("output").unwrap();
+    assert_eq!((y.shape[0], y.shape[1], y.data.len()), (0, 36, 0));
+}

@@ -270,7 +270,7 @@ proptest! {
             ("media_locations".to_string(), safetensors::tensor::TensorView::new(safetensors::Dtype::U8, vec![b, len], &u8s).unwrap()),
         ];
         safetensors::serialize_to_file(views, None, &file).unwrap();
-        let got = conn.run(g, &WeightSource::open_file(&file).unwrap()).unwrap().remove(0).data;
+        let got = conn.run(g, &WeightSource::open_file(&file).unwrap()).unwrap().get("output").unwrap().data.clone();
         std::fs::remove_dir_all(&dir).ok();
         // CPU reference (OpenFlamingo GatedCrossAttentionBlock)
         let ranges = media_ranges_cpu(&locs, b, len, t_img, n, immediate);

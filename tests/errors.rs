@@ -223,6 +223,13 @@ fn gated_xattn_input_errors() {
     assert!(gx.upload_locations(g, &locs, 2, 12, 3).err().unwrap().to_string().contains("expected 0 or 1"));
     assert!(gx.upload_locations(g, &[0u8; 23], 2, 12, 3).is_err());
     let packed = gx.upload_locations(g, &[0u8; 24], 2, 12, 3).unwrap();
+    // locations checked against other media counts or text lengths than forward gets
+    let mut rec = Recorder::new(g);
+    for (b, len, t) in [(2, 12, 2), (1, 24, 3), (2, 12, 4)] {
+        let other = gx.upload_locations(g, &vec![0u8; b * len], b, len, t).unwrap();
+        let e = gx.forward(&mut rec, &x, &media, &other).expect_err("mismatched locations accepted").to_string();
+        assert!(e.contains("media_locations") && e.contains(&format!("[{b}, {len}] for {t} media")), "{e}");
+    }
     // wrong ranks and widths
     let mut rec = Recorder::new(g);
     let e = gx.forward(&mut rec, &x.reshape(&[24, 96]).unwrap(), &media, &packed).err().unwrap().to_string();
@@ -334,4 +341,18 @@ fn kernel_parameters_past_u32_are_errors_not_wrapped() {
     let mut rec = Recorder::new(gpu());
     let e = vlm_connectors::kernels::ceiling::record_fma_peak(&mut rec, 4, 1 << 33).expect_err("wrapped silently").to_string();
     assert!(e.contains("fma_peak iters") && e.contains("8589934592"), "{e}");
+}
+
+#[test]
+fn llava_next_tile_count_error_names_the_shape_the_user_passed() {
+    // llava_next_square's 5 tiles against the image size of llava_next_wide (4 tiles).
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir("llava_next_square")).unwrap();
+    let x = inputs("llava_next_square").get_any("image_features").unwrap();
+    let (shape, size) = inputs("llava_next_wide").get_int("image_size").unwrap();
+    let inp = vlm_connectors::connectors::Inputs::new()
+        .with_tensor("image_features", Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+        .with_ints("image_size", &shape, size);
+    let e = c.run_inputs(g, &inp).expect_err("wrong tile count accepted").to_string();
+    assert!(e.contains("image_features") && e.contains("[5, 9, 32]") && e.contains("4 tiles"), "{e}");
 }

@@ -142,7 +142,7 @@ fn blip2_cases_match_pytorch() {
     }
 }
 
-fn run_connector_case(case: &str) -> Vec<vlm_connectors::connectors::Output> {
+fn run_connector_case(case: &str) -> vlm_connectors::connectors::Outputs {
     let g = gpu();
     let c = Connector::from_dir(g, case_dir(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
     c.run(g, &inputs(case)).unwrap_or_else(|e| panic!("{case}: {e}"))

@@ -125,6 +125,8 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                     Elem::U32 => (naga::ScalarKind::Uint, 4),
                 };
                 assert_eq!(scalar, Some(want), "{what}: binding {} (`{}`) element kind and width", rb.binding, decl.name);
+                let writes = fi[h].contains(naga::valid::GlobalUse::WRITE);
+                assert_eq!(writes, decl.writes, "{what}: binding {} (`{}`) written by the kernel vs declared", rb.binding, decl.name);
             }
             let declared: BTreeSet<u32> = k.bindings.iter().map(|b| b.slot).collect();
             assert_eq!(used, declared, "{what}: declared bindings vs used");

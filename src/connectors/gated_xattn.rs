@@ -52,6 +52,19 @@ impl GatedXattnConfig {
     }
 }
 
+/// `media_locations` checked and packed for [`GatedCrossAttention::forward`], with the geometry it
+/// was checked against.
+#[derive(Clone, Debug)]
+pub struct MediaLocations {
+    /// u32 words, four locations each, row-padded.
+    pub packed: Tensor,
+    /// Rows (batch) and text tokens per row.
+    pub batch: usize,
+    pub len: usize,
+    /// Media the row counts were checked against.
+    pub t_img: usize,
+}
+
 /// OpenFlamingo's `GatedCrossAttentionBlock` (`open_flamingo/src/helpers.py`):
 /// hidden_states [b, L, dim] reading media [b, T_img, n, dim_visual] → [b, L, dim].
 pub struct GatedCrossAttention {
@@ -101,9 +114,9 @@ impl GatedCrossAttention {
         })
     }
 
-    /// Checks `media_locations` [b, L] (0/1 per text token, at most T_img ones per row) and packs it
-    /// four to a word for the GPU.
-    pub fn upload_locations(&self, gpu: &Gpu, locations: &[u8], b: usize, len: usize, t_img: usize) -> Result<Tensor> {
+    /// Checks `media_locations` [b, L] (0/1 per text token, at most `t_img` ones per row) and packs
+    /// it four to a word for the GPU. `forward` checks the result against its text and media.
+    pub fn upload_locations(&self, gpu: &Gpu, locations: &[u8], b: usize, len: usize, t_img: usize) -> Result<MediaLocations> {
         if locations.len() != b * len {
             return Err(Error::shape("media_locations", [b, len], locations.len()));
         }
@@ -120,23 +133,30 @@ impl GatedCrossAttention {
             }
         }
         let packed = pack_locations(locations, b, len);
-        Tensor::from_u32(gpu, &packed, &[packed.len()])
+        Ok(MediaLocations { packed: Tensor::from_u32(gpu, &packed, &[packed.len()])?, batch: b, len, t_img })
     }
 
     /// Records the block. x [b, L, dim], media [b, T_img, n, dim_visual], packed locations from
     /// [`Self::upload_locations`] → [b, L, dim].
-    pub fn forward(&self, rec: &mut Recorder, x: &Tensor, media: &Tensor, locations: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, rec: &mut Recorder, x: &Tensor, media: &Tensor, locations: &MediaLocations) -> Result<Tensor> {
         let c = &self.config;
         let (b, len) = match *x.shape() {
-            [b, l, d] if d == c.dim && b * l > 0 => (b, l),
+            [b, l, d] if d == c.dim => (b, l), // an empty batch or text gives an empty output
             _ => return Err(Error::shape("hidden_states", format!("[b, L, {}]", c.dim), x.shape())),
         };
         let (t_img, n) = match *media.shape() {
             [mb, t, n, d] if mb == b && d == c.dim_visual && t * n > 0 => (t, n),
             _ => return Err(Error::shape("media", format!("[{b}, T_img, n, {}]", c.dim_visual), media.shape())),
         };
+        if (locations.batch, locations.len) != (b, len) || locations.t_img != t_img {
+            return Err(Error::shape(
+                "media_locations",
+                format!("[{b}, {len}] for {t_img} media (hidden_states {:?}, media {:?})", x.shape(), media.shape()),
+                format!("[{}, {}] for {} media", locations.batch, locations.len, locations.t_img),
+            ));
+        }
         // 1. Per-token key ranges from media_locations (GPU scan).
-        let ranges = record_media_ranges(rec, locations, b, len, t_img, n, c.only_attend_immediate_media)?;
+        let ranges = record_media_ranges(rec, &locations.packed, b, len, t_img, n, c.only_attend_immediate_media)?;
         // 2. x + tanh(attn_gate) · to_out(attn(LN(x), media))
         let h = self.norm.forward(rec, x)?;
         let media_flat = media.reshape(&[b, t_img * n, c.dim_visual])?;

@@ -89,3 +89,50 @@ pub struct Output {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
 }
+
+/// The outputs of one run, in the order the connector lists them (`output` first), by name.
+#[derive(Clone, Debug)]
+pub struct Outputs(pub(crate) Vec<Output>);
+
+impl Outputs {
+    /// The output called `name`; an [`Error::Input`] listing the names there are otherwise.
+    pub fn get(&self, name: &str) -> Result<&Output> {
+        self.0
+            .iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| Error::input(name, format!("not an output (outputs: {})", self.names().join(", "))))
+    }
+
+    /// Output names, in order.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|o| o.name.as_str()).collect()
+    }
+
+    /// The outputs as a vector.
+    pub fn into_vec(self) -> Vec<Output> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Outputs {
+    type Target = [Output];
+    fn deref(&self) -> &[Output] {
+        &self.0
+    }
+}
+
+impl IntoIterator for Outputs {
+    type Item = Output;
+    type IntoIter = std::vec::IntoIter<Output>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Outputs {
+    type Item = &'a Output;
+    type IntoIter = std::slice::Iter<'a, Output>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}

@@ -85,6 +85,16 @@ impl LlavaNext {
             return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
         }
         let layout = self.packer.layout(image_size)?;
+        let tiles = image_features.shape()[0];
+        if tiles != 1 && tiles != layout.tiles() {
+            let [gh, gw] = layout.grid;
+            let want = format!(
+                "[{} tiles (1 global + {gh}×{gw} grid for {image_size:?}) or 1, tokens, {}]",
+                layout.tiles(),
+                self.projector.in_features
+            );
+            return Err(Error::shape("image_features", want, image_features.shape()));
+        }
         let projected = self.projector.forward(rec, image_features)?;
         let packed = record_anyres_pack(rec, &projected, &self.image_newline, &layout)?;
         Ok((packed, projected))

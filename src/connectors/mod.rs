@@ -14,7 +14,7 @@ pub mod registry;
 
 pub use compress::{Pool2x2, TokenMerger};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
-pub use inputs::{Input, Inputs, Output};
+pub use inputs::{Input, Inputs, Output, Outputs};
 pub use llava::{LlavaNextVideo, LlavaProjector};
 pub use llava_next::{AnyResPacker, LlavaNext};
 pub use open_flamingo::OpenFlamingo;

@@ -117,7 +117,7 @@ impl PerceiverResampler {
         let gpu = rec.gpu();
         let c = &self.config;
         let (b, t, f, v) = match *x.shape() {
-            [b, t, f, v, d] if d == c.dim && b * t * f * v > 0 => (b, t, f, v),
+            [b, t, f, v, d] if d == c.dim && f * v > 0 => (b, t, f, v), // b·T = 0: an empty batch
             _ => return Err(Error::shape("vision_features", format!("[b, T, F, v, {}]", c.dim), x.shape())),
         };
         let (bt, fv, n, d) = (b * t, f * v, c.num_latents, c.dim);

@@ -153,7 +153,7 @@ impl QFormer {
     pub fn forward(&self, rec: &mut Recorder, image_embeds: &Tensor) -> Result<(Tensor, Tensor)> {
         let c = &self.config;
         let b = match *image_embeds.shape() {
-            [b, n, w] if w == c.encoder_hidden_size && n > 0 && b > 0 => b,
+            [b, n, w] if w == c.encoder_hidden_size && n > 0 => b, // b = 0: an empty batch, as in PyTorch
             _ => {
                 return Err(Error::shape(
                     "image_embeds",

@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::path::Path;
 
-pub use super::inputs::{Inputs, Output};
+pub use super::inputs::{Inputs, Output, Outputs};
 use super::{LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
 use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -214,17 +214,22 @@ impl Connector {
         self.model.record(rec, inputs)
     }
 
-    /// Uploads nothing, records, submits once, and reads every output back.
-    pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Vec<Output>> {
+    /// Runs on in-memory inputs (tensors of this `gpu`): records, submits once, and reads every
+    /// output back, by name.
+    pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
         let mut rec = Recorder::new(gpu);
         let outs = self.record(&mut rec, inputs)?;
         rec.submit()?;
-        outs.into_iter().map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? })).collect()
+        let outs: Result<Vec<Output>> = outs
+            .into_iter()
+            .map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? }))
+            .collect();
+        Ok(Outputs(outs?))
     }
 
     /// Runs on inputs read from a safetensors file (names as in the golden README): what
     /// `vlmc run` does. The forward is one submit; outputs are read back after it.
-    pub fn run(&self, gpu: &Gpu, inputs: &WeightSource) -> Result<Vec<Output>> {
+    pub fn run(&self, gpu: &Gpu, inputs: &WeightSource) -> Result<Outputs> {
         self.run_inputs(gpu, &Inputs::read(gpu, inputs, self.input_names())?)
     }
 }

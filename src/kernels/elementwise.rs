@@ -43,7 +43,8 @@ pub fn record_copy_rows(rec: &mut Recorder, src: &Tensor, src_off: usize, dst: &
     let gpu = rec.gpu();
     let [sb, sr, c] = three_d("copy_rows src", src)?;
     let [b, dr, dc] = three_d("copy_rows dst", dst)?;
-    if dc != c || src_off + rows > sr || dst_off + rows > dr || sb == 0 || (b % sb != 0 && sb != 1) {
+    let broadcasts = if sb == 0 { b == 0 } else { sb == 1 || b.is_multiple_of(sb) };
+    if dc != c || src_off + rows > sr || dst_off + rows > dr || !broadcasts {
         return Err(Error::shape(
             "copy_rows",
             format!("src {:?} rows {src_off}..{} into dst rows {dst_off}..", src.shape(), src_off + rows),

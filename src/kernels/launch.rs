@@ -38,11 +38,13 @@ impl Recorder<'_> {
             return Err(Error::Unsupported { what: format!("kernel `{}`", kernel.name), needs });
         }
         let mut buffers = Vec::with_capacity(tensors.len());
+        let mut written = Vec::new();
         for (b, t) in kernel.bindings.iter().zip(tensors) {
             let buf = match t {
                 None if b.optional => self.gpu().dummy(),
                 None => return Err(Error::input(named(b.name), "required binding left empty")),
                 Some(t) => {
+                    t.check_gpu(self.gpu(), &named(b.name))?;
                     let want = match b.elem {
                         Elem::Float => dtype,
                         Elem::U32 => DType::U32,
@@ -54,12 +56,21 @@ impl Recorder<'_> {
                             expected: format!("{want:?}"),
                         });
                     }
+                    if b.writes {
+                        written.push(Arc::clone(t.pooled()));
+                    }
                     Arc::clone(t.pooled())
                 }
             };
             buffers.push((b.slot, buf));
         }
         let pipeline = self.gpu().pipeline(kernel, dtype)?;
-        self.push(kernel.name, pipeline, params, buffers, grid, cost)
+        self.push(kernel.name, pipeline, params, buffers, grid, cost)?;
+        // Unreadable until `submit`: reading it now would return stale or zero data.
+        for w in written {
+            w.set_pending(true);
+            self.written.push(w);
+        }
+        Ok(())
     }
 }

@@ -32,16 +32,24 @@ pub struct Binding {
     pub elem: Elem,
     /// Whether the launcher may leave it unbound (a shared dummy buffer is bound instead).
     pub optional: bool,
+    /// Whether the kernel writes it (the tensor is then unreadable until the recorder submits).
+    pub writes: bool,
 }
 
 const fn f(slot: u32, name: &'static str) -> Binding {
-    Binding { slot, name, elem: Elem::Float, optional: false }
+    Binding { slot, name, elem: Elem::Float, optional: false, writes: false }
 }
 const fn opt(slot: u32, name: &'static str) -> Binding {
-    Binding { slot, name, elem: Elem::Float, optional: true }
+    Binding { slot, name, elem: Elem::Float, optional: true, writes: false }
 }
 const fn u(slot: u32, name: &'static str) -> Binding {
-    Binding { slot, name, elem: Elem::U32, optional: false }
+    Binding { slot, name, elem: Elem::U32, optional: false, writes: false }
+}
+const fn out(slot: u32, name: &'static str) -> Binding {
+    Binding { slot, name, elem: Elem::Float, optional: false, writes: true }
+}
+const fn uout(slot: u32, name: &'static str) -> Binding {
+    Binding { slot, name, elem: Elem::U32, optional: false, writes: true }
 }
 
 /// One WGSL entry point as a launchable kernel.
@@ -94,34 +102,34 @@ macro_rules! kernel {
     };
 }
 
-const GEMM_BINDINGS: [Binding; 5] = [f(1, "x"), f(2, "w"), opt(3, "bias"), opt(4, "res"), f(5, "y")];
-const ATTN_BINDINGS: [Binding; 6] =
-    [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "mask"), Binding { slot: 5, name: "ranges", elem: Elem::U32, optional: true }, f(6, "o")];
+const GEMM_BINDINGS: [Binding; 5] = [f(1, "x"), f(2, "w"), opt(3, "bias"), opt(4, "res"), out(5, "y")];
+const RANGES: Binding = Binding { slot: 5, name: "ranges", elem: Elem::U32, optional: true, writes: false };
+const ATTN_BINDINGS: [Binding; 6] = [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "mask"), RANGES, out(6, "o")];
 
 kernel!(GEMM_64, "gemm", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_REG, "gemm_reg", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
-kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), u(2, "out_ranges")]);
-kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
-kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
-kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), f(2, "dst")]);
-kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), f(5, "y")]);
-kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), f(2, "y")]);
-kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), f(3, "y")]);
-kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), u(4, "info")]);
-kernel!(TOME_RANK, "tome_rank", "tome", "tome.wgsl", &[u(4, "info")]);
-kernel!(TOME_SLOTS, "tome_slots", "tome", "tome.wgsl", &[u(4, "info"), u(5, "slot_src")]);
+kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")]);
+kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
+kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
+kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
+kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), uout(4, "info")]);
+kernel!(TOME_RANK, "tome_rank", "tome", "tome.wgsl", &[uout(4, "info")]);
+kernel!(TOME_SLOTS, "tome_slots", "tome", "tome.wgsl", &[u(4, "info"), uout(5, "slot_src")]);
 kernel!(
     TOME_MERGE,
     "tome_merge",
     "tome",
     "tome.wgsl",
-    &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), f(6, "out"), f(7, "out_size")]
+    &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), out(6, "out"), out(7, "out_size")]
 );
-kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[f(2, "dst")]);
-kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), f(2, "dst")]);
+kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[out(2, "dst")]);
+kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), out(2, "dst")]);
 
 /// Every kernel, for the shader tests and `vlmc info`.
 pub const ALL: &[&Kernel] = &[

@@ -38,7 +38,7 @@ pub fn record_tome(
 ) -> Result<(Tensor, Tensor)> {
     let gpu = rec.gpu();
     let (b, t, c) = match *x.shape() {
-        [b, t, c] if b * t * c > 0 => (b, t, c),
+        [b, t, c] if t * c > 0 => (b, t, c), // an empty batch gives an empty output
         _ => return Err(Error::shape("tokens", "[b, t, C]", x.shape())),
     };
     let cm = match *metric.shape() {

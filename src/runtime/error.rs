@@ -49,6 +49,15 @@ pub enum Error {
     #[error("unknown model_type `{model_type}` (known: {known})")]
     UnknownModelType { model_type: String, known: String },
 
+    /// A tensor was recorded, bound or read with a `Gpu` other than the one that created it.
+    #[error("tensor `{tensor}` belongs to Gpu #{owner}, but was used with Gpu #{used}: record and read it with the Gpu that created it")]
+    OtherGpu { tensor: String, owner: u64, used: u64 },
+
+    /// A tensor written by recorded kernels was read before their `Recorder` was submitted (or
+    /// after it was dropped unsubmitted).
+    #[error("tensor `{tensor}` is written by recorded kernels that were never submitted: call Recorder::submit before reading it")]
+    Pending { tensor: String },
+
     /// The adapter or the crate lacks what an operation needs (a feature, a kernel built for a dtype).
     #[error("{what} needs {needs}")]
     Unsupported { what: String, needs: String },

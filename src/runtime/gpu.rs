@@ -62,6 +62,8 @@ pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
 ///
 /// `Gpu` is `Send + Sync`; share it with `Arc` between threads.
 pub struct Gpu {
+    /// Process-unique id: every tensor remembers the `Gpu` that made it.
+    id: u64,
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
@@ -78,6 +80,12 @@ pub struct Gpu {
     /// On the GL backend every call into the device goes through this lock: wgpu's GL context lock
     /// gives up (panics) after a second, which a long shader compile on another thread exceeds.
     serial: Option<parking_lot::ReentrantMutex<()>>,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu #{} ({})", self.id, self.describe())
+    }
 }
 
 /// Lists every adapter wgpu sees for the given backends.
@@ -213,7 +221,9 @@ impl Gpu {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Gpu {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             device,
             queue,
             info,
@@ -228,6 +238,11 @@ impl Gpu {
             uncaptured,
             serial: gl.then(|| parking_lot::ReentrantMutex::new(())),
         })
+    }
+
+    /// This `Gpu`'s process-unique id (tensors record it; see [`Error::OtherGpu`]).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn device(&self) -> &wgpu::Device {

@@ -2,7 +2,7 @@
 
 pub mod error;
 pub mod gpu;
-pub mod pool;
+pub(crate) mod pool;
 pub mod recorder;
 pub mod tensor;
 pub mod tune;

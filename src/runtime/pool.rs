@@ -3,6 +3,7 @@
 //! allocate nothing after the first.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Usage of every pooled storage buffer.
@@ -24,20 +25,26 @@ pub(crate) struct BufferPool {
 }
 
 /// A buffer on loan from the pool; dropping it returns the buffer.
-pub struct PooledBuffer {
+pub(crate) struct PooledBuffer {
     buffer: Option<wgpu::Buffer>,
     class: u64,
     usage: wgpu::BufferUsages,
     pool: BufferPool,
+    /// Written by a recorded kernel whose `Recorder` has not been submitted yet.
+    pending: AtomicBool,
 }
 
 impl PooledBuffer {
-    pub fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("buffer present until drop")
+    /// Marks the buffer as written by recorded, not yet submitted work (or clears the mark).
+    pub(crate) fn set_pending(&self, pending: bool) {
+        self.pending.store(pending, Ordering::Release);
     }
-    /// Capacity in bytes (the size class, at least the requested size).
-    pub fn capacity(&self) -> u64 {
-        self.class
+    /// Whether recorded work that writes the buffer has not been submitted.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+    pub(crate) fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("buffer present until drop")
     }
 }
 
@@ -85,7 +92,7 @@ impl BufferPool {
         let buffer = reused.unwrap_or_else(|| {
             device.create_buffer(&wgpu::BufferDescriptor { label: Some("pooled"), size: class, usage, mapped_at_creation: false })
         });
-        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone() })
+        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone(), pending: AtomicBool::new(false) })
     }
 
     /// (bytes ever allocated and still owned by the pool or tensors, bytes sitting free).

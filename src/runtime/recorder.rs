@@ -51,11 +51,30 @@ pub struct Recorder<'g> {
     dispatches: Vec<Dispatch>,
     params: Vec<u8>,
     cost: Cost,
+    /// Buffers the recorded kernels write: pending (unreadable) until `submit` succeeds.
+    pub(crate) written: Vec<Arc<PooledBuffer>>,
+}
+
+impl std::fmt::Debug for Recorder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recorder({} kernels on {:?}: {:?})", self.dispatches.len(), self.gpu, self.labels())
+    }
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        if !self.dispatches.is_empty() {
+            log::warn!(
+                "a Recorder with {} recorded kernels was dropped without submit(); the tensors they write stay unreadable",
+                self.dispatches.len()
+            );
+        }
+    }
 }
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default() }
+        Recorder { gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default(), written: Vec::new() }
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -181,9 +200,18 @@ impl<'g> Recorder<'g> {
     }
 
     fn encode_and_submit(mut self, timestamps: Option<&wgpu::QuerySet>) -> Result<()> {
-        if self.dispatches.is_empty() {
-            return Ok(());
+        if !self.dispatches.is_empty() {
+            self.encode_and_submit_dispatches(timestamps)?;
         }
+        // Submitted (or nothing to run): what the kernels write is readable now.
+        for w in self.written.drain(..) {
+            w.set_pending(false);
+        }
+        self.dispatches.clear();
+        Ok(())
+    }
+
+    fn encode_and_submit_dispatches(&mut self, timestamps: Option<&wgpu::QuerySet>) -> Result<()> {
         let gpu = self.gpu;
         // Pad so the last params struct can be bound with its 16-byte-rounded size.
         let end = self.dispatches.iter().map(|d| d.params_offset + d.params_size).max().unwrap_or(16);

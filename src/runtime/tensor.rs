@@ -55,11 +55,13 @@ pub struct Tensor {
     pub(crate) buf: Arc<PooledBuffer>,
     shape: Vec<usize>,
     dtype: DType,
+    /// The id of the `Gpu` that made it.
+    gpu: u64,
 }
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
+        write!(f, "Tensor({:?}, {:?}, Gpu #{})", self.shape, self.dtype, self.gpu)
     }
 }
 
@@ -82,7 +84,7 @@ impl Tensor {
             });
         }
         let buf = gpu.serialized(|| gpu.pool.get(&gpu.device, bytes, STORAGE_USAGE));
-        Ok(Tensor { buf, shape: shape.to_vec(), dtype })
+        Ok(Tensor { buf, shape: shape.to_vec(), dtype, gpu: gpu.id() })
     }
 
     /// Uploads `data` (row-major) as an f32 tensor of `shape`.
@@ -133,8 +135,22 @@ impl Tensor {
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
+    /// The wgpu buffer (its size is the pool's size class, at least [`Self::byte_len`]).
     pub fn buffer(&self) -> &wgpu::Buffer {
         self.buf.buffer()
+    }
+
+    /// The id of the `Gpu` that made this tensor.
+    pub fn gpu_id(&self) -> u64 {
+        self.gpu
+    }
+
+    /// Fails with [`Error::OtherGpu`] unless `gpu` made this tensor; `name` names it in the error.
+    pub fn check_gpu(&self, gpu: &Gpu, name: &str) -> Result<()> {
+        if self.gpu != gpu.id() {
+            return Err(Error::OtherGpu { tensor: name.to_string(), owner: self.gpu, used: gpu.id() });
+        }
+        Ok(())
     }
     pub(crate) fn pooled(&self) -> &Arc<PooledBuffer> {
         &self.buf
@@ -149,7 +165,7 @@ impl Tensor {
         if numel(shape) != self.numel() {
             return Err(Error::shape("reshape", format!("{} elements", self.numel()), shape));
         }
-        Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype })
+        Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype, gpu: self.gpu })
     }
 
     /// Checks the shape, naming the tensor in the error.
@@ -189,6 +205,11 @@ impl Tensor {
     }
 
     fn download(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        let name = format!("{:?} {:?}", self.shape, self.dtype);
+        self.check_gpu(gpu, &name)?;
+        if self.buf.is_pending() {
+            return Err(Error::Pending { tensor: name });
+        }
         let size = self.byte_len().next_multiple_of(4);
         if size == 0 {
             return Ok(Vec::new());

@@ -1,0 +1,93 @@
+//! Mistakes a user makes in the first hour, each an error that says what happened (or, for empty
+//! batches, the empty answer PyTorch gives) — never a panic or a silently wrong answer.
+
+mod common;
+
+use common::*;
+use vlm_connectors::connectors::{Connector, Inputs, LlavaProjector};
+use vlm_connectors::{Error, Gpu, Recorder, Tensor};
+
+fn llava_input(g: &Gpu) -> Tensor {
+    let x = inputs("llava_tiny").get_any("image_features").unwrap();
+    Tensor::from_slice(g, &x.data, &x.shape).unwrap()
+}
+
+#[test]
+fn a_tensor_from_another_gpu_is_an_error_that_says_so() {
+    let (g1, g2) = (gpu(), Gpu::new().unwrap());
+    let proj = LlavaProjector::from_dir(g1, case_dir("llava_tiny")).unwrap();
+    // input uploaded with g2, recorded with g1's recorder: used to return Ok with rel-L2 1.0
+    let e = proj.forward(&mut Recorder::new(g1), &llava_input(&g2)).unwrap_err();
+    assert!(matches!(e, Error::OtherGpu { .. }), "{e}");
+    assert!(e.to_string().contains("gemm.x") && e.to_string().contains("belongs to Gpu"), "{e}");
+    // g1's weights recorded with g2's recorder
+    let e = proj.forward(&mut Recorder::new(&g2), &llava_input(&g2)).unwrap_err().to_string();
+    assert!(e.contains("gemm.w") && e.contains("belongs to Gpu"), "{e}");
+    // reading with the wrong Gpu, and with a new Gpu after the tensor's own was dropped
+    let mut rec = Recorder::new(g1);
+    let y = proj.forward(&mut rec, &llava_input(g1)).unwrap();
+    rec.submit().unwrap();
+    assert!(matches!(y.to_vec(&g2), Err(Error::OtherGpu { .. })));
+    let g3 = Gpu::new().unwrap();
+    let t = Tensor::from_slice(&g3, &[1.0, 2.0], &[2]).unwrap();
+    drop(g3);
+    let g4 = Gpu::new().unwrap();
+    assert!(matches!(t.to_vec(&g4), Err(Error::OtherGpu { .. })));
+    // and the right Gpu still reads the right answer
+    let want = expected("llava_tiny").get_any("output").unwrap();
+    assert_close("llava_tiny after misuse", &y.to_vec(g1).unwrap(), &want.data, 1e-5);
+}
+
+#[test]
+fn empty_tensors_and_empty_batches_give_empty_outputs() {
+    let g = gpu();
+    assert_eq!(Tensor::from_slice(g, &[], &[0, 4]).unwrap().to_vec(g).unwrap(), Vec::<f32>::new());
+    assert!(Tensor::from_u32(g, &[], &[0]).unwrap().to_vec_u32(g).unwrap().is_empty());
+    // Each connector on a batch of 0: the output's leading dim is 0, as PyTorch returns.
+    for case in ["llava_tiny", "llava_original", "blip2_tiny", "perceiver_video", "gated_xattn_tiny", "pool_odd", "tome_cls"] {
+        let c = Connector::from_dir(g, case_dir(case)).unwrap();
+        let file = inputs(case);
+        let mut inp = Inputs::new();
+        for &name in c.input_names() {
+            inp = match file.get_any(name) {
+                Ok(h) => {
+                    let mut shape = h.shape.clone();
+                    shape[0] = 0;
+                    inp.with_tensor(name, Tensor::from_slice(g, &[], &shape).unwrap())
+                }
+                Err(_) => {
+                    let (mut shape, _) = file.get_int(name).unwrap();
+                    shape[0] = 0;
+                    inp.with_ints(name, &shape, vec![])
+                }
+            };
+        }
+        let outs = c.run_inputs(g, &inp).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let out = outs.get("output").unwrap();
+        assert_eq!(out.shape[0], 0, "{case}: {:?}", out.shape);
+        assert!(out.data.is_empty() && out.shape.len() >= 2, "{case}: {:?}", out.shape);
+    }
+}
+
+#[test]
+fn reading_before_submit_is_an_error_not_stale_data() {
+    let g = gpu();
+    let proj = LlavaProjector::from_dir(g, case_dir("llava_tiny")).unwrap();
+    // Leave stale data in the pool first: a submitted forward whose output is then dropped.
+    let mut rec = Recorder::new(g);
+    drop(proj.forward(&mut rec, &llava_input(g)).unwrap());
+    rec.submit().unwrap();
+    let mut rec = Recorder::new(g);
+    let y = proj.forward(&mut rec, &llava_input(g)).unwrap();
+    let e = y.to_vec(g).unwrap_err();
+    assert!(matches!(e, Error::Pending { .. }) && e.to_string().contains("Recorder::submit"), "{e}");
+    rec.submit().unwrap();
+    assert_close("after submit", &y.to_vec(g).unwrap(), &expected("llava_tiny").get_any("output").unwrap().data, 1e-5);
+    // A recorder dropped with recorded work: what it would have written stays unreadable.
+    let mut rec = Recorder::new(g);
+    let y = proj.forward(&mut rec, &llava_input(g)).unwrap();
+    drop(rec);
+    assert!(matches!(y.to_vec(g), Err(Error::Pending { .. })));
+    // Inputs uploaded by the host are readable at once.
+    assert!(llava_input(g).to_vec(g).is_ok());
+}
