@@ -39,3 +39,5 @@ pub mod runtime;
 pub mod util;
 
 pub use runtime::{DType, Error, Gpu, GpuOptions, Recorder, Result, Tensor};
+/// The wgpu this crate is built on (for `GpuOptions`, `Gpu::from_device` and `Tensor::buffer`).
+pub use wgpu;

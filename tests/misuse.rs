@@ -91,3 +91,24 @@ fn reading_before_submit_is_an_error_not_stale_data() {
     // Inputs uploaded by the host are readable at once.
     assert!(llava_input(g).to_vec(g).is_ok());
 }
+
+#[test]
+fn every_connector_type_has_from_dir_and_a_clear_error_for_the_wrong_folder() {
+    use vlm_connectors::connectors::*;
+    let g = gpu();
+    assert!(LlavaNext::from_dir(g, case_dir("llava_next_square")).is_ok());
+    assert!(QFormer::from_dir(g, case_dir("blip2_tiny")).is_ok());
+    assert!(OpenFlamingo::from_dir(g, case_dir("perceiver_video")).is_ok());
+    assert!(PerceiverResampler::from_dir(g, case_dir("perceiver_video")).is_ok());
+    assert!(GatedCrossAttention::from_dir(g, case_dir("gated_xattn_tiny")).is_ok());
+    assert!(Pool2x2::from_dir(g, case_dir("pool_odd")).is_ok());
+    assert!(TokenMerger::from_dir(g, case_dir("tome_cls")).is_ok());
+    let e = PerceiverResampler::from_dir(g, case_dir("gated_xattn_tiny")).unwrap_err().to_string();
+    assert!(e.contains("perceiver") && e.contains("only a `gated_xattn`"), "{e}");
+    let e = GatedCrossAttention::from_dir(g, case_dir("perceiver_tiny")).unwrap_err().to_string();
+    assert!(e.contains("gated_xattn") && e.contains("only a `perceiver`"), "{e}");
+    let e = TokenMerger::from_dir(g, case_dir("pool_odd")).unwrap_err().to_string();
+    assert!(e.contains("`pool2x2` loads a Pool2x2") && e.contains("Pool2x2::from_dir"), "{e}");
+    let e = QFormer::from_dir(g, case_dir("llava_tiny")).unwrap_err().to_string();
+    assert!(e.contains("`llava` loads a LlavaProjector"), "{e}");
+}

@@ -13,6 +13,11 @@ pub struct Pool2x2 {
 }
 
 impl Pool2x2 {
+    /// Loads a `pool2x2` stage folder (`config.json` only).
+    pub fn from_dir(gpu: &crate::Gpu, dir: impl AsRef<std::path::Path>) -> Result<Pool2x2> {
+        super::Connector::from_dir(gpu, dir)?.into_model()
+    }
+
     /// From a `pool2x2` stage config: `{"grid": [h, w]}`.
     pub fn from_config(cfg: &Config) -> Result<Pool2x2> {
         let g = cfg.raw("grid").and_then(|v| v.as_array()).map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>());
@@ -43,6 +48,11 @@ pub struct TokenMerger {
 }
 
 impl TokenMerger {
+    /// Loads a `tome` stage folder (`config.json` only).
+    pub fn from_dir(gpu: &crate::Gpu, dir: impl AsRef<std::path::Path>) -> Result<TokenMerger> {
+        super::Connector::from_dir(gpu, dir)?.into_model()
+    }
+
     /// From a `tome` stage config: `{"r": 6, "class_token": false}`.
     pub fn from_config(cfg: &Config) -> Result<TokenMerger> {
         let r = cfg.raw("r").and_then(|v| v.as_u64()).ok_or_else(|| Error::config("r", "expected a non-negative integer"))? as usize;

@@ -67,6 +67,7 @@ pub struct MediaLocations {
 
 /// OpenFlamingo's `GatedCrossAttentionBlock` (`open_flamingo/src/helpers.py`):
 /// hidden_states [b, L, dim] reading media [b, T_img, n, dim_visual] → [b, L, dim].
+#[derive(Debug)]
 pub struct GatedCrossAttention {
     pub config: GatedXattnConfig,
     norm: LayerNorm,
@@ -81,6 +82,12 @@ pub struct GatedCrossAttention {
 const ROOTS: &[&str] = &["lang_encoder.gated_cross_attn_layers", "model.lang_encoder.gated_cross_attn_layers", "gated_cross_attn_layers"];
 
 impl GatedCrossAttention {
+    /// Loads the `gated_xattn` block of an `open_flamingo` folder; an error when it has none.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<std::path::Path>) -> Result<GatedCrossAttention> {
+        let f = super::OpenFlamingo::from_dir(gpu, dir)?;
+        f.gated.ok_or_else(|| Error::config("gated_xattn", "missing: this open_flamingo config has only a `perceiver` block"))
+    }
+
     pub fn load(gpu: &Gpu, c: GatedXattnConfig, ws: &WeightSource) -> Result<GatedCrossAttention> {
         // The layer: the configured index, else the lowest index present under any known root.
         let found = ROOTS.iter().find_map(|root| {

@@ -13,6 +13,7 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 /// The LLaVA projector (transformers `LlavaMultiModalProjector`, `models/llava/modeling_llava.py`;
 /// original LLaVA's `build_vision_projector`, `llava/model/multimodal_projector/builder.py`):
 /// image_features [..., in_features] → [..., out_features].
+#[derive(Debug)]
 pub struct LlavaProjector {
     layers: Vec<Linear>,
     act: Activation,
@@ -154,12 +155,18 @@ impl Model for LlavaProjector {
 
 /// LLaVA-NeXT-Video (`llava_next_video`; transformers `LlavaNextVideoPooler`): 2×2 average pooling
 /// of each frame's token grid, then the projector. image_features [B, side², C] → [B, side²/4, C_text].
+#[derive(Debug)]
 pub struct LlavaNextVideo {
     pub pool: Pool2x2,
     pub projector: LlavaProjector,
 }
 
 impl LlavaNextVideo {
+    /// Loads a `llava_next_video` checkpoint folder.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaNextVideo> {
+        registry::Connector::from_dir(gpu, dir)?.into_model()
+    }
+
     /// `spatial_pool_mode` must be `average` with `spatial_pool_stride` 2; the grid side is
     /// `vision_config.image_size / patch_size`.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNextVideo> {
@@ -179,13 +186,20 @@ impl LlavaNextVideo {
     }
 }
 
+impl LlavaNextVideo {
+    /// Records pooling then the projector. image_features [B, side², C_vis] → [B, (side/2)², C_text].
+    pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor) -> Result<Tensor> {
+        let pooled = self.pool.forward(rec, image_features)?;
+        self.projector.forward(rec, &pooled)
+    }
+}
+
 impl Model for LlavaNextVideo {
     fn inputs(&self) -> &'static [&'static str] {
         &["image_features"]
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let pooled = self.pool.forward(rec, inputs.tensor("image_features")?)?;
-        Ok(vec![("output", self.projector.forward(rec, &pooled)?)])
+        Ok(vec![("output", self.forward(rec, inputs.tensor("image_features")?)?)])
     }
 }
 

@@ -54,6 +54,7 @@ impl AnyResPacker {
 
 /// LLaVA-NeXT's connector (transformers `LlavaNextModel.pack_image_features`,
 /// `models/llava_next/modeling_llava_next.py`): the projector on every tile, then AnyRes packing.
+#[derive(Debug)]
 pub struct LlavaNext {
     pub projector: LlavaProjector,
     pub packer: AnyResPacker,

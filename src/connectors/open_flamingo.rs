@@ -8,12 +8,18 @@ use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result};
 
 /// The blocks an `open_flamingo` config names: `perceiver`, `gated_xattn`, or both.
+#[derive(Debug)]
 pub struct OpenFlamingo {
     pub perceiver: Option<PerceiverResampler>,
     pub gated: Option<GatedCrossAttention>,
 }
 
 impl OpenFlamingo {
+    /// Loads an `open_flamingo` folder (`config.json` + safetensors or the weights of a checkpoint).
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<std::path::Path>) -> Result<OpenFlamingo> {
+        super::Connector::from_dir(gpu, dir)?.into_model()
+    }
+
     /// Loads the blocks the config's `perceiver` / `gated_xattn` objects describe.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<OpenFlamingo> {
         let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, ws)).transpose()?;

@@ -46,6 +46,7 @@ impl PerceiverConfig {
     }
 }
 
+#[derive(Debug)]
 struct PerceiverLayer {
     norm_media: LayerNorm,
     norm_latents: LayerNorm,
@@ -56,6 +57,7 @@ struct PerceiverLayer {
 
 /// OpenFlamingo's `PerceiverResampler` (`open_flamingo/src/helpers.py`):
 /// vision_features [b, T, F, v, dim] → [b, T, num_latents, dim].
+#[derive(Debug)]
 pub struct PerceiverResampler {
     pub config: PerceiverConfig,
     latents: Tensor,
@@ -66,6 +68,13 @@ pub struct PerceiverResampler {
 }
 
 impl PerceiverResampler {
+    /// Loads the `perceiver` block of an `open_flamingo` folder; an error names the folder's
+    /// blocks when it has none.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<std::path::Path>) -> Result<PerceiverResampler> {
+        let f = super::OpenFlamingo::from_dir(gpu, dir)?;
+        f.perceiver.ok_or_else(|| Error::config("perceiver", "missing: this open_flamingo config has only a `gated_xattn` block"))
+    }
+
     /// Loads `perceiver.*` (with or without a leading `model.`).
     pub fn load(gpu: &Gpu, c: PerceiverConfig, ws: &WeightSource) -> Result<PerceiverResampler> {
         let ws = layouts::find(ws, layouts::FLAMINGO_ROOT, "perceiver.latents")

@@ -54,6 +54,7 @@ impl QFormerConfig {
 }
 
 /// Attention + `output.dense` + `output.LayerNorm` (BERT's post-norm block).
+#[derive(Debug)]
 struct AttnBlock {
     attn: Attention,
     dense: Linear,
@@ -88,6 +89,7 @@ impl AttnBlock {
     }
 }
 
+#[derive(Debug)]
 struct QFormerLayer {
     self_attn: AttnBlock,
     cross_attn: Option<AttnBlock>,
@@ -99,6 +101,7 @@ struct QFormerLayer {
 /// BLIP-2's Q-Former and `language_projection` (transformers `Blip2QFormerModel`,
 /// `models/blip_2/modeling_blip_2.py`): image_embeds [B, N, encoder_hidden_size] →
 /// (qformer_output [B, Q, hidden_size], soft prompt [B, Q, text width]).
+#[derive(Debug)]
 pub struct QFormer {
     pub config: QFormerConfig,
     query_tokens: Tensor,

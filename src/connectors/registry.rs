@@ -17,7 +17,7 @@ pub type Named = Vec<(&'static str, Tensor)>;
 
 /// A connector as the registry runs it: named inputs in, named outputs out, recorded into the
 /// caller's [`Recorder`] (no submit).
-pub trait Model: Any + Send + Sync {
+pub trait Model: Any + Send + Sync + std::fmt::Debug {
     /// Names of the inputs [`Model::record`] reads (float tensors, or integers such as `image_size`).
     fn inputs(&self) -> &'static [&'static str];
     /// Records the forward. The first output is the one called `output`.

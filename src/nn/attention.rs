@@ -11,6 +11,7 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 /// Q, stacked K/V projections and the head geometry. Built only by the loaders, which check that
 /// the heads divide the width and fit the kernel.
+#[derive(Debug)]
 pub struct Attention {
     q: Linear,
     /// K and V stacked: weight [2·inner, kv_dim].

@@ -6,6 +6,7 @@ use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
 
+#[derive(Debug)]
 pub struct FeedForward {
     pub norm: LayerNorm,
     pub up: Linear,

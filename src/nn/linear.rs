@@ -17,6 +17,7 @@ pub enum Bias {
 }
 
 /// A block of output features: rows `start..start + weight.shape()[0]` of the full weight.
+#[derive(Debug)]
 pub struct LinearPart {
     pub start: usize,
     pub weight: Tensor,
@@ -25,6 +26,7 @@ pub struct LinearPart {
 
 /// Weights larger than the device's storage-binding limit are kept as several row blocks, each
 /// its own GEMM writing its column block of the output.
+#[derive(Debug)]
 pub struct Linear {
     pub parts: Vec<LinearPart>,
     pub in_features: usize,

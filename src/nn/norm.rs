@@ -4,6 +4,7 @@ use crate::checkpoint::WeightSource;
 use crate::kernels::layernorm::record_layernorm;
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
 
+#[derive(Debug)]
 pub struct LayerNorm {
     pub weight: Tensor,
     pub bias: Tensor,

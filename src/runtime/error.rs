@@ -96,13 +96,16 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn shape(tensor: impl Into<String>, expected: impl std::fmt::Debug, actual: impl std::fmt::Debug) -> Self {
+    /// [`Error::Shape`] for `tensor`, with the expected and actual shapes as their `Debug` text.
+    pub fn shape(tensor: impl Into<String>, expected: impl std::fmt::Debug, actual: impl std::fmt::Debug) -> Self {
         Error::Shape { tensor: tensor.into(), expected: format!("{expected:?}"), actual: format!("{actual:?}") }
     }
-    pub(crate) fn input(name: impl Into<String>, message: impl Into<String>) -> Self {
+    /// [`Error::Input`] for the input `name`.
+    pub fn input(name: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Input { name: name.into(), message: message.into() }
     }
-    pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// [`Error::Config`] for the config field `field`.
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Config { field: field.into(), message: message.into() }
     }
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
