@@ -25,9 +25,11 @@
 //! # Ok::<(), vlm_connectors::Error>(())
 //! ```
 
-// Shapes are written `[N, K]` in doc comments, which rustdoc would read as links.
-#![allow(rustdoc::broken_intra_doc_links)]
+#![warn(missing_docs)]
 
+/// The benchmark harness behind `vlmc bench`, `vlmc demo`, `vlmc budget` and `cargo bench`: an
+/// internal of the binaries, not a stable API.
+#[doc(hidden)]
 pub mod bench;
 pub mod checkpoint;
 pub mod connectors;
@@ -41,3 +43,8 @@ pub mod util;
 pub use runtime::{DType, Error, Gpu, GpuOptions, Recorder, Result, Tensor};
 /// The wgpu this crate is built on (for `GpuOptions`, `Gpu::from_device` and `Tensor::buffer`).
 pub use wgpu;
+
+/// The README's code blocks, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -14,6 +14,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads and parses a `config.json`. Errors: [`Error::Io`], [`Error::Json`] (not JSON, or not an object).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
@@ -23,6 +24,7 @@ impl Config {
         })
     }
 
+    /// Parses config JSON text; the top level must be an object ([`Error::Config`] otherwise).
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Result<Config> {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::config("config.json", e.to_string()))?;
@@ -32,6 +34,7 @@ impl Config {
         Ok(Config { value, path: String::new() })
     }
 
+    /// Wraps an already-parsed JSON value (e.g. a seed config built with `serde_json::json!`).
     pub fn from_value(value: Value) -> Config {
         Config { value, path: String::new() }
     }
@@ -44,10 +47,12 @@ impl Config {
         }
     }
 
+    /// The raw JSON value of `key`, `None` when absent or `null`.
     pub fn raw(&self, key: &str) -> Option<&Value> {
         self.value.get(key).filter(|v| !v.is_null())
     }
 
+    /// Whether `key` is present and not `null`.
     pub fn has(&self, key: &str) -> bool {
         self.raw(key).is_some()
     }
@@ -57,10 +62,12 @@ impl Config {
         self.raw(key).filter(|v| v.is_object()).map(|v| Config { value: v.clone(), path: self.field(key) })
     }
 
+    /// The string `key`; [`Error::Config`] naming the dotted field when missing or not a string.
     pub fn str(&self, key: &str) -> Result<String> {
         self.opt_str(key)?.ok_or_else(|| Error::config(self.field(key), "missing"))
     }
 
+    /// The string `key` if present; [`Error::Config`] when it is not a string.
     pub fn opt_str(&self, key: &str) -> Result<Option<String>> {
         match self.raw(key) {
             None => Ok(None),
@@ -74,6 +81,7 @@ impl Config {
         self.opt_usize(key)?.ok_or_else(|| Error::config(self.field(key), "missing"))
     }
 
+    /// The positive integer `key` (at most 2^31) if present; [`Error::Config`] otherwise.
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.raw(key) {
             None => Ok(None),
@@ -84,6 +92,7 @@ impl Config {
         }
     }
 
+    /// The finite number `key` if present; [`Error::Config`] otherwise.
     pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.raw(key) {
             None => Ok(None),
@@ -95,6 +104,7 @@ impl Config {
         }
     }
 
+    /// The boolean `key` if present; [`Error::Config`] otherwise.
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
         match self.raw(key) {
             None => Ok(None),

@@ -74,7 +74,9 @@ impl std::fmt::Debug for WeightSource {
 /// A tensor read to the host as f32 (whatever its dtype on disk).
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// Row-major shape.
     pub shape: Vec<usize>,
+    /// Values, widened to f32.
     pub data: Vec<f32>,
 }
 
@@ -198,6 +200,7 @@ impl WeightSource {
         }
     }
 
+    /// The name prefix of this view (`""` at the root).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

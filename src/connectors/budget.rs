@@ -7,27 +7,49 @@ use super::AnyResPacker;
 
 /// Visual tokens of the reference schemes at their usual shapes.
 pub const LLAVA_TOKENS: usize = 576; // CLIP-L/336: 24 × 24 patches
+/// CLIP-L/336 patch grid side.
 pub const LLAVA_GRID: usize = 24;
+/// BLIP-2 query tokens.
 pub const QFORMER_TOKENS: usize = 32; // BLIP-2 queries
+/// Flamingo latents per image.
 pub const PERCEIVER_TOKENS: usize = 64; // Flamingo latents per image
 
 /// Which connector a row describes (the timing side builds one of these).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
+    /// LLaVA-1.5: one token per patch.
     Llava,
+    /// LLaVA with 2×2 pooling first.
     LlavaPool,
-    LlavaTome { r: usize },
+    /// LLaVA with one ToMe round first.
+    LlavaTome {
+        /// Tokens merged away.
+        r: usize,
+    },
+    /// BLIP-2 Q-Former.
     QFormer,
+    /// Flamingo Perceiver Resampler.
     Perceiver,
-    AnyRes { tiles: usize },
-    AnyResPool { tiles: usize },
+    /// LLaVA-NeXT AnyRes packing.
+    AnyRes {
+        /// Tiles the vision tower encodes (global view + grid).
+        tiles: usize,
+    },
+    /// AnyRes with every tile 2×2-pooled first.
+    AnyResPool {
+        /// Tiles the vision tower encodes (global view + grid).
+        tiles: usize,
+    },
 }
 
 /// One row of the report.
 #[derive(Clone, Debug)]
 pub struct BudgetRow {
+    /// Row label.
     pub name: String,
+    /// The connector it describes.
     pub scheme: Scheme,
+    /// Visual tokens it puts in the context.
     pub visual: usize,
     /// Context left for text (0 when the image alone overflows it).
     pub text_left: usize,

@@ -9,6 +9,7 @@ use crate::runtime::{Error, Recorder, Result, Tensor};
 /// 2×2 average pooling over an h × w token grid (576 → 144 for a 24 × 24 CLIP grid).
 #[derive(Clone, Copy, Debug)]
 pub struct Pool2x2 {
+    /// Token grid (h, w) of the input.
     pub grid: [usize; 2],
 }
 
@@ -29,6 +30,7 @@ impl Pool2x2 {
         }
     }
 
+    /// Tokens after pooling: ⌊h/2⌋·⌊w/2⌋.
     pub fn output_tokens(&self) -> usize {
         (self.grid[0] / 2) * (self.grid[1] / 2)
     }
@@ -43,7 +45,9 @@ impl Pool2x2 {
 /// sizes into the next round.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenMerger {
+    /// Tokens to merge away (capped at half the mergeable tokens, as ToMe does).
     pub r: usize,
+    /// Whether token 0 is a class token that is never merged.
     pub class_token: bool,
 }
 

@@ -22,17 +22,24 @@ const EPS: f32 = 1e-5;
 /// The `gated_xattn` block of an `open_flamingo` config.
 #[derive(Clone, Debug)]
 pub struct GatedXattnConfig {
+    /// Width of the language model's hidden states.
     pub dim: usize,
+    /// Width of the media tokens.
     pub dim_visual: usize,
+    /// Width of one attention head.
     pub dim_head: usize,
+    /// Attention heads.
     pub heads: usize,
+    /// Feed-forward expansion (hidden = ff_mult·dim).
     pub ff_mult: usize,
+    /// Text attends only to the latest media (true) or to every media so far.
     pub only_attend_immediate_media: bool,
     /// Which `lang_encoder.gated_cross_attn_layers.{i}` to load (default: the first present).
     pub layer_index: Option<usize>,
 }
 
 impl GatedXattnConfig {
+    /// Reads the `gated_xattn` object of an `open_flamingo` config (OpenFlamingo's defaults for absent fields).
     pub fn from_config(c: &Config) -> Result<GatedXattnConfig> {
         Ok(GatedXattnConfig {
             dim: c.usize("dim")?,
@@ -60,6 +67,7 @@ pub struct MediaLocations {
     pub packed: Tensor,
     /// Rows (batch) and text tokens per row.
     pub batch: usize,
+    /// Text tokens per row.
     pub len: usize,
     /// Media the row counts were checked against.
     pub t_img: usize,
@@ -69,6 +77,7 @@ pub struct MediaLocations {
 /// hidden_states [b, L, dim] reading media [b, T_img, n, dim_visual] → [b, L, dim].
 #[derive(Debug)]
 pub struct GatedCrossAttention {
+    /// The configuration it was built with.
     pub config: GatedXattnConfig,
     norm: LayerNorm,
     attn: Attention,
@@ -76,6 +85,7 @@ pub struct GatedCrossAttention {
     ff: FeedForward,
     /// tanh(attn_gate), tanh(ff_gate): read once at load.
     pub attn_alpha: f32,
+    /// tanh(ff_gate).
     pub ff_alpha: f32,
 }
 
@@ -88,6 +98,7 @@ impl GatedCrossAttention {
         f.gated.ok_or_else(|| Error::config("gated_xattn", "missing: this open_flamingo config has only a `perceiver` block"))
     }
 
+    /// Loads `lang_encoder.gated_cross_attn_layers.{i}` (the configured layer, else the lowest present) with shape checks from `c`.
     pub fn load(gpu: &Gpu, c: GatedXattnConfig, ws: &WeightSource) -> Result<GatedCrossAttention> {
         // The layer: the configured index, else the lowest index present under any known root.
         let found = ROOTS.iter().find_map(|root| {

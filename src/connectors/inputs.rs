@@ -12,7 +12,12 @@ pub enum Input {
     /// A float tensor on the GPU.
     Tensor(Tensor),
     /// Integers on the host (row-major, with their shape).
-    Ints { shape: Vec<usize>, data: Vec<i64> },
+    Ints {
+        /// Row-major shape.
+        shape: Vec<usize>,
+        /// Values.
+        data: Vec<i64>,
+    },
 }
 
 /// A name → input map, what `Connector::record` reads.
@@ -85,8 +90,11 @@ impl Inputs {
 /// A named output read back to the host.
 #[derive(Clone, Debug)]
 pub struct Output {
+    /// Output name (`output`, `qformer_output`, `projected`, `media`, `size`).
     pub name: String,
+    /// Row-major shape.
     pub shape: Vec<usize>,
+    /// Values.
     pub data: Vec<f32>,
 }
 

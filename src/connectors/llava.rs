@@ -17,7 +17,9 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 pub struct LlavaProjector {
     layers: Vec<Linear>,
     act: Activation,
+    /// Vision feature width (`vision_config.hidden_size` × feature layers).
     pub in_features: usize,
+    /// Language model width (`text_config.hidden_size`).
     pub out_features: usize,
 }
 
@@ -157,7 +159,9 @@ impl Model for LlavaProjector {
 /// of each frame's token grid, then the projector. image_features [B, side², C] → [B, side²/4, C_text].
 #[derive(Debug)]
 pub struct LlavaNextVideo {
+    /// The 2×2 pooling of each frame's grid.
     pub pool: Pool2x2,
+    /// The projector after it.
     pub projector: LlavaProjector,
 }
 

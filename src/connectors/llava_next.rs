@@ -27,6 +27,7 @@ impl AnyResPacker {
         AnyResPacker { pinpoints: vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]], tile: 336, patch: 14 }
     }
 
+    /// Reads `image_grid_pinpoints` and `vision_config.{image_size, patch_size}`, with LLaVA-NeXT's defaults.
     pub fn from_config(cfg: &Config) -> Result<AnyResPacker> {
         let d = Self::llava_next_default();
         let vc = cfg.sub("vision_config");
@@ -56,7 +57,9 @@ impl AnyResPacker {
 /// `models/llava_next/modeling_llava_next.py`): the projector on every tile, then AnyRes packing.
 #[derive(Debug)]
 pub struct LlavaNext {
+    /// The projector run on every tile.
     pub projector: LlavaProjector,
+    /// The AnyRes geometry.
     pub packer: AnyResPacker,
     image_newline: Tensor,
 }

@@ -10,7 +10,9 @@ use crate::runtime::{Error, Gpu, Recorder, Result};
 /// The blocks an `open_flamingo` config names: `perceiver`, `gated_xattn`, or both.
 #[derive(Debug)]
 pub struct OpenFlamingo {
+    /// The Perceiver Resampler, when the config has a `perceiver` object.
     pub perceiver: Option<PerceiverResampler>,
+    /// The gated cross-attention block, when the config has a `gated_xattn` object.
     pub gated: Option<GatedCrossAttention>,
 }
 

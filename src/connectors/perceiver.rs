@@ -21,17 +21,26 @@ const EPS: f32 = 1e-5;
 /// The `perceiver` block of an `open_flamingo` config (OpenFlamingo's constructor arguments).
 #[derive(Clone, Debug)]
 pub struct PerceiverConfig {
+    /// Token width.
     pub dim: usize,
+    /// Layers.
     pub depth: usize,
+    /// Width of one attention head.
     pub dim_head: usize,
+    /// Attention heads.
     pub heads: usize,
+    /// Latent tokens out per media.
     pub num_latents: usize,
+    /// Feed-forward expansion (hidden = ff_mult·dim).
     pub ff_mult: usize,
+    /// Rows of `media_time_embs`, if the model has them.
     pub max_num_media: Option<usize>,
+    /// Rows of `frame_embs`, if the model has them.
     pub max_num_frames: Option<usize>,
 }
 
 impl PerceiverConfig {
+    /// Reads the `perceiver` object of an `open_flamingo` config (OpenFlamingo's defaults for absent fields).
     pub fn from_config(c: &Config) -> Result<PerceiverConfig> {
         Ok(PerceiverConfig {
             dim: c.usize("dim")?,
@@ -59,6 +68,7 @@ struct PerceiverLayer {
 /// vision_features [b, T, F, v, dim] → [b, T, num_latents, dim].
 #[derive(Debug)]
 pub struct PerceiverResampler {
+    /// The configuration it was built with.
     pub config: PerceiverConfig,
     latents: Tensor,
     frame_embs: Option<Tensor>,

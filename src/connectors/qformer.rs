@@ -24,14 +24,23 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 /// The `qformer_config` fields the Q-Former reads (names as in transformers).
 #[derive(Clone, Debug)]
 pub struct QFormerConfig {
+    /// Query token width.
     pub hidden_size: usize,
+    /// Attention heads.
     pub num_attention_heads: usize,
+    /// Layers.
     pub num_hidden_layers: usize,
+    /// Feed-forward hidden width.
     pub intermediate_size: usize,
+    /// Every this many layers has cross-attention to the image.
     pub cross_attention_frequency: usize,
+    /// Image embedding width (the vision tower's).
     pub encoder_hidden_size: usize,
+    /// Feed-forward activation.
     pub hidden_act: Activation,
+    /// LayerNorm epsilon.
     pub layer_norm_eps: f32,
+    /// Learned query tokens (the output length).
     pub num_query_tokens: usize,
 }
 
@@ -103,6 +112,7 @@ struct QFormerLayer {
 /// (qformer_output [B, Q, hidden_size], soft prompt [B, Q, text width]).
 #[derive(Debug)]
 pub struct QFormer {
+    /// The configuration it was built with.
     pub config: QFormerConfig,
     query_tokens: Tensor,
     layernorm: LayerNorm,

@@ -2,9 +2,11 @@
 
 use crate::runtime::{Error, Result};
 
+/// Activations by their transformers `ACT2FN` names; the discriminants are the WGSL `ACT_*` ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Activation {
+    /// No activation (`linear`, `identity`).
     Identity = 0,
     /// Exact erf GELU (`gelu`).
     Gelu = 1,
@@ -12,12 +14,14 @@ pub enum Activation {
     GeluTanh = 2,
     /// `quick_gelu`: x·σ(1.702x).
     QuickGelu = 3,
+    /// `relu`.
     Relu = 4,
     /// `silu` / `swish`.
     Silu = 5,
 }
 
 impl Activation {
+    /// Every activation, for tests.
     pub const ALL: [Activation; 6] =
         [Activation::Identity, Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu, Activation::Relu, Activation::Silu];
 

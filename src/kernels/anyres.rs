@@ -38,13 +38,17 @@ fn round7_trunc(x: f64) -> usize {
 pub struct AnyResLayout {
     /// Tokens per tile side: a tile is `h × w` tokens.
     pub h: usize,
+    /// Tokens per tile row.
     pub w: usize,
     /// Grid of high-resolution tiles (rows, columns); 0×0 for a single (global) tile.
     pub grid: [usize; 2],
     /// Kept window of the (grid·h) × (grid·w) feature map after `unpad_image`.
     pub y0: usize,
+    /// First kept column.
     pub x0: usize,
+    /// Kept rows.
     pub rows: usize,
+    /// Kept columns.
     pub cols: usize,
 }
 
@@ -104,7 +108,7 @@ impl AnyResLayout {
 /// Mirrors `AnyResParams` in anyres.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct AnyResParams {
+pub(crate) struct AnyResParams {
     pub hw: u32,
     pub w: u32,
     pub h: u32,

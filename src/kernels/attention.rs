@@ -12,7 +12,7 @@ pub const MAX_HEAD_DIM: usize = 128;
 /// Mirrors `AttnParams` in attention.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct AttnParams {
+pub(crate) struct AttnParams {
     pub lq: u32,
     pub lk: u32,
     pub heads: u32,
@@ -32,7 +32,7 @@ pub struct AttnParams {
 /// Mirrors `MediaParams` in media_mask.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct MediaParams {
+pub(crate) struct MediaParams {
     pub batch: u32,
     pub len: u32,
     pub tokens_per_media: u32,
@@ -46,11 +46,14 @@ pub struct MediaParams {
 /// (lets K and V be read straight out of one `to_kv` output).
 #[derive(Clone, Copy)]
 pub struct Heads<'a> {
+    /// The tensor [batch, len, width].
     pub t: &'a Tensor,
+    /// Column where head 0 starts.
     pub offset: usize,
 }
 
 impl<'a> Heads<'a> {
+    /// Heads from column 0.
     pub fn all(t: &'a Tensor) -> Self {
         Heads { t, offset: 0 }
     }

@@ -9,7 +9,7 @@ use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 /// Mirrors `CeilParams` in ceiling.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct CeilParams {
+pub(crate) struct CeilParams {
     pub n: u32,
     pub iters: u32,
     pub _p: [u32; 2],

@@ -9,7 +9,7 @@ use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 /// Mirrors `EwParams` in elementwise.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct EwParams {
+pub(crate) struct EwParams {
     pub n: u32,
     pub act: u32,
     pub rows: u32,

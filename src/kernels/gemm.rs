@@ -1,4 +1,4 @@
-//! `nn.Linear` as a GEMM: y[M, N] = act(x[M, K]·W[N, K]ᵀ + b[N]), optionally `res + α·y`.
+//! `nn.Linear` as a GEMM: `y[M, N] = act(x[M, K]·W[N, K]ᵀ + b[N])`, optionally `res + α·y`.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -9,7 +9,7 @@ use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 /// Mirrors `GemmParams` in gemm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct GemmParams {
+pub(crate) struct GemmParams {
     pub m: u32,
     pub n: u32,
     pub k: u32,
@@ -29,11 +29,13 @@ pub const ROW_BLOCK: usize = 64;
 /// Optional epilogue: `res + alpha · act(x·Wᵀ + b)`.
 #[derive(Clone, Copy)]
 pub struct Residual<'a> {
+    /// The residual, shaped like y.
     pub res: &'a Tensor,
+    /// Scale of the GEMM result (a tanh gate, or 1).
     pub alpha: f32,
 }
 
-/// Records `y = act(x·Wᵀ + b)` (+ residual). x: [..., K] (any leading dims), w: [N, K], b: [N].
+/// Records `y = act(x·Wᵀ + b)` (+ residual). x: `[..., K]` (any leading dims), w: `[N, K]`, b: `[N]`.
 /// Returns y: [..., N] in x's dtype.
 pub fn record_linear(
     rec: &mut Recorder,
@@ -58,7 +60,7 @@ pub fn linear_out_shape(x: &Tensor, n: usize) -> Result<Vec<usize>> {
 }
 
 /// Records `y[:, y_off..y_off + N] = act(x·Wᵀ + b)` (+ `res[:, same] · …`) into a preallocated
-/// y [..., ldy]. x: [..., K], w: [N, K], b: [N]; res has y's shape; all in one float dtype.
+/// y `[..., ldy]`. x: `[..., K]`, w: `[N, K]`, b: `[N]`; res has y's shape; all in one float dtype.
 /// `variant`: the kernel version, `None` to let the tuner choose (see [`GemmVariant`]).
 pub fn record_gemm_into(
     rec: &mut Recorder,
@@ -155,7 +157,7 @@ impl Variant for GemmVariant {
     }
 }
 
-/// CPU reference (f64 accumulation). x: [M, K], w: [N, K], b: [N], res: [M, N] → [M, N].
+/// CPU reference (f64 accumulation). x: `[M, K]`, w: `[N, K]`, b: `[N]`, res: `[M, N]` → `[M, N]`.
 pub fn linear_cpu(
     x: &[f32],
     w: &[f32],

@@ -10,14 +10,14 @@ use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 /// Mirrors `LnParams` in layernorm.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct LnParams {
+pub(crate) struct LnParams {
     pub rows: u32,
     pub cols: u32,
     pub has_res: u32,
     pub eps: f32,
 }
 
-/// y = LayerNorm(x (+ res)) · gamma + beta. x: [..., C], gamma/beta: [C].
+/// y = LayerNorm(x (+ res)) · gamma + beta. x: `[..., C]`, gamma/beta: `[C]`.
 pub fn record_layernorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
     let gpu = rec.gpu();
     let cols = *x.shape().last().ok_or_else(|| Error::shape("layernorm input", "[.., C]", x.shape()))?;

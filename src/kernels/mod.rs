@@ -9,7 +9,7 @@
 //! | `activation`    | elementwise.wgsl  | y = act(x) (ACT2FN names)                                |
 //! | `add`           | elementwise.wgsl  | y = a + b                                                |
 //! | `copy_rows`     | elementwise.wgsl  | strided row copy with batch broadcast (expand, concat)   |
-//! | `add_rows`      | elementwise.wgsl  | x[r] += e[(r / div) % modulo] (frame / time embeddings)  |
+//! | `add_rows`      | elementwise.wgsl  | `x[r] += e[(r / div) % modulo]` (frame, time embeddings)|
 //! | `layernorm`     | layernorm.wgsl    | LayerNorm over the last dim, optional fused residual add |
 //! | `attention`     | attention.wgsl    | fused multi-head attention, online softmax, masks        |
 //! | `media_ranges`  | media_mask.wgsl   | Flamingo media mask → per-query key ranges               |

@@ -9,7 +9,7 @@ use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 /// Mirrors `PoolParams` in pool.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct PoolParams {
+pub(crate) struct PoolParams {
     pub batch: u32,
     pub h: u32,
     pub w: u32,

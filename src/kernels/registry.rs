@@ -29,6 +29,7 @@ pub struct Binding {
     pub slot: u32,
     /// The WGSL variable name (used in error messages).
     pub name: &'static str,
+    /// Element kind.
     pub elem: Elem,
     /// Whether the launcher may leave it unbound (a shared dummy buffer is bound instead).
     pub optional: bool,

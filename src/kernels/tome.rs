@@ -9,7 +9,7 @@ use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 /// Mirrors `TomeParams` in tome.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub struct TomeParams {
+pub(crate) struct TomeParams {
     pub batch: u32,
     pub t: u32,
     pub t1: u32,

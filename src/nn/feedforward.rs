@@ -6,10 +6,14 @@ use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
 
+/// OpenFlamingo's `FeedForward(dim, mult)`: LayerNorm → Linear → GELU → Linear, no biases.
 #[derive(Debug)]
 pub struct FeedForward {
+    /// The pre-norm.
     pub norm: LayerNorm,
+    /// dim → mult·dim.
     pub up: Linear,
+    /// mult·dim → dim.
     pub down: Linear,
 }
 

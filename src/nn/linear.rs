@@ -19,8 +19,11 @@ pub enum Bias {
 /// A block of output features: rows `start..start + weight.shape()[0]` of the full weight.
 #[derive(Debug)]
 pub struct LinearPart {
+    /// First output feature of this block.
     pub start: usize,
+    /// Weight rows [rows, in_features].
     pub weight: Tensor,
+    /// Bias `[rows]`.
     pub bias: Option<Tensor>,
 }
 
@@ -28,13 +31,16 @@ pub struct LinearPart {
 /// its own GEMM writing its column block of the output.
 #[derive(Debug)]
 pub struct Linear {
+    /// Row blocks (one unless the weight is past the binding limit).
     pub parts: Vec<LinearPart>,
+    /// Input width.
     pub in_features: usize,
+    /// Output width.
     pub out_features: usize,
 }
 
 impl Linear {
-    /// Loads `{prefix}.weight` [out, in] (and `{prefix}.bias` [out]). `in_f` / `out_f` are checked
+    /// Loads `{prefix}.weight` `[out, in]` (and `{prefix}.bias` `[out]`). `in_f` / `out_f` are checked
     /// when given; otherwise taken from the stored weight.
     pub fn load(gpu: &Gpu, ws: &WeightSource, in_f: Option<usize>, out_f: Option<usize>, bias: Bias) -> Result<Linear> {
         let full = ws.full_name("weight");
@@ -77,7 +83,7 @@ impl Linear {
     }
 
     /// A Linear from host data (weights computed at load), uploaded in `dtype`. weight: [out_f, in_f]
-    /// row-major, bias: [out_f]. Splits the weight into row blocks that fit
+    /// row-major, bias: `[out_f]`. Splits the weight into row blocks that fit
     /// `max_storage_buffer_binding_size`, each a multiple of the GEMM's [`ROW_BLOCK`] rows.
     pub fn from_host(gpu: &Gpu, weight: &[f32], bias: Option<&[f32]>, in_f: usize, out_f: usize, dtype: DType) -> Result<Linear> {
         if weight.len() != in_f * out_f || bias.is_some_and(|b| b.len() != out_f) {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 /// Result alias used across the public API.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, each variant naming what and where: the tensor or field, the
+/// expected and the actual. wgpu's own validation and out-of-memory errors arrive as [`Error::Gpu`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No GPU adapter at all (no Vulkan/Metal/DX12 driver, no GL).
@@ -14,15 +16,30 @@ pub enum Error {
          `apt-get install mesa-vulkan-drivers` gives lavapipe, a CPU Vulkan driver; on other systems \
          install your GPU vendor's driver. WGPU_BACKEND / WGPU_ADAPTER_NAME narrow the choice{detail}"
     )]
-    NoAdapter { backends: String, detail: String },
+    NoAdapter {
+        /// The wgpu backends that were searched.
+        backends: String,
+        /// What else was seen (e.g. the adapters `WGPU_ADAPTER_NAME` did not match).
+        detail: String,
+    },
 
     /// The adapter refused to create a device with the requested features/limits.
     #[error("could not create a device on adapter `{adapter}`: {message}")]
-    RequestDevice { adapter: String, message: String },
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 
     /// A wgpu validation / out-of-memory / internal error captured by an error scope.
     #[error("GPU error in `{op}`: {message}")]
-    Gpu { op: String, message: String },
+    Gpu {
+        /// The operation that failed (a kernel, `upload`, `submit`, ...).
+        op: String,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 
     /// The device was lost (driver reset, OOM kill, ...). Build a new `Gpu` to continue.
     #[error("GPU device lost: {0}")]
@@ -30,37 +47,81 @@ pub enum Error {
 
     /// A tensor had the wrong shape.
     #[error("shape mismatch for `{tensor}`: expected {expected}, got {actual}")]
-    Shape { tensor: String, expected: String, actual: String },
+    Shape {
+        /// The tensor, weight or binding (`kernel.binding`) concerned.
+        tensor: String,
+        /// What was expected.
+        expected: String,
+        /// What was found.
+        actual: String,
+    },
 
     /// A weight the connector needs is not in the checkpoint.
     #[error("missing weight `{name}` in {location}")]
-    MissingWeight { name: String, location: String },
+    MissingWeight {
+        /// The full name (weights) or the input name.
+        name: String,
+        /// Where it was looked for (folder, file, or `random weights`).
+        location: String,
+    },
 
     /// A tensor is stored in a dtype we cannot read.
     #[error("tensor `{tensor}` has dtype {dtype}; expected {expected}")]
-    DType { tensor: String, dtype: String, expected: String },
+    DType {
+        /// The tensor, weight or binding (`kernel.binding`) concerned.
+        tensor: String,
+        /// The dtype found.
+        dtype: String,
+        /// What was expected.
+        expected: String,
+    },
 
     /// A config.json field is missing or holds a value we do not understand.
     #[error("config field `{field}`: {message}")]
-    Config { field: String, message: String },
+    Config {
+        /// The config field (dotted path) or environment variable.
+        field: String,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 
     /// `model_type` names a connector this crate does not implement; `known` lists those it does
     /// (from `connectors::registry`).
     #[error("unknown model_type `{model_type}` (known: {known})")]
-    UnknownModelType { model_type: String, known: String },
+    UnknownModelType {
+        /// The `model_type` that was asked for.
+        model_type: String,
+        /// Every `model_type` the model registry loads.
+        known: String,
+    },
 
     /// A tensor was recorded, bound or read with a `Gpu` other than the one that created it.
     #[error("tensor `{tensor}` belongs to Gpu #{owner}, but was used with Gpu #{used}: record and read it with the Gpu that created it")]
-    OtherGpu { tensor: String, owner: u64, used: u64 },
+    OtherGpu {
+        /// The tensor, weight or binding (`kernel.binding`) concerned.
+        tensor: String,
+        /// Id of the `Gpu` that made the tensor.
+        owner: u64,
+        /// Id of the `Gpu` it was used with.
+        used: u64,
+    },
 
     /// A tensor written by recorded kernels was read before their `Recorder` was submitted (or
     /// after it was dropped unsubmitted).
     #[error("tensor `{tensor}` is written by recorded kernels that were never submitted: call Recorder::submit before reading it")]
-    Pending { tensor: String },
+    Pending {
+        /// The tensor, weight or binding (`kernel.binding`) concerned.
+        tensor: String,
+    },
 
     /// The adapter or the crate lacks what an operation needs (a feature, a kernel built for a dtype).
     #[error("{what} needs {needs}")]
-    Unsupported { what: String, needs: String },
+    Unsupported {
+        /// What was asked for.
+        what: String,
+        /// What it needs that is missing.
+        needs: String,
+    },
 
     /// An activation name not in transformers' ACT2FN subset we support.
     #[error("unknown activation `{0}` (known: gelu, gelu_pytorch_tanh, gelu_new, quick_gelu, relu, silu, linear/identity)")]
@@ -72,27 +133,53 @@ pub enum Error {
 
     /// A user-supplied input tensor is wrong (rank, width, values).
     #[error("input `{name}`: {message}")]
-    Input { name: String, message: String },
+    Input {
+        /// The full name (weights) or the input name.
+        name: String,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 
     /// A request exceeds a device limit and could not be split.
     #[error("`{op}` needs {requested} but the device limit `{limit}` is {max}")]
-    Limit { op: String, limit: String, requested: u64, max: u64 },
+    Limit {
+        /// The operation that failed (a kernel, `upload`, `submit`, ...).
+        op: String,
+        /// The wgpu limit's name (or `u32 kernel parameter`).
+        limit: String,
+        /// What the operation needed.
+        requested: u64,
+        /// The device's limit.
+        max: u64,
+    },
 
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
 
     /// A safetensors file is malformed.
     #[error("{path}: not a valid safetensors file: {message}")]
-    Safetensors { path: PathBuf, message: String },
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 
     /// A JSON file is malformed.
     #[error("{path}: invalid JSON: {message}")]
-    Json { path: PathBuf, message: String },
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, in the words of the layer that reported it.
+        message: String,
+    },
 }
 
 impl Error {

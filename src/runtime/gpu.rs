@@ -26,7 +26,9 @@ type PipelineSlot = Arc<Mutex<Option<Arc<wgpu::ComputePipeline>>>>;
 /// Options for [`Gpu::new_with`]. `Default` reads wgpu's environment variables.
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
+    /// Backends to search (`WGPU_BACKEND`).
     pub backends: wgpu::Backends,
+    /// Discrete vs integrated preference (`WGPU_POWER_PREF`).
     pub power_preference: wgpu::PowerPreference,
     /// Substring of the adapter name to pick (`WGPU_ADAPTER_NAME`).
     pub adapter_name: Option<String>,
@@ -245,18 +247,23 @@ impl Gpu {
         self.id
     }
 
+    /// The wgpu device.
     pub fn device(&self) -> &wgpu::Device {
         &self.device
     }
+    /// The wgpu queue.
     pub fn queue(&self) -> &wgpu::Queue {
         &self.queue
     }
+    /// The adapter's name, backend, type and driver.
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
     }
+    /// The device's limits (the adapter's own, less any caps in `GpuOptions`).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
     }
+    /// The optional features enabled on the device.
     pub fn features(&self) -> wgpu::Features {
         self.features
     }

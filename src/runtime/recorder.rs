@@ -41,7 +41,9 @@ impl Timing {
 /// bytes read and written in global memory, as the launchers count them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cost {
+    /// Floating-point operations.
     pub flops: u64,
+    /// Bytes read and written in global memory.
     pub bytes: u64,
 }
 
@@ -73,10 +75,12 @@ impl Drop for Recorder<'_> {
 }
 
 impl<'g> Recorder<'g> {
+    /// An empty recorder for `gpu`.
     pub fn new(gpu: &'g Gpu) -> Self {
         Recorder { gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default(), written: Vec::new() }
     }
 
+    /// The `Gpu` it records for.
     pub fn gpu(&self) -> &'g Gpu {
         self.gpu
     }
@@ -85,6 +89,7 @@ impl<'g> Recorder<'g> {
     pub fn len(&self) -> usize {
         self.dispatches.len()
     }
+    /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.dispatches.is_empty()
     }

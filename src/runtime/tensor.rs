@@ -123,15 +123,19 @@ impl Tensor {
         Ok(t)
     }
 
+    /// Row-major shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Element type.
     pub fn dtype(&self) -> DType {
         self.dtype
     }
+    /// Number of elements.
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
+    /// Number of dimensions.
     pub fn rank(&self) -> usize {
         self.shape.len()
     }

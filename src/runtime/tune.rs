@@ -17,7 +17,9 @@ use super::tensor::DType;
 pub struct TuneKey {
     /// Adapter name, backend and driver (a driver update can change the winner).
     pub adapter: String,
+    /// Kernel family (`gemm`, `attention`).
     pub family: &'static str,
+    /// Compute dtype.
     pub dtype: DType,
     /// log2 of each dimension rounded up to a power of two.
     pub bucket: Vec<u32>,
