@@ -25,7 +25,7 @@
 //! # Ok::<(), vlm_connectors::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 /// The benchmark harness behind `vlmc bench`, `vlmc demo`, `vlmc budget` and `cargo bench`: an
 /// internal of the binaries, not a stable API.

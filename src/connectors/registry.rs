@@ -130,6 +130,12 @@ pub static MODELS: &[ModelEntry] = &[
     },
 ];
 
+impl std::fmt::Debug for ModelEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelEntry({:?} → {})", self.model_types, self.class)
+    }
+}
+
 /// Every `model_type` in the registry, comma separated (for error messages).
 pub fn known_model_types() -> String {
     MODELS.iter().flat_map(|e| e.model_types.iter().copied()).collect::<Vec<_>>().join(", ")

@@ -44,7 +44,7 @@ pub(crate) struct MediaParams {
 
 /// Heads packed in the columns of a [batch, len, width] tensor starting at column `offset`
 /// (lets K and V be read straight out of one `to_kv` output).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Heads<'a> {
     /// The tensor [batch, len, width].
     pub t: &'a Tensor,
@@ -60,7 +60,7 @@ impl<'a> Heads<'a> {
 }
 
 /// Attention options beyond Q, K, V.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct AttnOpts<'a> {
     /// Additive key mask [batch, lk].
     pub mask: Option<&'a Tensor>,

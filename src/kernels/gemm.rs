@@ -27,7 +27,7 @@ pub(crate) struct GemmParams {
 pub const ROW_BLOCK: usize = 64;
 
 /// Optional epilogue: `res + alpha · act(x·Wᵀ + b)`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Residual<'a> {
     /// The residual, shaped like y.
     pub res: &'a Tensor,
