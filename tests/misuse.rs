@@ -112,3 +112,19 @@ fn every_connector_type_has_from_dir_and_a_clear_error_for_the_wrong_folder() {
     let e = QFormer::from_dir(g, case_dir("llava_tiny")).unwrap_err().to_string();
     assert!(e.contains("`llava` loads a LlavaProjector"), "{e}");
 }
+
+#[test]
+fn an_input_written_by_another_unsubmitted_recorder_is_an_error() {
+    let g = gpu();
+    let proj = LlavaProjector::from_dir(g, case_dir("llava_tiny")).unwrap();
+    let pool = vlm_connectors::connectors::Pool2x2 { grid: [6, 6] };
+    let mut first = Recorder::new(g);
+    let pooled = pool.forward(&mut first, &llava_input(g)).unwrap(); // not submitted yet
+    let e = proj.forward(&mut Recorder::new(g), &pooled).unwrap_err();
+    assert!(matches!(e, Error::Pending { .. }) && e.to_string().contains("gemm.x"), "{e}");
+    // Within the recorder that writes it, it is an ordinary intermediate.
+    let y = proj.forward(&mut first, &pooled).unwrap();
+    first.submit().unwrap();
+    assert_eq!(y.shape(), &[2, 9, 96]);
+    assert!(y.to_vec(g).unwrap().iter().all(|v| v.is_finite()));
+}

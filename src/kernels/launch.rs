@@ -58,6 +58,9 @@ impl Recorder<'_> {
                     }
                     if b.writes {
                         written.push(Arc::clone(t.pooled()));
+                    } else if t.pooled().is_pending() && !self.written.iter().any(|w| Arc::ptr_eq(w, t.pooled())) {
+                        // Written by another recorder that has not been submitted: its data is not there yet.
+                        return Err(Error::Pending { tensor: named(b.name) });
                     }
                     Arc::clone(t.pooled())
                 }
