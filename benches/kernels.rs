@@ -1,7 +1,7 @@
 //! `cargo bench`: the same entries as `vlmc bench` (kernels, connectors at the seed's shapes and the
 //! adapter's ceilings), printed as a table. `cargo bench -- gemm` runs one entry.
 
-use vlm_connectors::bench::{self, BenchOptions};
+use vlm_connectors::internal::bench::{self, BenchOptions};
 use vlm_connectors::Gpu;
 
 fn main() -> vlm_connectors::Result<()> {

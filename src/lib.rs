@@ -27,14 +27,10 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-/// The benchmark harness behind `vlmc bench`, `vlmc demo`, `vlmc budget` and `cargo bench`: an
-/// internal of the binaries, not a stable API.
-#[doc(hidden)]
-pub mod bench;
 pub mod checkpoint;
 pub mod connectors;
 #[doc(hidden)]
-pub mod fuzzing;
+pub mod internal;
 pub mod kernels;
 pub mod nn;
 pub mod runtime;

@@ -1,5 +1,5 @@
 //! Replays the cargo-fuzz corpora (fuzz/corpus/{checkpoint,inputs}) through the same harnesses the
-//! fuzz targets run (`vlm_connectors::fuzzing`): every input must come back as `Ok` or `Err`, never a
+//! fuzz targets run (`vlm_connectors::internal::fuzzing`): every input must come back as `Ok` or `Err`, never a
 //! panic. The corpora hold the golden seeds plus what fuzzing found interesting (minimised).
 
 mod common;
@@ -8,7 +8,7 @@ use common::assert_refused_by_checks;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use vlm_connectors::fuzzing;
+use vlm_connectors::internal::fuzzing;
 
 fn corpus(target: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);

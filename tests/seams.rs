@@ -6,9 +6,9 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::*;
-use vlm_connectors::bench::seed;
 use vlm_connectors::checkpoint::{Config, WeightSource};
 use vlm_connectors::connectors::{registry, Connector, LlavaProjector, QFormer};
+use vlm_connectors::internal::bench::seed;
 use vlm_connectors::kernels::attention::{record_attention, AttnOpts, Heads};
 use vlm_connectors::kernels::gemm::record_linear;
 use vlm_connectors::kernels::layernorm::record_layernorm;
@@ -82,7 +82,7 @@ fn launches_add_up_their_cost() {
     // A connector's cost is the sum of its launches: the LLaVA-1.5 projector is two GEMMs.
     let proj = seed::llava(g).unwrap();
     let mut rec = Recorder::new(g);
-    let x = Tensor::empty(g, &[1, 576, 1024], DType::F32).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.0; 576 * 1024], &[1, 576, 1024]).unwrap();
     proj.record(&mut rec, &registry::Inputs::new().with_tensor("image_features", x)).unwrap();
     assert_eq!(rec.cost().flops, 2 * 576 * (1024 * 4096 + 4096 * 4096));
     // bytes: each GEMM reads x, W and the bias and writes y
@@ -99,7 +99,11 @@ fn a_tensor_of_the_wrong_dtype_is_refused_at_launch() {
     let e = p.forward(&mut Recorder::new(g), &x).unwrap_err();
     assert!(matches!(e, Error::DType { .. }), "{e}");
     let e = e.to_string();
-    assert!(e.contains("gemm") && e.contains(".x") && e.contains("U32"), "{e}");
+    assert!(e.contains("image_features") && e.contains("U32"), "{e}");
+    // and at the kernel itself, by binding
+    let mut rec = Recorder::new(g);
+    let e = record_linear(&mut rec, &x, &up(g, &[8, 64]), None, Activation::Identity, None).unwrap_err().to_string();
+    assert!(e.contains("gemm.x") && e.contains("U32"), "{e}");
     // f16 weights need kernels built for f16: an error naming the kernel, not a wgpu failure.
     let ws = WeightSource::open_dir(case_dir("llava_tiny")).unwrap().with_dtype(DType::F16).unwrap();
     let cfg = Config::from_file(case_dir("llava_tiny").join("config.json")).unwrap();

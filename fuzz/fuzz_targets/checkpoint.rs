@@ -3,5 +3,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = vlm_connectors::fuzzing::load_checkpoint_bytes(data);
+    let _ = vlm_connectors::internal::fuzzing::load_checkpoint_bytes(data);
 });

@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
-    let connectors = vlm_connectors::fuzzing::input_connectors(&dir);
-    let _ = vlm_connectors::fuzzing::run_inputs_bytes(connectors, data);
+    let connectors = vlm_connectors::internal::fuzzing::input_connectors(&dir);
+    let _ = vlm_connectors::internal::fuzzing::run_inputs_bytes(connectors, data);
 });

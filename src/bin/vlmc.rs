@@ -135,9 +135,9 @@ fn info() -> Result<()> {
 
 mod demo {
     use std::path::PathBuf;
-    use vlm_connectors::bench::{self, fresh, record_connector, seed, time_forward, BenchOptions};
     use vlm_connectors::connectors::budget::{budget_table, render_svg, render_table, Scheme};
     use vlm_connectors::connectors::{AnyResPacker, Inputs, LlavaProjector};
+    use vlm_connectors::internal::bench::{self, fresh, record_connector, seed, time_forward, BenchOptions};
     use vlm_connectors::kernels::anyres::record_anyres_pack;
     use vlm_connectors::kernels::pool::record_avg_pool2x2;
     use vlm_connectors::kernels::tome::record_tome;

@@ -37,6 +37,7 @@ impl Pool2x2 {
 
     /// tokens [b, h·w, C] → [b, (h/2)·(w/2), C].
     pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor) -> Result<Tensor> {
+        tokens.expect_float(rec.gpu(), "tokens")?;
         record_avg_pool2x2(rec, tokens, self.grid[0], self.grid[1])
     }
 }
@@ -68,8 +69,13 @@ impl TokenMerger {
         t - effective_r(t, self.r, self.class_token)
     }
 
-    /// (tokens [b, t, C], metric [b, t, Cm], size [b, t, 1]) → (merged [b, t−r, C], size [b, t−r, 1]).
+    /// (tokens [b, t, C], metric [b, t, Cm], size [b, t, 1]) → (merged [b, t − r', C],
+    /// size [b, t − r', 1]) with r' = min(r, mergeable / 2) ([`Self::output_tokens`]). Errors: shapes
+    /// ([`crate::Error::Shape`]), r above the mergeable tokens ([`crate::Error::Input`]).
     pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor, metric: &Tensor, size: &Tensor) -> Result<(Tensor, Tensor)> {
+        tokens.expect_float(rec.gpu(), "tokens")?;
+        metric.expect_float(rec.gpu(), "metric")?;
+        size.expect_float(rec.gpu(), "size")?;
         record_tome(rec, tokens, metric, size, self.r, self.class_token)
     }
 }

@@ -59,18 +59,25 @@ impl GatedXattnConfig {
     }
 }
 
-/// `media_locations` checked and packed for [`GatedCrossAttention::forward`], with the geometry it
-/// was checked against.
+/// `media_locations` checked and packed for [`GatedCrossAttention::forward`] (made only by
+/// [`GatedCrossAttention::upload_locations`]), with the geometry it was checked against.
 #[derive(Clone, Debug)]
 pub struct MediaLocations {
-    /// u32 words, four locations each, row-padded.
-    pub packed: Tensor,
-    /// Rows (batch) and text tokens per row.
-    pub batch: usize,
-    /// Text tokens per row.
-    pub len: usize,
-    /// Media the row counts were checked against.
-    pub t_img: usize,
+    packed: Tensor,
+    batch: usize,
+    len: usize,
+    t_img: usize,
+}
+
+impl MediaLocations {
+    /// (batch, text tokens per row) it was checked for.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.batch, self.len]
+    }
+    /// The media count the rows were checked against.
+    pub fn t_img(&self) -> usize {
+        self.t_img
+    }
 }
 
 /// OpenFlamingo's `GatedCrossAttentionBlock` (`open_flamingo/src/helpers.py`):
@@ -83,9 +90,9 @@ pub struct GatedCrossAttention {
     attn: Attention,
     to_out: Linear,
     ff: FeedForward,
-    /// tanh(attn_gate), tanh(ff_gate): read once at load.
+    /// tanh(attn_gate), read once at load: the attention branch's weight.
     pub attn_alpha: f32,
-    /// tanh(ff_gate).
+    /// tanh(ff_gate), read once at load: the feed-forward branch's weight.
     pub ff_alpha: f32,
 }
 
@@ -155,8 +162,12 @@ impl GatedCrossAttention {
     }
 
     /// Records the block. x [b, L, dim], media [b, T_img, n, dim_visual], packed locations from
-    /// [`Self::upload_locations`] → [b, L, dim].
+    /// [`Self::upload_locations`] → [b, L, dim]. Errors: [`Error::Shape`] for widths or ranks,
+    /// media of another batch, or locations checked for another (b, L) or media count.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor, media: &Tensor, locations: &MediaLocations) -> Result<Tensor> {
+        x.expect_float(rec.gpu(), "hidden_states")?;
+        media.expect_float(rec.gpu(), "media")?;
+        locations.packed.check_gpu(rec.gpu(), "media_locations")?;
         let c = &self.config;
         let (b, len) = match *x.shape() {
             [b, l, d] if d == c.dim => (b, l), // an empty batch or text gives an empty output

@@ -20,7 +20,9 @@ pub enum Input {
     },
 }
 
-/// A name → input map, what `Connector::record` reads.
+/// A name → input map, what `Connector::record` reads. `image_size` (LLaVA-NeXT, `[2]`: h, w in
+/// pixels) and `media_locations` (OpenFlamingo, `[b, L]` of 0/1) are integers ([`Inputs::with_ints`]);
+/// every other input is a float tensor ([`Inputs::with_tensor`]).
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     map: HashMap<String, Input>,
@@ -105,10 +107,8 @@ pub struct Outputs(pub(crate) Vec<Output>);
 impl Outputs {
     /// The output called `name`; an [`Error::Input`] listing the names there are otherwise.
     pub fn get(&self, name: &str) -> Result<&Output> {
-        self.0
-            .iter()
-            .find(|o| o.name == name)
-            .ok_or_else(|| Error::input(name, format!("not an output (outputs: {})", self.names().join(", "))))
+        let missing = || Error::input("output name", format!("no output is called `{name}` (outputs: {})", self.names().join(", ")));
+        self.0.iter().find(|o| o.name == name).ok_or_else(missing)
     }
 
     /// Output names, in order.

@@ -109,8 +109,11 @@ impl LlavaProjector {
         })
     }
 
-    /// Records the projector. x: [..., in_features] → [..., out_features].
+    /// Records the projector. x: [..., in_features] (rank ≥ 2) → [..., out_features]; an empty
+    /// batch gives an empty output.
+    /// Errors: [`crate::Error::Shape`] naming the input, [`crate::Error::OtherGpu`] / [`crate::Error::DType`] for a tensor of another `Gpu` or a U32 one.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        x.expect_float(rec.gpu(), "image_features")?;
         let w = *x.shape().last().unwrap_or(&0);
         if x.rank() < 2 || w != self.in_features {
             return Err(Error::shape("image_features", format!("[.., {}] (rank ≥ 2)", self.in_features), x.shape()));

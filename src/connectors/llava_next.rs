@@ -83,8 +83,11 @@ impl LlavaNext {
 
     /// Records the projector on every tile and the packing.
     /// image_features [tiles, tokens, C_vis] (tile 0 = global view), image_size (h, w) in pixels →
-    /// (packed [T, C_text], projected tiles [tiles, tokens, C_text]).
+    /// (packed [T, C_text], projected tiles [tiles, tokens, C_text]). `tiles` is 1 (the global
+    /// view alone) or 1 + the grid `image_size` selects; anything else is an [`Error::Shape`] naming
+    /// `image_features` as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
+        image_features.expect_float(rec.gpu(), "image_features")?;
         if image_features.rank() != 3 {
             return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
         }

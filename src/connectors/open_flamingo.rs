@@ -63,7 +63,10 @@ impl Model for OpenFlamingo {
         let x = inputs.tensor("hidden_states")?;
         let (shape, values) = inputs.ints("media_locations")?;
         let (b, len, locs) = locations_u8(shape, values)?;
-        let t_img = media.shape().get(1).copied().unwrap_or(0);
+        if media.rank() != 4 {
+            return Err(Error::shape("media", "[b, T_img, n, dim_visual]", media.shape()));
+        }
+        let t_img = media.shape()[1];
         let packed = gx.upload_locations(rec.gpu(), &locs, b, len, t_img)?;
         let y = gx.forward(rec, x, &media, &packed)?;
         Ok(if self.perceiver.is_some() { vec![("output", y), ("media", media)] } else { vec![("output", y)] })

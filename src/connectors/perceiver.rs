@@ -131,8 +131,11 @@ impl PerceiverResampler {
         Ok(PerceiverResampler { config: c, latents, frame_embs, media_time_embs, layers, norm })
     }
 
-    /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D].
+    /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D] (b·T = 0
+    /// gives an empty output). Errors: [`crate::Error::Shape`] for another width or rank,
+    /// [`crate::Error::Input`] for more frames than `frame_embs` or media than `media_time_embs` has.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        x.expect_float(rec.gpu(), "vision_features")?;
         let gpu = rec.gpu();
         let c = &self.config;
         let (b, t, f, v) = match *x.shape() {

@@ -162,8 +162,10 @@ impl QFormer {
     }
 
     /// Records the Q-Former. image_embeds [B, N, encoder_hidden_size] →
-    /// (qformer_output [B, Q, hidden], soft prompt [B, Q, text_width]).
+    /// (qformer_output [B, Q, hidden], soft prompt [B, Q, text_width]). N > 0; B = 0 gives empty
+    /// outputs. Errors: [`Error::Shape`] for another width or rank.
     pub fn forward(&self, rec: &mut Recorder, image_embeds: &Tensor) -> Result<(Tensor, Tensor)> {
+        image_embeds.expect_float(rec.gpu(), "image_embeds")?;
         let c = &self.config;
         let b = match *image_embeds.shape() {
             [b, n, w] if w == c.encoder_hidden_size && n > 0 => b, // b = 0: an empty batch, as in PyTorch

@@ -224,7 +224,13 @@ impl Connector {
     /// output back, by name.
     pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
         let mut rec = Recorder::new(gpu);
-        let outs = self.record(&mut rec, inputs)?;
+        let outs = match self.record(&mut rec, inputs) {
+            Ok(outs) => outs,
+            Err(e) => {
+                rec.discard(); // a half-recorded forward: nothing to warn about beyond the error
+                return Err(e);
+            }
+        };
         rec.submit()?;
         let outs: Result<Vec<Output>> = outs
             .into_iter()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::registry::{Elem, Kernel};
-use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
+use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor, READY, UNWRITTEN};
 
 impl Recorder<'_> {
     /// Records `kernel` in the compute `dtype`: `tensors` follow `kernel.bindings` in order
@@ -56,11 +56,17 @@ impl Recorder<'_> {
                             expected: format!("{want:?}"),
                         });
                     }
+                    // Valid contents, or written earlier in this recorder; another, unsubmitted
+                    // recorder's output is not there yet (nor may this one write over it).
+                    match t.pooled().writer() {
+                        READY => {}
+                        w if w == self.id => {}
+                        UNWRITTEN if b.writes => {}
+                        UNWRITTEN => return Err(Error::Unwritten { tensor: named(b.name) }),
+                        _ => return Err(Error::Pending { tensor: named(b.name) }),
+                    }
                     if b.writes {
                         written.push(Arc::clone(t.pooled()));
-                    } else if t.pooled().is_pending() && !self.written.iter().any(|w| Arc::ptr_eq(w, t.pooled())) {
-                        // Written by another recorder that has not been submitted: its data is not there yet.
-                        return Err(Error::Pending { tensor: named(b.name) });
                     }
                     Arc::clone(t.pooled())
                 }
@@ -71,7 +77,7 @@ impl Recorder<'_> {
         self.push(kernel.name, pipeline, params, buffers, grid, cost)?;
         // Unreadable until `submit`: reading it now would return stale or zero data.
         for w in written {
-            w.set_pending(true);
+            w.set_writer(self.id);
             self.written.push(w);
         }
         Ok(())

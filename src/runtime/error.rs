@@ -114,6 +114,13 @@ pub enum Error {
         tensor: String,
     },
 
+    /// A tensor made by `Tensor::empty` was read before anything wrote it.
+    #[error("tensor `{tensor}` was never written: fill it with a kernel (and submit) or an upload before reading it")]
+    Unwritten {
+        /// The tensor (its shape and dtype, or `kernel.binding`).
+        tensor: String,
+    },
+
     /// The adapter or the crate lacks what an operation needs (a feature, a kernel built for a dtype).
     #[error("{what} needs {needs}")]
     Unsupported {
@@ -185,7 +192,9 @@ pub enum Error {
 impl Error {
     /// [`Error::Shape`] for `tensor`, with the expected and actual shapes as their `Debug` text.
     pub fn shape(tensor: impl Into<String>, expected: impl std::fmt::Debug, actual: impl std::fmt::Debug) -> Self {
-        Error::Shape { tensor: tensor.into(), expected: format!("{expected:?}"), actual: format!("{actual:?}") }
+        // A description passed as a string reads better without Debug's quotes.
+        let text = |v: String| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).map(str::to_string).unwrap_or(v);
+        Error::Shape { tensor: tensor.into(), expected: text(format!("{expected:?}")), actual: text(format!("{actual:?}")) }
     }
     /// [`Error::Input`] for the input `name`.
     pub fn input(name: impl Into<String>, message: impl Into<String>) -> Self {

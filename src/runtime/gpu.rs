@@ -148,7 +148,9 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result
 }
 
 impl Gpu {
-    /// The default GPU, chosen from wgpu's environment variables.
+    /// The default GPU, chosen from wgpu's environment variables (see the module docs). Errors:
+    /// [`Error::NoAdapter`] (with how to install one), [`Error::RequestDevice`], and
+    /// [`Error::Config`] for a `VLMC_KERNELS` that names an unknown family or variant.
     pub fn new() -> Result<Gpu> {
         Gpu::new_with(GpuOptions::default())
     }

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod gpu;
 pub(crate) mod pool;
+pub(crate) use pool::{READY, UNWRITTEN};
 pub mod recorder;
 pub mod tensor;
 pub mod tune;

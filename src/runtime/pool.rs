@@ -3,7 +3,7 @@
 //! allocate nothing after the first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Usage of every pooled storage buffer.
@@ -30,18 +30,28 @@ pub(crate) struct PooledBuffer {
     class: u64,
     usage: wgpu::BufferUsages,
     pool: BufferPool,
-    /// Written by a recorded kernel whose `Recorder` has not been submitted yet.
-    pending: AtomicBool,
+    /// Who must run before the contents are valid: [`READY`], [`UNWRITTEN`], or the id of the
+    /// `Recorder` whose recorded (not yet submitted) kernels write it.
+    writer: AtomicU64,
 }
 
+/// The contents are valid (uploaded, or written by submitted work).
+pub(crate) const READY: u64 = 0;
+/// Nothing has written the buffer since it was handed out (`Tensor::empty`).
+pub(crate) const UNWRITTEN: u64 = u64::MAX;
+
 impl PooledBuffer {
-    /// Marks the buffer as written by recorded, not yet submitted work (or clears the mark).
-    pub(crate) fn set_pending(&self, pending: bool) {
-        self.pending.store(pending, Ordering::Release);
+    /// Sets who must run before the contents are valid.
+    pub(crate) fn set_writer(&self, writer: u64) {
+        self.writer.store(writer, Ordering::Release);
     }
-    /// Whether recorded work that writes the buffer has not been submitted.
-    pub(crate) fn is_pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
+    /// Who must run before the contents are valid.
+    pub(crate) fn writer(&self) -> u64 {
+        self.writer.load(Ordering::Acquire)
+    }
+    /// Marks the contents valid if `recorder` is still the one that writes them.
+    pub(crate) fn written_by(&self, recorder: u64) {
+        let _ = self.writer.compare_exchange(recorder, READY, Ordering::AcqRel, Ordering::Acquire);
     }
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer present until drop")
@@ -92,7 +102,7 @@ impl BufferPool {
         let buffer = reused.unwrap_or_else(|| {
             device.create_buffer(&wgpu::BufferDescriptor { label: Some("pooled"), size: class, usage, mapped_at_creation: false })
         });
-        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone(), pending: AtomicBool::new(false) })
+        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone(), writer: AtomicU64::new(READY) })
     }
 
     /// (bytes ever allocated and still owned by the pool or tensors, bytes sitting free).

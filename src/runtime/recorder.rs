@@ -48,7 +48,14 @@ pub struct Cost {
 }
 
 /// One forward's worth of recorded kernels.
+///
+/// Launchers record into it; nothing runs until [`Recorder::submit`]. Until then every tensor its
+/// kernels write is *pending*: reading it (`Tensor::to_vec`) is [`Error::Pending`], and so is
+/// using it in another recorder. Submitting makes them readable. Dropping a recorder with recorded
+/// work logs a warning and leaves those tensors pending ([`Recorder::discard`] drops it quietly).
 pub struct Recorder<'g> {
+    /// Process-unique, never `READY` or `UNWRITTEN`: marks the buffers its kernels write.
+    pub(crate) id: u64,
     gpu: &'g Gpu,
     dispatches: Vec<Dispatch>,
     params: Vec<u8>,
@@ -65,10 +72,10 @@ impl std::fmt::Debug for Recorder<'_> {
 
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
-        if !self.dispatches.is_empty() {
+        if !self.written.is_empty() {
             log::warn!(
-                "a Recorder with {} recorded kernels was dropped without submit(); the tensors they write stay unreadable",
-                self.dispatches.len()
+                "a Recorder was dropped without submit(); the {} tensors its recorded kernels write stay unreadable (Recorder::discard drops one quietly)",
+                self.written.len()
             );
         }
     }
@@ -77,7 +84,9 @@ impl Drop for Recorder<'_> {
 impl<'g> Recorder<'g> {
     /// An empty recorder for `gpu`.
     pub fn new(gpu: &'g Gpu) -> Self {
-        Recorder { gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default(), written: Vec::new() }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Recorder { id, gpu, dispatches: Vec::new(), params: Vec::new(), cost: Cost::default(), written: Vec::new() }
     }
 
     /// The `Gpu` it records for.
@@ -145,7 +154,16 @@ impl<'g> Recorder<'g> {
         Ok(())
     }
 
-    /// Encodes every recorded kernel into one compute pass and submits once. Does not wait.
+    /// Drops the recorded work without running it and without the drop warning (what a caller
+    /// does when a forward failed half-way). The tensors it would have written stay pending.
+    pub fn discard(mut self) {
+        self.written.clear();
+        self.dispatches.clear();
+    }
+
+    /// Encodes every recorded kernel into one compute pass and submits once, and makes the tensors
+    /// they write readable. Does not wait: `Tensor::to_vec` waits for the GPU. Errors: a wgpu error
+    /// caught by the error scopes ([`Error::Gpu`]), a lost device ([`Error::DeviceLost`]).
     pub fn submit(self) -> Result<()> {
         self.encode_and_submit(None)
     }
@@ -155,6 +173,10 @@ impl<'g> Recorder<'g> {
     /// (`Timing::gpu_ms`), and the wall-clock time from submit to completion either way.
     pub fn submit_timed(self) -> Result<Timing> {
         let gpu = self.gpu;
+        if self.dispatches.is_empty() {
+            self.encode_and_submit(None)?; // nothing runs: no timestamps to read
+            return Ok(Timing { gpu_ms: None, wall_ms: 0.0 });
+        }
         let queries = gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY).then(|| {
             gpu.serialized(|| {
                 gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -210,7 +232,7 @@ impl<'g> Recorder<'g> {
         }
         // Submitted (or nothing to run): what the kernels write is readable now.
         for w in self.written.drain(..) {
-            w.set_pending(false);
+            w.written_by(self.id);
         }
         self.dispatches.clear();
         Ok(())

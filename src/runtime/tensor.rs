@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::gpu::Gpu;
-use super::pool::{PooledBuffer, STORAGE_USAGE};
+use super::pool::{PooledBuffer, READY, STORAGE_USAGE, UNWRITTEN};
 
 /// Element type of a tensor on the device.
 ///
@@ -49,7 +49,12 @@ impl DType {
     }
 }
 
-/// A GPU tensor. Cloning is cheap (shares the buffer).
+/// A GPU tensor: a pooled buffer, a row-major shape, a dtype, and the id of the `Gpu` that made it.
+/// Cloning and `reshape` are cheap (they share the buffer).
+///
+/// A tensor is used only with its own `Gpu` ([`Error::OtherGpu`] otherwise). Its contents are valid
+/// once uploaded, or once the `Recorder` whose kernels write it was submitted: reading it earlier
+/// is [`Error::Pending`], and reading a [`Tensor::empty`] nothing wrote is [`Error::Unwritten`].
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) buf: Arc<PooledBuffer>,
@@ -71,9 +76,13 @@ pub fn numel(shape: &[usize]) -> usize {
 }
 
 impl Tensor {
-    /// An uninitialised tensor from the pool (kernels write every element before it is read).
+    /// An uninitialised tensor from the pool, for a kernel to write (reading it first is
+    /// [`Error::Unwritten`]). Errors: [`Error::Limit`] past the device's binding size or `usize`.
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let bytes = (numel(shape) * dtype.size()) as u64;
+        let too_big =
+            || Error::Limit { op: format!("tensor {shape:?}"), limit: "element count".into(), requested: u64::MAX, max: usize::MAX as u64 };
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_big)?;
+        let bytes = n.checked_mul(dtype.size()).ok_or_else(too_big)? as u64;
         let max = gpu.limits().max_storage_buffer_binding_size;
         if bytes > max || bytes > gpu.limits().max_buffer_size {
             return Err(Error::Limit {
@@ -84,10 +93,14 @@ impl Tensor {
             });
         }
         let buf = gpu.serialized(|| gpu.pool.get(&gpu.device, bytes, STORAGE_USAGE));
+        if n > 0 {
+            buf.set_writer(UNWRITTEN); // reading it before a kernel or an upload writes it is an error
+        }
         Ok(Tensor { buf, shape: shape.to_vec(), dtype, gpu: gpu.id() })
     }
 
-    /// Uploads `data` (row-major) as an f32 tensor of `shape`.
+    /// Uploads `data` (row-major) as an f32 tensor of `shape`. Errors: [`Error::Shape`] when the
+    /// lengths disagree, [`Error::Limit`] past the device's binding size, [`Error::Gpu`] from wgpu.
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         Tensor::from_host(gpu, data, shape, DType::F32)
     }
@@ -120,6 +133,7 @@ impl Tensor {
             bytes.resize(bytes.len().next_multiple_of(4), 0);
             gpu.scoped("upload", || gpu.queue.write_buffer(t.buffer(), 0, &bytes))?;
         }
+        t.buf.set_writer(READY);
         Ok(t)
     }
 
@@ -172,6 +186,16 @@ impl Tensor {
         Ok(Tensor { buf: self.buf.clone(), shape: shape.to_vec(), dtype: self.dtype, gpu: self.gpu })
     }
 
+    /// Checks that this is a float tensor of `gpu`, naming it `name` in the error
+    /// ([`Error::OtherGpu`], [`Error::DType`]): what every connector's `forward` does first.
+    pub fn expect_float(&self, gpu: &Gpu, name: &str) -> Result<()> {
+        self.check_gpu(gpu, name)?;
+        if self.dtype == DType::U32 {
+            return Err(Error::DType { tensor: name.to_string(), dtype: "U32".into(), expected: "F32 (or F16)".into() });
+        }
+        Ok(())
+    }
+
     /// Checks the shape, naming the tensor in the error.
     pub fn expect_shape(&self, name: &str, shape: &[usize]) -> Result<()> {
         if self.shape != shape {
@@ -180,8 +204,9 @@ impl Tensor {
         Ok(())
     }
 
-    /// Copies a float tensor back to the host as f32 (F16 is widened; one submit + wait). Call
-    /// after the forward was submitted.
+    /// Copies a float tensor back to the host as f32 (F16 is widened; one submit + wait). Errors:
+    /// [`Error::OtherGpu`] for another `Gpu`, [`Error::Pending`] before its `Recorder` was submitted,
+    /// [`Error::Unwritten`], [`Error::DType`] for U32 (use [`Self::to_vec_u32`]), [`Error::Gpu`].
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         let bytes = self.download(gpu)?;
         match self.dtype {
@@ -211,8 +236,10 @@ impl Tensor {
     fn download(&self, gpu: &Gpu) -> Result<Vec<u8>> {
         let name = format!("{:?} {:?}", self.shape, self.dtype);
         self.check_gpu(gpu, &name)?;
-        if self.buf.is_pending() {
-            return Err(Error::Pending { tensor: name });
+        match self.buf.writer() {
+            READY => {}
+            UNWRITTEN => return Err(Error::Unwritten { tensor: name }),
+            _ => return Err(Error::Pending { tensor: name }),
         }
         let size = self.byte_len().next_multiple_of(4);
         if size == 0 {
