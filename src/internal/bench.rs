@@ -251,29 +251,29 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             rec_of("layernorm", s.clone(), t);
         }
     }
-    if wanted("llava") {
-        progress("llava projector 576 × 1024 → 4096 → 4096");
-        let c = seed::llava(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| {
-            record_connector(&c, rec, &Inputs::new().with_tensor("image_features", fresh(gpu, rng, &[1, 576, 1024])?))
-        })?;
-        rec_of("llava", vec![576, 1024, 4096, 4096], t);
-    }
-    if wanted("qformer") {
-        progress("qformer 257 × 1408 → 32 × 768 → 2560");
-        let c = seed::qformer(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| {
-            record_connector(&c, rec, &Inputs::new().with_tensor("image_embeds", fresh(gpu, rng, &[1, 257, 1408])?))
-        })?;
-        rec_of("qformer", vec![257, 1408, 32, 768], t);
-    }
-    if wanted("perceiver") {
-        progress("perceiver 4 × 257 × 1024 → 4 × 64 × 1024");
-        let c = seed::perceiver(gpu)?;
-        let t = time_forward(gpu, w, r, |rec, rng| {
-            record_connector(&c, rec, &Inputs::new().with_tensor("vision_features", fresh(gpu, rng, &[1, 4, 1, 257, 1024])?))
-        })?;
-        rec_of("perceiver", vec![4, 257, 1024, 64], t);
+    // Connectors with one float input: (entry, description, seed, input name, input shape, reported shape).
+    type Seed = fn(&Gpu) -> Result<Connector>;
+    type Entry<'a> = (&'a str, &'a str, Seed, &'a str, &'a [usize], [usize; 4]);
+    let single: [Entry; 3] = [
+        ("llava", "llava projector 576 × 1024 → 4096 → 4096", seed::llava, "image_features", &[1, 576, 1024], [576, 1024, 4096, 4096]),
+        ("qformer", "qformer 257 × 1408 → 32 × 768 → 2560", seed::qformer, "image_embeds", &[1, 257, 1408], [257, 1408, 32, 768]),
+        (
+            "perceiver",
+            "perceiver 4 × 257 × 1024 → 4 × 64 × 1024",
+            seed::perceiver,
+            "vision_features",
+            &[1, 4, 1, 257, 1024],
+            [4, 257, 1024, 64],
+        ),
+    ];
+    for (name, what, load, input, shape, reported) in single {
+        if wanted(name) {
+            progress(what);
+            let c = load(gpu)?;
+            let t =
+                time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor(input, fresh(gpu, rng, shape)?)))?;
+            rec_of(name, reported.to_vec(), t);
+        }
     }
     if wanted("gated_xattn") {
         progress("gated_xattn 128 × 4096 text, 4 × 64 × 1024 media");
