@@ -236,3 +236,15 @@ fn llava_next_video_pools_each_frame_before_the_projector() {
     assert!(Connector::from_dir(g, &dir).err().unwrap().to_string().contains("spatial_pool_mode"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bug_cases_the_reference_accepts_match_it() {
+    // A tile that is not a multiple of the patch (transformers floors image_size // patch_size), and a
+    // ToMe r that clamps to 0 (merge.py returns the tokens unchanged).
+    let names = cases("bug_");
+    assert_eq!(names, ["bug_tile_not_multiple", "bug_tome_r_clamped"]);
+    check_outputs("bug_tile_not_multiple", &["output", "projected"]);
+    check_outputs("bug_tome_r_clamped", &["output", "size"]);
+    let x = inputs("bug_tome_r_clamped").get_any("tokens").unwrap();
+    assert_eq!(run_connector_case("bug_tome_r_clamped")[0].data, x.data, "r clamped to 0 returns the tokens bit for bit");
+}

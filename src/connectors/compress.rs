@@ -70,8 +70,8 @@ impl TokenMerger {
     }
 
     /// (tokens [b, t, C], metric [b, t, Cm], size [b, t, 1]) → (merged [b, t − r', C],
-    /// size [b, t − r', 1]) with r' = min(r, mergeable / 2) ([`Self::output_tokens`]). Errors: shapes
-    /// ([`crate::Error::Shape`]), r above the mergeable tokens ([`crate::Error::Input`]).
+    /// size [b, t − r', 1]) with r' = min(r, mergeable / 2) ([`Self::output_tokens`]); r' = 0 returns
+    /// the tokens unchanged, as ToMe does. Errors: shapes ([`crate::Error::Shape`]).
     pub fn forward(&self, rec: &mut Recorder, tokens: &Tensor, metric: &Tensor, size: &Tensor) -> Result<(Tensor, Tensor)> {
         tokens.expect_float(rec.gpu(), "tokens")?;
         metric.expect_float(rec.gpu(), "metric")?;

@@ -59,8 +59,10 @@ impl AnyResLayout {
         if ih == 0 || iw == 0 {
             return Err(Error::input("image_size", format!("{ih}×{iw}: sides must be positive")));
         }
-        if tile == 0 || patch == 0 || !tile.is_multiple_of(patch) {
-            return Err(Error::config("vision_config.image_size", format!("{tile} is not a positive multiple of patch_size {patch}")));
+        // transformers takes `image_size // patch_size` tokens per tile side (SigLIP-so400m: 384 / 14
+        // → 27), so a tile that is not a multiple of the patch is fine; only an empty side is not.
+        if patch == 0 || tile < patch {
+            return Err(Error::config("vision_config.image_size", format!("{tile} gives no token per side with patch_size {patch}")));
         }
         let best = select_best_resolution(image_size, pinpoints).ok_or_else(|| Error::config("image_grid_pinpoints", "empty"))?;
         let grid = [best[0] / tile, best[1] / tile];

@@ -25,9 +25,9 @@ pub fn effective_r(t: usize, r: usize, class_token: bool) -> usize {
     r.min(t.saturating_sub(class_token as usize) / 2)
 }
 
-/// Merges `r` tokens: x [b, t, C], metric [b, t, Cm], size [b, t, 1] → (x', size') with t − r rows.
-/// r above ToMe's cap (half the mergeable tokens) is capped as ToMe does; r above the number of
-/// mergeable tokens is an error.
+/// Merges `r` tokens: x [b, t, C], metric [b, t, Cm], size [b, t, 1] → (x', size') with t − r'
+/// rows, r' = min(r, mergeable / 2) as ToMe's `bipartite_soft_matching` clamps it. When r' is 0,
+/// ToMe's `do_nothing` returns the tokens and sizes unchanged, and so does this (a copy).
 pub fn record_tome(
     rec: &mut Recorder,
     x: &Tensor,
@@ -46,11 +46,13 @@ pub fn record_tome(
         _ => return Err(Error::shape("metric", format!("[{b}, {t}, Cm]"), metric.shape())),
     };
     size.expect_shape("size", &[b, t, 1])?;
-    let mergeable = t - class_token as usize;
-    if r > mergeable {
-        return Err(Error::input("r", format!("{r} merges asked of {mergeable} mergeable tokens (ToMe merges at most {})", mergeable / 2)));
-    }
     let r = effective_r(t, r, class_token);
+    if r == 0 {
+        let (out, out_size) = (Tensor::empty(gpu, x.shape(), x.dtype())?, Tensor::empty(gpu, size.shape(), size.dtype())?);
+        super::elementwise::record_copy_rows(rec, x, 0, &out, 0, t)?;
+        super::elementwise::record_copy_rows(rec, size, 0, &out_size, 0, t)?;
+        return Ok((out, out_size));
+    }
     let (t1, t2) = (t.div_ceil(2), t / 2);
     let rows = t - r;
     let info = Tensor::empty(gpu, &[b * t1 * 4], DType::U32)?;
@@ -96,6 +98,9 @@ pub fn tome_cpu(
     class_token: bool,
 ) -> (Vec<f32>, Vec<f32>) {
     let r = effective_r(t, r, class_token);
+    if r == 0 {
+        return (x.to_vec(), size.to_vec()); // merge.py: `if r <= 0: return do_nothing, do_nothing`
+    }
     let (t1, t2) = (t.div_ceil(2), t / 2);
     let rows = t - r;
     let (mut out, mut out_size) = (vec![0f32; b * rows * c], vec![0f32; b * rows]);
