@@ -154,3 +154,37 @@ fn vlmc_run_on_an_empty_batch_writes_an_empty_output() {
     let y = WeightSource::open_file(&out).unwrap().get_any("output").unwrap();
     assert_eq!((y.shape[0], y.shape[1], y.data.len()), (0, 36, 0));
 }
+
+#[test]
+fn vlmc_runs_a_released_openflamingo_checkpoint_and_says_what_it_assumed() {
+    for (case, args) in [("openflamingo_pt_llama_perceiver", vec![]), ("openflamingo_pt_llama_xattn", vec!["--layer", "0"])] {
+        let out = tmp(&format!("{case}.safetensors"));
+        let st = vlmc()
+            .args(["run", case_dir(case).to_str().unwrap(), "--inputs"])
+            .arg(case_dir(case).join("inputs.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{case}: {}", String::from_utf8_lossy(&st.stderr));
+        let (got, want) = (WeightSource::open_file(&out).unwrap(), expected(case));
+        assert_close(&format!("vlmc run {case}"), &got.get_any("output").unwrap().data, &want.get_any("output").unwrap().data, 1e-5);
+    }
+    let st = vlmc().args(["info", case_dir("openflamingo_pt_llama_xattn").to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success() && text.contains("inferred") && text.contains("assumed: gated_xattn.heads = 8"), "{text}");
+    // --set overrides an assumed default (heads 16 × dim_head 32 keeps the stored inner width 512)
+    let st = vlmc()
+        .args([
+            "info",
+            case_dir("openflamingo_pt_llama_xattn").to_str().unwrap(),
+            "--set",
+            "gated_xattn.heads=16",
+            "--set",
+            "gated_xattn.dim_head=32",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&st.stdout).contains("\"heads\": 16"), "{}", String::from_utf8_lossy(&st.stderr));
+}

@@ -356,3 +356,27 @@ fn llava_next_tile_count_error_names_the_shape_the_user_passed() {
     let e = c.run_inputs(g, &inp).expect_err("wrong tile count accepted").to_string();
     assert!(e.contains("image_features") && e.contains("[5, 9, 32]") && e.contains("4 tiles"), "{e}");
 }
+
+#[test]
+fn hostile_pytorch_checkpoints_are_errors() {
+    let dir = case_dir("torch_hostile");
+    for (file, needle) in [("truncated.pt", "truncated.pt"), ("not_a_zip.pt", "not_a_zip.pt"), ("foreign_global.pt", "foreign_global.pt")] {
+        let e = WeightSource::open_file(dir.join(file)).expect_err(file);
+        assert!(matches!(e, Error::Checkpoint { .. }), "{file}: {e}");
+        assert!(e.to_string().contains(needle) && e.to_string().contains("not a readable PyTorch checkpoint"), "{file}: {e}");
+    }
+    // A storage missing from the zip: the file opens (tensors are read lazily), the load fails
+    // naming the tensor whose bytes are gone.
+    let folder = std::env::temp_dir().join(format!("vlmc-err-{}-missing-storage", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(dir.join("missing_storage.pt"), folder.join("checkpoint.pt")).unwrap();
+    let e = load_err(&folder);
+    assert!(e.contains("checkpoint.pt") && e.contains("not a readable PyTorch checkpoint"), "{e}");
+    // Defaults that contradict the stored shapes: heads 16 × dim_head 64 against a stored inner width of 512.
+    let set = [("gated_xattn.heads".to_string(), serde_json::json!(16))];
+    let e = Connector::from_dir_with(gpu(), case_dir("openflamingo_pt_llama_xattn"), &set).unwrap_err().to_string();
+    assert!(e.contains("to_q.weight") && e.contains("[1024, 10]") && e.contains("[512, 10]"), "{e}");
+    // A folder with neither config.json nor an inferable checkpoint says both.
+    let e = load_err(&case_dir("torch_hostile"));
+    assert!(e.contains("config.json") || e.contains("PyTorch checkpoints"), "{e}");
+}

@@ -69,6 +69,24 @@ fn the_input_harness_covers_every_registry_row_with_a_golden_case() {
 }
 
 #[test]
+fn torch_corpus_never_panics() {
+    let (mut ok, mut err) = (0, 0);
+    for f in corpus("torch") {
+        let data = std::fs::read(&f).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| fuzzing::load_torch_bytes(&data))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => {
+                assert_refused_by_checks(&f.display().to_string(), &e);
+                err += 1
+            }
+            Err(_) => panic!("{} panicked the PyTorch checkpoint loader", f.display()),
+        }
+    }
+    eprintln!("torch corpus: {ok} loaded, {err} refused with an error");
+    assert!(ok >= 1, "the released-checkpoint seed must load");
+}
+
+#[test]
 fn split_and_join_are_inverse() {
     let joined = fuzzing::join_checkpoint(b"{\"model_type\": \"tome\"}", b"rest");
     assert_eq!(fuzzing::split_checkpoint(&joined), (&b"{\"model_type\": \"tome\"}"[..], &b"rest"[..]));

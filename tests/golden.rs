@@ -248,3 +248,31 @@ fn bug_cases_the_reference_accepts_match_it() {
     let x = inputs("bug_tome_r_clamped").get_any("tokens").unwrap();
     assert_eq!(run_connector_case("bug_tome_r_clamped")[0].data, x.data, "r clamped to 0 returns the tokens bit for bit");
 }
+
+#[test]
+fn openflamingo_checkpoint_pt_cases_match_openflamingo() {
+    // A released checkpoint.pt and nothing else: the config is inferred from the tensors, the gated
+    // layer picked by --layer (case.json's vlmc_args), the path by the inputs given.
+    let g = gpu();
+    for case in ["openflamingo_pt_llama_perceiver", "openflamingo_pt_llama_xattn"] {
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(case_dir(case).join("case.json")).unwrap()).unwrap();
+        let layer = meta["vlmc_args"].as_array().map(|a| a[1].as_str().unwrap().parse::<usize>().unwrap());
+        let overrides: Vec<(String, serde_json::Value)> =
+            layer.map(|l| ("gated_xattn.layer_index".to_string(), serde_json::json!(l))).into_iter().collect();
+        let c = Connector::from_dir_with(g, case_dir(case), &overrides).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(c.inferred().is_some_and(|i| i.assumed.iter().any(|a| a.contains("heads = 8"))), "{case}");
+        let outs = c.run(g, &inputs(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
+        let want = expected(case).get_any("output").unwrap();
+        assert_eq!(outs.get("output").unwrap().shape, want.shape, "{case}");
+        assert_close(case, &outs.get("output").unwrap().data, &want.data, 1e-5);
+    }
+    // The second gated layer is another block: a different answer, not the same one twice.
+    let case = "openflamingo_pt_llama_xattn";
+    let c = Connector::from_dir_with(g, case_dir(case), &[("gated_xattn.layer_index".into(), serde_json::json!(1))]).unwrap();
+    let other = c.run(g, &inputs(case)).unwrap();
+    assert!(vlm_connectors::kernels::rel_l2(&other.get("output").unwrap().data, &expected(case).get_any("output").unwrap().data) > 1e-3);
+    // and a third does not exist
+    let e =
+        Connector::from_dir_with(g, case_dir(case), &[("gated_xattn.layer_index".into(), serde_json::json!(2))]).unwrap_err().to_string();
+    assert!(e.contains("gated layer 2") && e.contains("has 2"), "{e}");
+}

@@ -117,3 +117,36 @@ fn mutated_inputs_never_panic() {
         fuzz_file(case, "inputs.safetensors", 300 + i as u64);
     }
 }
+
+#[test]
+fn mutated_pytorch_checkpoints_never_panic() {
+    // A released OpenFlamingo checkpoint.pt (zip + pickle), mutated: the reader, the inferred config
+    // and the loaders must refuse with an error, never panic or reach the driver.
+    let original = std::fs::read(case_dir("openflamingo_pt_llama_xattn").join("checkpoint.pt")).unwrap();
+    let pickle_at = original.windows(8).position(|w| w == b"data.pkl").unwrap_or(0);
+    let mut rng = Rng::new(400);
+    let (mut ok, mut err) = (0, 0);
+    for i in 0..iters() {
+        let mut m = mutate(&original, &mut rng);
+        if i % 2 == 0 && pickle_at > 0 && m.len() > pickle_at + 600 {
+            // half the rounds flip bytes in the pickle itself (right after its zip entry header)
+            for _ in 0..1 + rng.below(6) {
+                let j = pickle_at + 40 + rng.below(500);
+                m[j] ^= 1 << rng.below(8);
+            }
+        }
+        match catch_unwind(AssertUnwindSafe(|| vlm_connectors::internal::fuzzing::load_torch_bytes(&m))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(e)) => {
+                assert_refused_by_checks(&format!("checkpoint.pt mutation {i}"), &e);
+                err += 1
+            }
+            Err(_) => {
+                let keep = std::env::temp_dir().join(format!("vlmc-fuzz-crash-checkpoint-pt-{i}"));
+                std::fs::write(&keep, &m).ok();
+                panic!("checkpoint.pt mutation {i} panicked (input kept at {})", keep.display());
+            }
+        }
+    }
+    eprintln!("checkpoint.pt mutations: {ok} loaded, {err} refused");
+}

@@ -129,7 +129,7 @@ fn every_golden_config_loads_with_random_weights_and_runs_at_its_shapes() {
     // from the config alone, as benchmarks do.
     let g = gpu();
     let mut seen = 0;
-    for case in cases("") {
+    for case in cases("").into_iter().filter(|c| case_dir(c).join("config.json").exists()) {
         let cfg = Config::from_file(case_dir(&case).join("config.json")).unwrap();
         let c = Connector::load(g, &cfg, Some(&WeightSource::random(7))).unwrap_or_else(|e| panic!("{case}: {e}"));
         let outs = c.run(g, &inputs(&case)).unwrap_or_else(|e| panic!("{case}: {e}"));

@@ -28,9 +28,23 @@ enum Cmd {
         /// safetensors file to write (`output` as float32, plus any intermediates).
         #[arg(long)]
         output: PathBuf,
+        /// Which gated cross-attention layer to run: `gated_cross_attn_layers.N`, or in a released
+        /// OpenFlamingo checkpoint.pt the N-th gated layer in decoder order.
+        #[arg(long)]
+        layer: Option<usize>,
+        /// Set a config field, e.g. `--set gated_xattn.heads=16` (dotted path = JSON value); repeatable.
+        #[arg(long = "set", value_name = "FIELD=JSON")]
+        set: Vec<String>,
     },
-    /// List every adapter wgpu sees and the one that would be chosen.
-    Info,
+    /// List every adapter wgpu sees and the one that would be chosen; with MODEL_DIR, what that
+    /// folder loads as (connector, config read or inferred, defaults assumed).
+    Info {
+        /// A checkpoint folder to describe.
+        model_dir: Option<PathBuf>,
+        /// Config fields to set, as for `vlmc run`.
+        #[arg(long = "set", value_name = "FIELD=JSON")]
+        set: Vec<String>,
+    },
     /// Run the connectors at the seed's shapes with random weights and time them.
     Demo {
         /// Forwards to time after one warm-up (default: 5 on a GPU, 1 on a CPU adapter).
@@ -76,8 +90,9 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run { model_dir, inputs, output } => run(model_dir, inputs, output),
-        Cmd::Info => info(),
+        Cmd::Run { model_dir, inputs, output, layer, set } => overrides(layer, &set).and_then(|o| run(model_dir, inputs, output, &o)),
+        Cmd::Info { model_dir: None, .. } => info(),
+        Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters } => demo::demo(iters),
         Cmd::Bench { only, shape, json, repeats } => demo::bench_cmd(only, shape, json, repeats),
         Cmd::Budget { context, image, tome_r, svg, no_time } => demo::budget(context, &image, tome_r, svg, no_time),
@@ -91,9 +106,47 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf) -> Result<()> {
+/// `--layer` and `--set` as config overrides.
+fn overrides(layer: Option<usize>, set: &[String]) -> Result<Vec<(String, serde_json::Value)>> {
+    let mut o = Vec::new();
+    if let Some(l) = layer {
+        o.push(("gated_xattn.layer_index".to_string(), serde_json::json!(l)));
+    }
+    for s in set {
+        let bad = |why: &str| vlm_connectors::Error::Input { name: "--set".into(), message: format!("`{s}`: {why}") };
+        let (path, value) = s.split_once('=').ok_or_else(|| bad("expected FIELD=JSON, e.g. gated_xattn.heads=16"))?;
+        let value =
+            serde_json::from_str(value).or_else(|_| serde_json::from_str(&format!("\"{value}\""))).map_err(|_| bad("not a JSON value"))?;
+        o.push((path.to_string(), value));
+    }
+    Ok(o)
+}
+
+/// `vlmc info MODEL_DIR`: what the folder loads as.
+fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) -> Result<()> {
     let gpu = Gpu::new()?;
-    let connector = Connector::from_dir(&gpu, &model_dir)?;
+    let c = Connector::from_dir_with(&gpu, dir, overrides)?;
+    println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
+    println!("inputs: {}", c.input_names().join(", "));
+    match c.inferred() {
+        None => println!("config: {}", dir.join("config.json").display()),
+        Some(inf) => {
+            println!("config: none in the folder; inferred from the checkpoint's tensors");
+            for d in &inf.derived {
+                println!("  read:    {d}");
+            }
+            for a in &inf.assumed {
+                println!("  assumed: {a} (OpenFlamingo's factory default; override with --set)");
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(c.config().value()).unwrap_or_default());
+    Ok(())
+}
+
+fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf, overrides: &[(String, serde_json::Value)]) -> Result<()> {
+    let gpu = Gpu::new()?;
+    let connector = Connector::from_dir_with(&gpu, &model_dir, overrides)?;
     let inputs = WeightSource::open_file(&inputs)?;
     let t0 = Instant::now();
     let outs = connector.run(&gpu, &inputs)?;

@@ -47,6 +47,11 @@ impl Config {
         }
     }
 
+    /// The whole JSON value.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
     /// The raw JSON value of `key`, `None` when absent or `null`.
     pub fn raw(&self, key: &str) -> Option<&Value> {
         self.value.get(key).filter(|v| !v.is_null())

@@ -29,3 +29,40 @@ pub fn find_tensor<'a>(ws: &WeightSource, names: &[&'a str]) -> Option<&'a str> 
 pub fn tried(candidates: &[&str], probe: &str) -> String {
     candidates.iter().map(|p| if p.is_empty() { probe.to_string() } else { format!("{p}.{probe}") }).collect::<Vec<_>>().join(" or ")
 }
+
+/// OpenFlamingo's gated layers as `Flamingo` keeps them (`{root}.{i}`): what a config-based
+/// checkpoint names; `i` is the layer's index.
+pub const FLAMINGO_GATED_ROOTS: &[&str] =
+    &["lang_encoder.gated_cross_attn_layers", "model.lang_encoder.gated_cross_attn_layers", "gated_cross_attn_layers"];
+/// The decoder blocks a released `checkpoint.pt` keeps them in (`{root}.{block}.gated_cross_attn_layer`):
+/// LLaMA / MPT / GPT-NeoX language models (OpenFlamingo `decoder_layers_attr_name`).
+pub const FLAMINGO_DECODER_ROOTS: &[&str] =
+    &["lang_encoder.model.layers", "lang_encoder.transformer.blocks", "lang_encoder.gpt_neox.layers"];
+
+/// Every gated cross-attention layer in `ws`, in order, as the prefix of its `attn_gate`:
+/// `{root}.{i}` layers by `i`, else the decoder blocks' `gated_cross_attn_layer`s by block (the
+/// j-th is OpenFlamingo's j-th non-None gated layer).
+pub fn flamingo_gated_layers(ws: &WeightSource) -> Vec<String> {
+    let prefixes: Vec<&str> = ws.names().into_iter().filter_map(|n| n.strip_suffix(".attn_gate")).collect();
+    let indexed = |root: &str, suffix: &str| -> Vec<(usize, String)> {
+        let mut v: Vec<(usize, String)> = prefixes
+            .iter()
+            .filter_map(|p| Some((p.strip_prefix(root)?.strip_prefix('.')?.strip_suffix(suffix)?.parse().ok()?, p.to_string())))
+            .collect();
+        v.sort();
+        v
+    };
+    for root in FLAMINGO_GATED_ROOTS {
+        let v = indexed(root, "");
+        if !v.is_empty() {
+            return v.into_iter().map(|(_, p)| p).collect();
+        }
+    }
+    for root in FLAMINGO_DECODER_ROOTS {
+        let v = indexed(root, ".gated_cross_attn_layer");
+        if !v.is_empty() {
+            return v.into_iter().map(|(_, p)| p).collect();
+        }
+    }
+    Vec::new()
+}

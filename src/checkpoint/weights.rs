@@ -15,7 +15,9 @@ use safetensors::tensor::{Dtype, TensorInfo};
 use safetensors::SafeTensors;
 
 use super::random;
+use super::torch::{self, Stored, TorchFile};
 use crate::runtime::{DType, Error, Gpu, Result, Tensor};
+use std::borrow::Cow;
 
 /// The bytes of one safetensors file: memory-mapped, or owned (loaded from memory).
 enum Backing {
@@ -51,6 +53,8 @@ struct Inner {
 #[derive(Clone)]
 enum Backend {
     Files(Arc<Inner>),
+    /// A PyTorch checkpoint (and where it came from, for error messages).
+    Torch(Arc<TorchFile>, String),
     /// Every name exists, at whatever shape it is asked for, with values drawn from the seed and
     /// the name (see `checkpoint::random`).
     Random(u64),
@@ -122,10 +126,30 @@ impl WeightSource {
         if single.exists() {
             return Self::open_files(&[single], dir.display().to_string());
         }
-        Err(Error::io(
-            single,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no model.safetensors or model.safetensors.index.json in the folder"),
-        ))
+        // PyTorch checkpoints: OpenFlamingo's `checkpoint.pt`, `pytorch_model.bin`, else the one `.pt` /
+        // `.pth` / `.bin` file in the folder.
+        let torch_files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_torch_file(p)).collect())
+            .unwrap_or_default();
+        let pick = ["checkpoint.pt", "pytorch_model.bin"].iter().map(|n| dir.join(n)).find(|p| p.exists());
+        match (pick, torch_files.as_slice()) {
+            (Some(p), _) => Self::open_torch(&p),
+            (None, [p]) => Self::open_torch(p),
+            (None, []) => Err(Error::io(
+                single,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no model.safetensors, model.safetensors.index.json or PyTorch checkpoint in the folder",
+                ),
+            )),
+            (None, many) => Err(Error::io(
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{} PyTorch checkpoints and no checkpoint.pt: name one file", many.len()),
+                ),
+            )),
+        }
     }
 
     /// Reads safetensors bytes already in memory (`name` is used in error messages).
@@ -161,10 +185,27 @@ impl WeightSource {
         self.dtype
     }
 
-    /// Opens one safetensors file.
+    /// Opens one file: a PyTorch checkpoint by its extension (`.pt`, `.pth`, `.bin`), else safetensors.
     pub fn open_file(path: impl AsRef<Path>) -> Result<WeightSource> {
         let p = path.as_ref().to_path_buf();
+        if is_torch_file(&p) {
+            return Self::open_torch(&p);
+        }
         Self::open_files(std::slice::from_ref(&p), p.display().to_string())
+    }
+
+    /// Opens a PyTorch checkpoint (`.pt`, `.pth`, `.bin`; see `checkpoint::torch` for what is read).
+    /// Errors: [`Error::Checkpoint`] for a file that is not one, or is truncated or inconsistent.
+    pub fn open_torch(path: impl AsRef<Path>) -> Result<WeightSource> {
+        let path = path.as_ref();
+        let file = torch::open(path)?;
+        Ok(WeightSource { backend: Backend::Torch(Arc::new(file), path.display().to_string()), prefix: String::new(), dtype: DType::F32 })
+    }
+
+    /// Reads PyTorch checkpoint bytes already in memory (`name` is used in error messages).
+    pub fn from_torch_bytes(bytes: Vec<u8>, name: &str) -> Result<WeightSource> {
+        let file = torch::from_bytes(bytes, name)?;
+        Ok(WeightSource { backend: Backend::Torch(Arc::new(file), name.to_string()), prefix: String::new(), dtype: DType::F32 })
     }
 
     fn open_files(paths: &[PathBuf], location: String) -> Result<WeightSource> {
@@ -209,6 +250,7 @@ impl WeightSource {
     pub fn contains(&self, name: &str) -> bool {
         match &self.backend {
             Backend::Files(inner) => inner.index.contains_key(&self.full_name(name)),
+            Backend::Torch(file, _) => file.tensors.contains_key(&self.full_name(name)),
             Backend::Random(_) => true,
         }
     }
@@ -217,6 +259,7 @@ impl WeightSource {
     pub fn names(&self) -> Vec<&str> {
         match &self.backend {
             Backend::Files(inner) => inner.index.keys().map(|s| s.as_str()).collect(),
+            Backend::Torch(file, _) => file.tensors.keys().map(|s| s.as_str()).collect(),
             Backend::Random(_) => Vec::new(),
         }
     }
@@ -225,6 +268,7 @@ impl WeightSource {
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         match &self.backend {
             Backend::Files(inner) => inner.index.get(&self.full_name(name)).map(|(_, i)| i.shape.clone()),
+            Backend::Torch(file, _) => file.shape(&self.full_name(name)),
             Backend::Random(_) => None,
         }
     }
@@ -233,33 +277,43 @@ impl WeightSource {
         Error::MissingWeight { name: self.full_name(name), location: self.location().to_string() }
     }
 
-    fn raw(&self, name: &str) -> Result<(&TensorInfo, &[u8])> {
+    /// (dtype, shape, bytes) of `name` as stored, whichever the container.
+    fn raw(&self, name: &str) -> Result<(Stored, Vec<usize>, Cow<'_, [u8]>)> {
         let full = self.full_name(name);
-        let Backend::Files(inner) = &self.backend else { return Err(self.missing(name)) };
-        let (fi, info) = inner.index.get(&full).ok_or_else(|| self.missing(name))?;
-        let f = &inner.files[*fi];
-        let (a, b) = info.data_offsets;
-        let bytes = f
-            .mmap
-            .get(f.data_start + a..f.data_start + b)
-            .ok_or_else(|| Error::Safetensors { path: f.path.clone(), message: format!("tensor `{full}` lies outside the file") })?;
-        Ok((info, bytes))
+        match &self.backend {
+            Backend::Files(inner) => {
+                let (fi, info) = inner.index.get(&full).ok_or_else(|| self.missing(name))?;
+                let f = &inner.files[*fi];
+                let (a, b) = info.data_offsets;
+                let bytes = f.mmap.get(f.data_start + a..f.data_start + b).ok_or_else(|| Error::Safetensors {
+                    path: f.path.clone(),
+                    message: format!("tensor `{full}` lies outside the file"),
+                })?;
+                Ok((stored_dtype(info.dtype), info.shape.clone(), Cow::Borrowed(bytes)))
+            }
+            Backend::Torch(file, _) => {
+                let (dtype, shape, bytes) = file.read(&full).ok_or_else(|| self.missing(name))??;
+                Ok((dtype, shape, Cow::Owned(bytes)))
+            }
+            Backend::Random(_) => Err(self.missing(name)),
+        }
     }
 
     /// Reads `name` at its stored shape as f32, whatever its float dtype on disk: for input files,
     /// whose shapes the caller checks. Weights go through [`Self::get`] / [`Self::get_host`].
+    /// Errors: [`Error::MissingWeight`], [`Error::DType`] for an integer tensor.
     pub fn get_any(&self, name: &str) -> Result<HostTensor> {
-        let (info, bytes) = self.raw(name)?;
-        let data = match info.dtype {
-            Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Dtype::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        let (dtype, shape, bytes) = self.raw(name)?;
+        let data = match dtype {
+            Stored::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Stored::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Stored::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            Stored::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
             other => {
-                return Err(Error::DType { tensor: self.full_name(name), dtype: format!("{other:?}"), expected: "F32, F16 or BF16".into() })
+                return Err(Error::DType { tensor: self.full_name(name), dtype: stored_name(other), expected: "F32, F16 or BF16".into() })
             }
         };
-        Ok(HostTensor { shape: info.shape.clone(), data })
+        Ok(HostTensor { shape, data })
     }
 
     /// Reads `name` to the host as f32 after checking its stored shape is `shape`.
@@ -281,28 +335,58 @@ impl WeightSource {
         Tensor::from_host(gpu, &h.data, &h.shape, self.dtype)
     }
 
-    /// Reads an integer tensor (I64, I32, U8, BOOL, ...) as i64.
+    /// Reads an integer tensor (I64, I32, U32, I16, I8, U8, BOOL) as i64, with its shape.
     pub fn get_int(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
-        let (info, bytes) = self.raw(name)?;
-        let data: Vec<i64> = match info.dtype {
-            Dtype::I64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-            Dtype::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
-            Dtype::U32 => bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
-            Dtype::U8 | Dtype::BOOL => bytes.iter().map(|&b| b as i64).collect(),
-            Dtype::I8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
+        let (dtype, shape, bytes) = self.raw(name)?;
+        let data: Vec<i64> = match dtype {
+            Stored::I64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+            Stored::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
+            Stored::U32 => bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
+            Stored::I16 => bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
+            Stored::U8 | Stored::Bool => bytes.iter().map(|&b| b as i64).collect(),
+            Stored::I8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
             other => {
-                return Err(Error::DType { tensor: self.full_name(name), dtype: format!("{other:?}"), expected: "an integer type".into() })
+                return Err(Error::DType { tensor: self.full_name(name), dtype: stored_name(other), expected: "an integer type".into() })
             }
         };
-        Ok((info.shape.clone(), data))
+        Ok((shape, data))
     }
 
     /// Where the weights came from (for error messages).
     pub fn location(&self) -> &str {
         match &self.backend {
             Backend::Files(inner) => &inner.location,
+            Backend::Torch(_, location) => location,
             Backend::Random(_) => "random weights (their shapes come from config.json; this one has none)",
         }
+    }
+}
+
+fn is_torch_file(p: &Path) -> bool {
+    p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "pt" | "pth" | "bin"))
+}
+
+fn stored_dtype(d: Dtype) -> Stored {
+    match d {
+        Dtype::F64 => Stored::F64,
+        Dtype::F32 => Stored::F32,
+        Dtype::F16 => Stored::F16,
+        Dtype::BF16 => Stored::BF16,
+        Dtype::I64 => Stored::I64,
+        Dtype::I32 => Stored::I32,
+        Dtype::U32 => Stored::U32,
+        Dtype::I16 => Stored::I16,
+        Dtype::I8 => Stored::I8,
+        Dtype::U8 => Stored::U8,
+        Dtype::BOOL => Stored::Bool,
+        _ => Stored::Other("another safetensors dtype"),
+    }
+}
+
+fn stored_name(d: Stored) -> String {
+    match d {
+        Stored::Other(name) => name.to_string(),
+        d => format!("{d:?}").to_uppercase(),
     }
 }
 

@@ -12,7 +12,7 @@
 //! the first image attend uniformly to all media (OpenFlamingo masks every score to -max).
 //! The mask is computed on the GPU from the packed locations.
 
-use crate::checkpoint::{Config, WeightSource};
+use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::{pack_locations, record_media_ranges, AttnOpts};
 use crate::nn::{Attention, Bias, FeedForward, LayerNorm, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -96,8 +96,6 @@ pub struct GatedCrossAttention {
     pub ff_alpha: f32,
 }
 
-const ROOTS: &[&str] = &["lang_encoder.gated_cross_attn_layers", "model.lang_encoder.gated_cross_attn_layers", "gated_cross_attn_layers"];
-
 impl GatedCrossAttention {
     /// Loads the `gated_xattn` block of an `open_flamingo` folder; an error when it has none.
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<std::path::Path>) -> Result<GatedCrossAttention> {
@@ -105,24 +103,33 @@ impl GatedCrossAttention {
         f.gated.ok_or_else(|| Error::config("gated_xattn", "missing: this open_flamingo config has only a `perceiver` block"))
     }
 
-    /// Loads `lang_encoder.gated_cross_attn_layers.{i}` (the configured layer, else the lowest present) with shape checks from `c`.
+    /// Loads one gated layer with shape checks from `c`: `lang_encoder.gated_cross_attn_layers.{i}`
+    /// for `layer_index` i (else the lowest present), or in a released `checkpoint.pt` the
+    /// `layer_index`-th `gated_cross_attn_layer` in decoder-block order (OpenFlamingo's j-th non-None
+    /// gated layer).
     pub fn load(gpu: &Gpu, c: GatedXattnConfig, ws: &WeightSource) -> Result<GatedCrossAttention> {
-        // The layer: the configured index, else the lowest index present under any known root.
-        let found = ROOTS.iter().find_map(|root| {
-            let idx = match c.layer_index {
-                Some(i) => i,
-                None => ws
-                    .names()
-                    .iter()
-                    .filter_map(|n| n.strip_prefix(root)?.strip_prefix('.')?.split('.').next()?.parse::<usize>().ok())
-                    .min()
-                    .unwrap_or(0),
-            };
-            let l = ws.pp(format!("{root}.{idx}"));
-            l.contains("attn_gate").then_some(l)
-        });
-        let l = found.ok_or_else(|| Error::MissingWeight {
-            name: format!("{}.{}.attn_gate", ROOTS[0], c.layer_index.map(|i| i.to_string()).unwrap_or("<i>".into())),
+        // The layer: `{root}.{layer_index}` of a config-based checkpoint, or the `layer_index`-th
+        // gated layer in decoder order of a released `checkpoint.pt`; the first one by default.
+        let layers = layouts::flamingo_gated_layers(ws);
+        let want = c.layer_index.unwrap_or(0);
+        let root = layouts::FLAMINGO_GATED_ROOTS.iter().find(|r| layers.first().is_some_and(|p| p.starts_with(*r)));
+        let found = match (root, layers.is_empty()) {
+            (Some(root), _) => {
+                Some(format!("{root}.{}", c.layer_index.map_or_else(|| layers[0][root.len() + 1..].to_string(), |i| i.to_string())))
+            }
+            (None, false) => layers.get(want).cloned(),
+            // Nothing listed (a random source answers every name): the config-based layout.
+            (None, true) => Some(format!("{}.{want}", layouts::FLAMINGO_GATED_ROOTS[0])),
+        };
+        let l = found.map(|p| ws.pp(p)).filter(|l| l.contains("attn_gate")).ok_or_else(|| Error::MissingWeight {
+            name: match layers.len() {
+                0 => format!(
+                    "{}.{want}.attn_gate or {}.<block>.gated_cross_attn_layer.attn_gate",
+                    layouts::FLAMINGO_GATED_ROOTS[0],
+                    layouts::FLAMINGO_DECODER_ROOTS[0]
+                ),
+                n => format!("gated layer {want} (the checkpoint has {n}: {})", layers.join(", ")),
+            },
             location: ws.location().to_string(),
         })?;
         let gate = |name: &str| -> Result<f32> { Ok(l.get_host(name, &[1])?.data[0].tanh()) };

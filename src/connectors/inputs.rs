@@ -26,6 +26,8 @@ pub enum Input {
 #[derive(Clone, Debug, Default)]
 pub struct Inputs {
     map: HashMap<String, Input>,
+    /// The file they were read from, for "not found in …" errors.
+    source: Option<String>,
 }
 
 impl Inputs {
@@ -46,13 +48,14 @@ impl Inputs {
         self
     }
 
-    /// Reads `names` from a safetensors file: float tensors are uploaded, integer ones kept on the
-    /// host. A name missing from the file is an [`Error::Input`] naming it and the file.
+    /// Reads those of `names` the file holds: float tensors are uploaded, integer ones kept on the
+    /// host. A name the connector then needs and the file lacks is an [`Error::Input`] naming it
+    /// and the file (some connectors pick their path by which inputs are given).
     pub fn read(gpu: &Gpu, file: &WeightSource, names: &[&str]) -> Result<Inputs> {
-        let mut inputs = Inputs::new();
+        let mut inputs = Inputs { source: Some(file.location().to_string()), ..Inputs::new() };
         for &name in names {
             if !file.contains(name) {
-                return Err(Error::input(name, format!("not found in {}", file.location())));
+                continue;
             }
             inputs = match file.get_any(name) {
                 Ok(h) => inputs.with_tensor(name, Tensor::from_slice(gpu, &h.data, &h.shape)?),
@@ -67,7 +70,15 @@ impl Inputs {
     }
 
     fn get(&self, name: &str) -> Result<&Input> {
-        self.map.get(name).ok_or_else(|| Error::input(name, "missing"))
+        self.map.get(name).ok_or_else(|| match &self.source {
+            Some(file) => Error::input(name, format!("not found in {file}")),
+            None => Error::input(name, "missing"),
+        })
+    }
+
+    /// Whether an input called `name` is there.
+    pub fn contains(&self, name: &str) -> bool {
+        self.map.contains_key(name)
     }
 
     /// The float tensor `name`.

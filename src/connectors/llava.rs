@@ -111,7 +111,8 @@ impl LlavaProjector {
 
     /// Records the projector. x: [..., in_features] (rank ≥ 2) → [..., out_features]; an empty
     /// batch gives an empty output.
-    /// Errors: [`crate::Error::Shape`] naming the input, [`crate::Error::OtherGpu`] / [`crate::Error::DType`] for a tensor of another `Gpu` or a U32 one.
+    /// Errors: [`crate::Error::Shape`] naming the input, [`crate::Error::OtherGpu`] /
+    /// [`crate::Error::DType`] for a tensor of another `Gpu` or a U32 one.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         x.expect_float(rec.gpu(), "image_features")?;
         let w = *x.shape().last().unwrap_or(&0);

@@ -50,16 +50,20 @@ impl Model for OpenFlamingo {
         match (&self.perceiver, &self.gated) {
             (Some(_), None) => &["vision_features"],
             (None, _) => &["hidden_states", "media", "media_locations"],
-            (Some(_), Some(_)) => &["vision_features", "hidden_states", "media_locations"],
+            (Some(_), Some(_)) => &["vision_features", "hidden_states", "media", "media_locations"],
         }
     }
 
+    /// With both blocks the inputs pick the path, as the reference's cases do: `hidden_states`
+    /// runs the gated layer (on `media`, or on the Perceiver's output of `vision_features`);
+    /// without it, `vision_features` runs the Perceiver alone.
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let text = self.gated.is_some() && (self.perceiver.is_none() || inputs.contains("hidden_states"));
         let media = match &self.perceiver {
-            Some(p) => p.forward(rec, inputs.tensor("vision_features")?)?,
-            None => inputs.tensor("media")?.clone(),
+            Some(p) if !(text && inputs.contains("media")) => p.forward(rec, inputs.tensor("vision_features")?)?,
+            _ => inputs.tensor("media")?.clone(),
         };
-        let Some(gx) = &self.gated else { return Ok(vec![("output", media)]) };
+        let (Some(gx), true) = (&self.gated, text) else { return Ok(vec![("output", media)]) };
         let x = inputs.tensor("hidden_states")?;
         let (shape, values) = inputs.ints("media_locations")?;
         let (b, len, locs) = locations_u8(shape, values)?;
@@ -69,6 +73,6 @@ impl Model for OpenFlamingo {
         let t_img = media.shape()[1];
         let packed = gx.upload_locations(rec.gpu(), &locs, b, len, t_img)?;
         let y = gx.forward(rec, x, &media, &packed)?;
-        Ok(if self.perceiver.is_some() { vec![("output", y), ("media", media)] } else { vec![("output", y)] })
+        Ok(if self.perceiver.is_some() && !inputs.contains("media") { vec![("output", y), ("media", media)] } else { vec![("output", y)] })
     }
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
 use super::{LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
+use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
@@ -154,6 +155,8 @@ pub struct Connector {
     model_type: String,
     entry: &'static ModelEntry,
     model: Box<dyn Model>,
+    config: Config,
+    inferred: Option<Inferred>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -166,12 +169,52 @@ impl Connector {
     /// Reads `config.json` and the weights in `dir`; `model_type` picks the connector. Stages
     /// without weights (`pool2x2`, `tome`) need no safetensors file. An unknown `model_type` is an
     /// error before any weight is opened.
+    ///
+    /// A folder without `config.json` whose weights are an OpenFlamingo `checkpoint.pt` gets a
+    /// config inferred from its tensors (`checkpoint::infer`; [`Connector::inferred`] lists what
+    /// was read and what was assumed).
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<Connector> {
+        Self::from_dir_with(gpu, dir, &[])
+    }
+
+    /// [`Connector::from_dir`] with config overrides: (dotted field, JSON value) pairs set on the
+    /// config read or inferred, e.g. `("gated_xattn.layer_index", 1)` (`vlmc run --layer 1`) or
+    /// `("gated_xattn.heads", 16)` for a checkpoint whose defaults were assumed.
+    pub fn from_dir_with(gpu: &Gpu, dir: impl AsRef<Path>, overrides: &[(String, serde_json::Value)]) -> Result<Connector> {
         let dir = dir.as_ref();
-        let cfg = Config::from_file(dir.join("config.json"))?;
+        let cfg_path = dir.join("config.json");
+        let (mut value, mut ws, inferred) = if cfg_path.exists() || !dir.is_dir() {
+            (Config::from_file(&cfg_path)?.value().clone(), None, None)
+        } else {
+            let ws = WeightSource::open_dir(dir)?;
+            let not_inferable = || {
+                let why = "no config.json, and the weights are not a checkpoint whose config can be inferred (OpenFlamingo checkpoint.pt)";
+                Error::io(&cfg_path, std::io::Error::new(std::io::ErrorKind::NotFound, why))
+            };
+            let inf = infer::openflamingo(&ws).ok_or_else(not_inferable)??;
+            (inf.config.value().clone(), Some(ws), Some(inf))
+        };
+        for (path, v) in overrides {
+            infer::set(&mut value, path, v.clone())?;
+        }
+        let cfg = Config::from_value(value);
         let entry = lookup(&cfg.str("model_type")?)?;
-        let ws = if entry.needs_weights { Some(WeightSource::open_dir(dir)?) } else { None };
-        Self::load(gpu, &cfg, ws.as_ref())
+        if entry.needs_weights && ws.is_none() {
+            ws = Some(WeightSource::open_dir(dir)?);
+        }
+        let mut c = Self::load(gpu, &cfg, ws.as_ref())?;
+        c.inferred = inferred;
+        Ok(c)
+    }
+
+    /// What was read and assumed when the folder had no `config.json`.
+    pub fn inferred(&self) -> Option<&Inferred> {
+        self.inferred.as_ref()
+    }
+
+    /// The config it was built from (read, inferred, with overrides applied).
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Builds the connector `cfg`'s `model_type` names from already-open weights (or
@@ -180,7 +223,7 @@ impl Connector {
         let model_type = cfg.str("model_type")?;
         let entry = lookup(&model_type)?;
         let model = (entry.load)(gpu, cfg, ws)?;
-        Ok(Connector { model_type, entry, model })
+        Ok(Connector { model_type, entry, model, config: cfg.clone(), inferred: None })
     }
 
     /// The `model_type` it was loaded as.

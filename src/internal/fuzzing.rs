@@ -1,4 +1,4 @@
-//! The two fuzz harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the regression test
+//! The fuzz harnesses, shared by the cargo-fuzz targets in `fuzz/` and by the regression test
 //! that replays their corpus in CI (`tests/fuzz_corpus.rs`). Each must return for any bytes: `Ok`
 //! or a clear `Err`, never a panic.
 
@@ -38,6 +38,15 @@ pub fn load_checkpoint_bytes(data: &[u8]) -> Result<Connector> {
     let cfg = Config::from_str(&String::from_utf8_lossy(config))?;
     let ws = WeightSource::from_bytes(weights.to_vec(), "fuzz.safetensors").ok();
     Connector::load(gpu(), &cfg, ws.as_ref())
+}
+
+/// PyTorch checkpoint harness: `checkpoint.pt` bytes → the tensors → an inferred OpenFlamingo
+/// config → the connector (what a folder holding only a released checkpoint loads as).
+pub fn load_torch_bytes(data: &[u8]) -> Result<Connector> {
+    let ws = WeightSource::from_torch_bytes(data.to_vec(), "fuzz.pt")?;
+    let inferred = crate::checkpoint::infer::openflamingo(&ws)
+        .ok_or_else(|| crate::Error::config("model_type", "not an OpenFlamingo checkpoint"))??;
+    Connector::load(gpu(), &inferred.config, Some(&ws))
 }
 
 /// The connectors the input harness feeds: for each row of the model registry, in its order, every

@@ -179,6 +179,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A PyTorch checkpoint could not be read (not a container `torch.save` writes, truncated,
+    /// a missing storage, no tensors).
+    #[error("{path}: not a readable PyTorch checkpoint: {message}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What the reader found wrong.
+        message: String,
+    },
+
     /// A JSON file is malformed.
     #[error("{path}: invalid JSON: {message}")]
     Json {

@@ -74,7 +74,8 @@ impl Drop for Recorder<'_> {
     fn drop(&mut self) {
         if !self.written.is_empty() {
             log::warn!(
-                "a Recorder was dropped without submit(); the {} tensors its recorded kernels write stay unreadable (Recorder::discard drops one quietly)",
+                "a Recorder was dropped without submit(); the {} tensors its recorded kernels write stay unreadable \
+                 (Recorder::discard drops one quietly)",
                 self.written.len()
             );
         }
