@@ -4,6 +4,8 @@
 //               (b < batch, r < rows, c < cols): batch broadcast, concat along tokens, slicing
 //   add_rows:   dst[r, c] += src[(r / div) % modulo, c]                (r < rows, c < cols)
 //               (residual add with div = 1, modulo = rows; per-frame / per-media embeddings)
+//   gather_rows: dst[r, c] = src[ids[r], c]                            (r < rows, c < cols)
+//               (nn.Embedding; ids are checked against the table on the host)
 
 struct EwParams {
     n: u32,
@@ -23,6 +25,7 @@ struct EwParams {
 @group(0) @binding(0) var<uniform> p: EwParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(3) var<storage, read> ids: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -52,4 +55,14 @@ fn add_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let c = i % p.cols;
     let r = i / p.cols;
     dst[i] += src[((r / p.div) % p.modulo) * p.cols + c];
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.n) { return; }          // n = rows · cols; src holds src_rows rows
+    let c = i % p.cols;
+    let id = min(ids[i / p.cols], p.src_rows - 1u);   // checked on the host; clamped so a bad id cannot read out of bounds
+    dst[i] = src[id * p.cols + c];
 }

@@ -46,7 +46,7 @@ fn vlmc_run_reproduces_every_llava_case() {
 
 #[test]
 fn vlmc_run_reproduces_the_blip2_cases() {
-    for case in cases("blip2") {
+    for case in cases("blip2").into_iter().chain(["instructblip".to_string()]) {
         run_case(&case, &["output", "qformer_output"]);
     }
 }

@@ -380,3 +380,28 @@ fn hostile_pytorch_checkpoints_are_errors() {
     let e = load_err(&case_dir("torch_hostile"));
     assert!(e.contains("config.json") || e.contains("PyTorch checkpoints"), "{e}");
 }
+
+#[test]
+fn instructblip_instruction_errors_name_the_input() {
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir("instructblip")).unwrap();
+    let inp = inputs("instructblip");
+    let x = inp.get_any("image_embeds").unwrap();
+    let (shape, ids) = inp.get_int("qformer_input_ids").unwrap();
+    let run = |shape: &[usize], ids: Vec<i64>, mask: Vec<i64>| {
+        let i = vlm_connectors::connectors::Inputs::new()
+            .with_tensor("image_embeds", Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+            .with_ints("qformer_input_ids", shape, ids)
+            .with_ints("qformer_attention_mask", shape, mask);
+        c.run_inputs(g, &i).unwrap_err().to_string()
+    };
+    let mut bad = ids.clone();
+    bad[3] = 1 << 40;
+    let e = run(&shape, bad, vec![1; ids.len()]);
+    assert!(e.contains("qformer_input_ids") && e.contains("id 1099511627776 at position 3"), "{e}");
+    let t = 40; // past qformer_config.max_position_embeddings (32)
+    let e = run(&[2, t], vec![0; 2 * t], vec![1; 2 * t]);
+    assert!(e.contains("qformer_input_ids") && e.contains("max_position_embeddings"), "{e}");
+    let e = run(&[1, ids.len()], ids.clone(), vec![1; ids.len()]);
+    assert!(e.contains("qformer_input_ids"), "{e}");
+}

@@ -276,3 +276,34 @@ fn openflamingo_checkpoint_pt_cases_match_openflamingo() {
         Connector::from_dir_with(g, case_dir(case), &[("gated_xattn.layer_index".into(), serde_json::json!(2))]).unwrap_err().to_string();
     assert!(e.contains("gated layer 2") && e.contains("has 2"), "{e}");
 }
+
+#[test]
+fn instructblip_matches_transformers() {
+    check_outputs("instructblip", &["output", "qformer_output"]);
+    // Padding masks keys only: with the last two tokens of row 1 padded, their ids change nothing,
+    // while the unpadded row's output is the same as with no padding at all... for that row only.
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir("instructblip")).unwrap();
+    let inp = inputs("instructblip");
+    let x = inp.get_any("image_embeds").unwrap();
+    let (shape, ids) = inp.get_int("qformer_input_ids").unwrap();
+    let run = |ids: Vec<i64>, mask: Vec<i64>| {
+        let i = vlm_connectors::connectors::Inputs::new()
+            .with_tensor("image_embeds", vlm_connectors::Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+            .with_ints("qformer_input_ids", &shape, ids)
+            .with_ints("qformer_attention_mask", &shape, mask);
+        c.run_inputs(g, &i).unwrap().get("output").unwrap().data.clone()
+    };
+    let t = shape[1];
+    let mut mask = vec![1i64; 2 * t];
+    mask[2 * t - 2..].fill(0);
+    let a = run(ids.clone(), mask.clone());
+    let mut other = ids.clone();
+    other[2 * t - 1] = (other[2 * t - 1] + 5) % 20;
+    other[2 * t - 2] = (other[2 * t - 2] + 3) % 20;
+    assert_eq!(a, run(other, mask), "padded ids must not matter");
+    let full = run(ids, vec![1; 2 * t]);
+    let half = a.len() / 2;
+    assert_eq!(a[..half], full[..half], "row 0 has no padding");
+    assert!(vlm_connectors::kernels::rel_l2(&a[half..], &full[half..]) > 1e-4, "padding row 1 must change row 1");
+}

@@ -303,3 +303,26 @@ fn grids_past_the_workgroup_limit_wrap_or_are_refused_by_name() {
         .to_string();
     assert!(e.contains("max_compute_workgroups_per_dimension"), "{e}");
 }
+
+#[test]
+fn gather_rows_matches_cpu_and_refuses_bad_ids() {
+    let g = gpu();
+    let mut rng = Rng::new(31);
+    for &(v, c, n) in &[(1, 1, 1), (7, 63, 65), (65, 1, 257), (577, 65, 7), (30, 257, 63)] {
+        let table = rng.vec(v * c, 1.0);
+        let ids: Vec<usize> = (0..n).map(|_| rng.below(v)).collect();
+        let ids64: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+        let mut rec = Recorder::new(g);
+        let y = vlm_connectors::kernels::elementwise::record_gather_rows(&mut rec, &up(&table, &[v, c]), &ids64, "ids").unwrap();
+        rec.submit().unwrap();
+        assert_eq!(y.to_vec(g).unwrap(), vlm_connectors::kernels::elementwise::gather_rows_cpu(&table, c, &ids), "v{v} c{c} n{n}");
+    }
+    let mut rec = Recorder::new(g);
+    for bad in [-1i64, 7] {
+        let e =
+            vlm_connectors::kernels::elementwise::record_gather_rows(&mut rec, &up(&[0.0; 14], &[7, 2]), &[0, bad], "qformer_input_ids")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("qformer_input_ids") && e.contains(&format!("id {bad} at position 1")), "{e}");
+    }
+}

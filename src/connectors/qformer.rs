@@ -64,14 +64,14 @@ impl QFormerConfig {
 
 /// Attention + `output.dense` + `output.LayerNorm` (BERT's post-norm block).
 #[derive(Debug)]
-struct AttnBlock {
+pub(crate) struct AttnBlock {
     attn: Attention,
     dense: Linear,
     norm: LayerNorm,
 }
 
 impl AttnBlock {
-    fn load(gpu: &Gpu, ws: &WeightSource, c: &QFormerConfig, kv_dim: usize) -> Result<AttnBlock> {
+    pub(crate) fn load(gpu: &Gpu, ws: &WeightSource, c: &QFormerConfig, kv_dim: usize) -> Result<AttnBlock> {
         let a = ws.pp("attention");
         let h = c.hidden_size;
         Ok(AttnBlock {
@@ -91,8 +91,13 @@ impl AttnBlock {
     }
 
     /// LayerNorm(dense(attn(x, kv)) + x)
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, kv: &Tensor) -> Result<Tensor> {
-        let ctx = self.attn.context(rec, x, kv, AttnOpts::default())?;
+    pub(crate) fn forward(&self, rec: &mut Recorder, x: &Tensor, kv: &Tensor) -> Result<Tensor> {
+        self.forward_opts(rec, x, kv, AttnOpts::default())
+    }
+
+    /// LayerNorm(dense(attn(x, kv, opts)) + x): with a key mask.
+    pub(crate) fn forward_opts(&self, rec: &mut Recorder, x: &Tensor, kv: &Tensor, opts: AttnOpts) -> Result<Tensor> {
+        let ctx = self.attn.context(rec, x, kv, opts)?;
         let h = self.dense.forward(rec, &ctx, Activation::Identity)?;
         self.norm.forward_residual(rec, &h, x)
     }

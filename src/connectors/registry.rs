@@ -8,7 +8,7 @@ use std::any::Any;
 use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
-use super::{LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
+use super::{InstructBlip, LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -61,6 +61,9 @@ fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box
 fn blip2(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(QFormer::load(g, c, weights(w, c)?)?))
 }
+fn instructblip(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(InstructBlip::load(g, c, weights(w, c)?)?))
+}
 fn open_flamingo(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(OpenFlamingo::load(g, c, weights(w, c)?)?))
 }
@@ -107,6 +110,13 @@ pub static MODELS: &[ModelEntry] = &[
         reference: "transformers Blip2QFormerModel + language_projection (models/blip_2/modeling_blip_2.py)",
         needs_weights: true,
         load: blip2,
+    },
+    ModelEntry {
+        model_types: &["instructblip"],
+        class: "InstructBlip",
+        reference: "transformers InstructBlipQFormerModel + language_projection (models/instructblip/modeling_instructblip.py)",
+        needs_weights: true,
+        load: instructblip,
     },
     ModelEntry {
         model_types: &["open_flamingo"],

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{ACTIVATION, ADD_ROWS, COPY_ROWS};
+use super::registry::{ACTIVATION, ADD_ROWS, COPY_ROWS, GATHER_ROWS};
 use super::{checked_u32, grid_1d, Activation};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -90,6 +90,34 @@ pub fn record_add_rows(rec: &mut Recorder, dst: &Tensor, src: &Tensor, div: usiz
     };
     let cost = Cost { flops: n as u64, bytes: 3 * dst.byte_len() };
     rec.launch(&ADD_ROWS, dst.dtype(), &params, &[Some(src), Some(dst)], grid_1d(gpu, n.div_ceil(WG)), cost)
+}
+
+/// `nn.Embedding`: rows of `table` [V, C] picked by `ids` (host integers, each in 0..V, else an
+/// [`Error::Input`] naming `name` and the bad id) → [ids.len(), C].
+pub fn record_gather_rows(rec: &mut Recorder, table: &Tensor, ids: &[i64], name: &str) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let (v, c) = match *table.shape() {
+        [v, c] if v > 0 => (v, c),
+        _ => return Err(Error::shape("embedding table", "[vocab, C]", table.shape())),
+    };
+    if let Some((i, id)) = ids.iter().enumerate().find(|(_, &id)| id < 0 || id as u64 >= v as u64) {
+        return Err(Error::input(name, format!("id {id} at position {i} is outside the table's {v} rows")));
+    }
+    let idx: Vec<u32> = ids.iter().map(|&id| id as u32).collect();
+    let ids_t = Tensor::from_u32(gpu, &idx, &[idx.len()])?;
+    let y = Tensor::empty(gpu, &[ids.len(), c], table.dtype())?;
+    let op = "gather_rows";
+    let n = checked_u32(op, ids.len() * c)?;
+    let params =
+        EwParams { n, rows: checked_u32(op, ids.len())?, cols: checked_u32(op, c)?, src_rows: checked_u32(op, v)?, ..Default::default() };
+    let cost = Cost { flops: 0, bytes: 2 * y.byte_len() + 4 * ids.len() as u64 };
+    rec.launch(&GATHER_ROWS, table.dtype(), &params, &[Some(table), Some(&y), Some(&ids_t)], grid_1d(gpu, n.div_ceil(WG)), cost)?;
+    Ok(y)
+}
+
+/// CPU reference for `gather_rows`.
+pub fn gather_rows_cpu(table: &[f32], cols: usize, ids: &[usize]) -> Vec<f32> {
+    ids.iter().flat_map(|&id| table[id * cols..(id + 1) * cols].iter().copied()).collect()
 }
 
 fn three_d(name: &str, t: &Tensor) -> Result<[usize; 3]> {

@@ -116,6 +116,7 @@ kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, 
 kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst"), u(3, "ids")]);
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
@@ -143,6 +144,7 @@ pub const ALL: &[&Kernel] = &[
     &ACTIVATION,
     &COPY_ROWS,
     &ADD_ROWS,
+    &GATHER_ROWS,
     &LAYERNORM,
     &AVG_POOL2X2,
     &ANYRES_PACK,
