@@ -371,14 +371,22 @@ fn hostile_pytorch_checkpoints_are_errors() {
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::copy(dir.join("missing_storage.pt"), folder.join("checkpoint.pt")).unwrap();
     let e = load_err(&folder);
+    std::fs::remove_dir_all(&folder).ok();
     assert!(e.contains("checkpoint.pt") && e.contains("not a readable PyTorch checkpoint"), "{e}");
     // Defaults that contradict the stored shapes: heads 16 × dim_head 64 against a stored inner width of 512.
     let set = [("gated_xattn.heads".to_string(), serde_json::json!(16))];
     let e = Connector::from_dir_with(gpu(), case_dir("openflamingo_pt_llama_xattn"), &set).unwrap_err().to_string();
     assert!(e.contains("to_q.weight") && e.contains("[1024, 10]") && e.contains("[512, 10]"), "{e}");
-    // A folder with neither config.json nor an inferable checkpoint says both.
+    // A folder of several checkpoints and no config.json asks which file is meant.
     let e = load_err(&case_dir("torch_hostile"));
-    assert!(e.contains("config.json") || e.contains("PyTorch checkpoints"), "{e}");
+    assert!(e.contains("4 PyTorch checkpoints and no checkpoint.pt: name one file"), "{e}");
+    // A folder whose only checkpoint is not OpenFlamingo's has no config to infer: says so.
+    let folder = std::env::temp_dir().join(format!("vlmc-err-{}-not-flamingo", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    save_f32(folder.join("model.safetensors"), &[("encoder.weight", &[2, 2], &[0.0; 4])]).unwrap();
+    let e = load_err(&folder);
+    std::fs::remove_dir_all(&folder).ok();
+    assert!(e.contains("config.json") && e.contains("can be inferred"), "{e}");
 }
 
 #[test]

@@ -123,18 +123,12 @@ fn mutated_pytorch_checkpoints_never_panic() {
     // A released OpenFlamingo checkpoint.pt (zip + pickle), mutated: the reader, the inferred config
     // and the loaders must refuse with an error, never panic or reach the driver.
     let original = std::fs::read(case_dir("openflamingo_pt_llama_xattn").join("checkpoint.pt")).unwrap();
-    let pickle_at = original.windows(8).position(|w| w == b"data.pkl").unwrap_or(0);
     let mut rng = Rng::new(400);
     let (mut ok, mut err) = (0, 0);
     for i in 0..iters() {
-        let mut m = mutate(&original, &mut rng);
-        if i % 2 == 0 && pickle_at > 0 && m.len() > pickle_at + 600 {
-            // half the rounds flip bytes in the pickle itself (right after its zip entry header)
-            for _ in 0..1 + rng.below(6) {
-                let j = pickle_at + 40 + rng.below(500);
-                m[j] ^= 1 << rng.below(8);
-            }
-        }
+        // Half the rounds flip bytes inside the pickle and fix its zip checksum, so the mutation
+        // reaches the pickle parser, the inferred config and the loaders; the others mutate anywhere.
+        let m = if i % 2 == 0 { flip_pickle(&original, &mut rng) } else { mutate(&original, &mut rng) };
         match catch_unwind(AssertUnwindSafe(|| vlm_connectors::internal::fuzzing::load_torch_bytes(&m))) {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(e)) => {
@@ -149,4 +143,42 @@ fn mutated_pytorch_checkpoints_never_panic() {
         }
     }
     eprintln!("checkpoint.pt mutations: {ok} loaded, {err} refused");
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// `zip` with 1..6 bits flipped inside its stored `…/data.pkl` entry and that entry's CRC-32
+/// rewritten in the local header and the central directory.
+fn flip_pickle(zip: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut z = zip.to_vec();
+    let u16_at = |z: &[u8], i: usize| u16::from_le_bytes([z[i], z[i + 1]]) as usize;
+    let u32_at = |z: &[u8], i: usize| u32::from_le_bytes([z[i], z[i + 1], z[i + 2], z[i + 3]]) as usize;
+    let is_pkl = |z: &[u8], at: usize, len: usize| z.get(at..at + len).is_some_and(|n| n.ends_with(b"data.pkl"));
+    let Some(local) = (0..z.len() - 30).find(|&i| z[i..i + 4] == *b"PK\x03\x04" && is_pkl(&z, i + 30, u16_at(&z, i + 26))) else {
+        return z;
+    };
+    let start = local + 30 + u16_at(&z, local + 26) + u16_at(&z, local + 28);
+    let len = u32_at(&z, local + 18);
+    if len == 0 || start + len > z.len() {
+        return z;
+    }
+    for _ in 0..1 + rng.below(6) {
+        let j = start + rng.below(len);
+        z[j] ^= 1 << rng.below(8);
+    }
+    let crc = crc32(&z[start..start + len]).to_le_bytes();
+    z[local + 14..local + 18].copy_from_slice(&crc);
+    if let Some(central) = (0..z.len() - 46).find(|&i| z[i..i + 4] == *b"PK\x01\x02" && is_pkl(&z, i + 46, u16_at(&z, i + 28))) {
+        z[central + 16..central + 20].copy_from_slice(&crc);
+    }
+    z
 }

@@ -29,24 +29,43 @@ fn dim(ws: &WeightSource, name: &str, axis: usize) -> Result<usize> {
 /// `None` for anything else.
 pub fn openflamingo(ws: &WeightSource) -> Option<Result<Inferred>> {
     let gated = layouts::flamingo_gated_layers(ws);
-    if !ws.names().contains(&"perceiver.latents") && gated.is_empty() {
+    let names = ws.names();
+    let perceiver = layouts::FLAMINGO_ROOT.iter().map(|r| if r.is_empty() { "perceiver".to_string() } else { format!("{r}.perceiver") });
+    let perceiver = perceiver.into_iter().find(|p| names.contains(&format!("{p}.latents").as_str()));
+    if perceiver.is_none() && gated.is_empty() {
         return None;
     }
-    Some(openflamingo_from(ws, &gated))
+    Some(openflamingo_from(ws, perceiver.as_deref(), &gated))
 }
 
-fn openflamingo_from(ws: &WeightSource, gated: &[String]) -> Result<Inferred> {
+/// `ff.1.weight` [mult·dim, dim] → mult, refusing a width that is not a whole multiple.
+fn ff_mult(ws: &WeightSource, name: &str, dim_: usize) -> Result<usize> {
+    let ff = dim(ws, name, 0)?;
+    if ff < dim_ || !ff.is_multiple_of(dim_) {
+        return Err(Error::shape(name, format!("[ff_mult · {dim_}, {dim_}] with a whole ff_mult ≥ 1"), ws.shape(name)));
+    }
+    Ok(ff / dim_)
+}
+
+fn openflamingo_from(ws: &WeightSource, perceiver: Option<&str>, gated: &[String]) -> Result<Inferred> {
     let (mut derived, mut assumed) = (Vec::new(), Vec::new());
     let mut config = json!({"model_type": "open_flamingo"});
     let defaults = [("dim_head", 64), ("heads", 8)];
-    if ws.contains("perceiver.latents") {
-        let (num_latents, vis) = (dim(ws, "perceiver.latents", 0)?, dim(ws, "perceiver.latents", 1)?);
-        let depth = (0..).take_while(|i| ws.contains(&format!("perceiver.layers.{i}.0.to_q.weight"))).count();
-        let ff = dim(ws, "perceiver.layers.0.1.1.weight", 0)?;
-        derived.push(format!("perceiver.dim = {vis}, num_latents = {num_latents} (perceiver.latents)"));
-        derived.push(format!("perceiver.depth = {depth} (perceiver.layers.*)"));
-        derived.push(format!("perceiver.ff_mult = {} (perceiver.layers.0.1.1.weight)", ff / vis));
-        config["perceiver"] = json!({"dim": vis, "depth": depth, "num_latents": num_latents, "ff_mult": ff / vis});
+    if let Some(p) = perceiver {
+        let latents = format!("{p}.latents");
+        let (num_latents, vis) = (dim(ws, &latents, 0)?, dim(ws, &latents, 1)?);
+        // Depth: the highest layer index + 1, so a missing layer is the loader's error, not a silent cut.
+        let depth = ws
+            .names()
+            .iter()
+            .filter_map(|n| n.strip_prefix(&format!("{p}.layers."))?.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map_or(0, |m| m + 1);
+        let mult = ff_mult(ws, &format!("{p}.layers.0.1.1.weight"), vis)?;
+        derived.push(format!("perceiver.dim = {vis}, num_latents = {num_latents} ({latents})"));
+        derived.push(format!("perceiver.depth = {depth} ({p}.layers.*)"));
+        derived.push(format!("perceiver.ff_mult = {mult} ({p}.layers.0.1.1.weight)"));
+        config["perceiver"] = json!({"dim": vis, "depth": depth, "num_latents": num_latents, "ff_mult": mult});
         for (k, v) in defaults {
             config["perceiver"][k] = json!(v);
             assumed.push(format!("perceiver.{k} = {v}"));
@@ -55,10 +74,10 @@ fn openflamingo_from(ws: &WeightSource, gated: &[String]) -> Result<Inferred> {
     if let Some(first) = gated.first() {
         let at = |s: &str| format!("{first}.{s}");
         let (lang, visual) = (dim(ws, &at("attn.to_q.weight"), 1)?, dim(ws, &at("attn.to_kv.weight"), 1)?);
-        let ff = dim(ws, &at("ff.1.weight"), 0)?;
+        let mult = ff_mult(ws, &at("ff.1.weight"), lang)?;
         derived.push(format!("gated_xattn.dim = {lang} ({first}.attn.to_q.weight), dim_visual = {visual} (attn.to_kv.weight)"));
-        derived.push(format!("gated_xattn.ff_mult = {} ({first}.ff.1.weight); {} gated layers", ff / lang, gated.len()));
-        config["gated_xattn"] = json!({"dim": lang, "dim_visual": visual, "ff_mult": ff / lang, "only_attend_immediate_media": true});
+        derived.push(format!("gated_xattn.ff_mult = {mult} ({first}.ff.1.weight); {} gated layers", gated.len()));
+        config["gated_xattn"] = json!({"dim": lang, "dim_visual": visual, "ff_mult": mult, "only_attend_immediate_media": true});
         assumed.push("gated_xattn.only_attend_immediate_media = true".into());
         for (k, v) in defaults {
             config["gated_xattn"][k] = json!(v);
@@ -68,8 +87,9 @@ fn openflamingo_from(ws: &WeightSource, gated: &[String]) -> Result<Inferred> {
     Ok(Inferred { config: Config::from_value(config), derived, assumed })
 }
 
-/// Sets `value` (JSON) at the dotted `path` of `config`, creating objects on the way: what
-/// `vlmc run --set gated_xattn.heads=16` and `--layer N` do to a config.
+/// Sets `value` (JSON) at the dotted `path` of `config`: what `vlmc run --set gated_xattn.heads=16`
+/// and `--layer N` do. The objects on the way must exist: `--layer` on a folder without a gated
+/// block is an error naming the missing `gated_xattn`, not a half-made block.
 pub fn set(config: &mut serde_json::Value, path: &str, value: serde_json::Value) -> Result<()> {
     let mut at = config;
     let mut parts = path.split('.').peekable();
@@ -82,7 +102,7 @@ pub fn set(config: &mut serde_json::Value, path: &str, value: serde_json::Value)
             obj.insert(key.to_string(), value);
             return Ok(());
         }
-        at = obj.entry(key).or_insert_with(|| json!({}));
+        at = obj.get_mut(key).ok_or_else(|| Error::config(path, format!("this config has no `{key}`")))?;
     }
     Ok(())
 }

@@ -36,12 +36,19 @@ pub const FLAMINGO_GATED_ROOTS: &[&str] =
     &["lang_encoder.gated_cross_attn_layers", "model.lang_encoder.gated_cross_attn_layers", "gated_cross_attn_layers"];
 /// The decoder blocks a released `checkpoint.pt` keeps them in (`{root}.{block}.gated_cross_attn_layer`):
 /// LLaMA / MPT / GPT-NeoX language models (OpenFlamingo `decoder_layers_attr_name`).
-pub const FLAMINGO_DECODER_ROOTS: &[&str] =
-    &["lang_encoder.model.layers", "lang_encoder.transformer.blocks", "lang_encoder.gpt_neox.layers"];
+pub const FLAMINGO_DECODER_ROOTS: &[&str] = &[
+    "lang_encoder.model.layers",
+    "lang_encoder.transformer.blocks",
+    "lang_encoder.gpt_neox.layers",
+    "model.lang_encoder.model.layers",
+    "model.lang_encoder.transformer.blocks",
+    "model.lang_encoder.gpt_neox.layers",
+];
 
-/// Every gated cross-attention layer in `ws`, in order, as the prefix of its `attn_gate`:
-/// `{root}.{i}` layers by `i`, else the decoder blocks' `gated_cross_attn_layer`s by block (the
-/// j-th is OpenFlamingo's j-th non-None gated layer).
+/// Every gated cross-attention layer in `ws`, in order, as the prefix of its `attn_gate`: the
+/// decoder blocks' `gated_cross_attn_layer`s by block when there are any (the j-th is
+/// OpenFlamingo's j-th non-None gated layer; an unfiltered state dict also holds the
+/// `gated_cross_attn_layers.{block}` duplicates, which these win over), else `{root}.{i}` by `i`.
 pub fn flamingo_gated_layers(ws: &WeightSource) -> Vec<String> {
     let prefixes: Vec<&str> = ws.names().into_iter().filter_map(|n| n.strip_suffix(".attn_gate")).collect();
     let indexed = |root: &str, suffix: &str| -> Vec<(usize, String)> {
@@ -52,14 +59,14 @@ pub fn flamingo_gated_layers(ws: &WeightSource) -> Vec<String> {
         v.sort();
         v
     };
-    for root in FLAMINGO_GATED_ROOTS {
-        let v = indexed(root, "");
+    for root in FLAMINGO_DECODER_ROOTS {
+        let v = indexed(root, ".gated_cross_attn_layer");
         if !v.is_empty() {
             return v.into_iter().map(|(_, p)| p).collect();
         }
     }
-    for root in FLAMINGO_DECODER_ROOTS {
-        let v = indexed(root, ".gated_cross_attn_layer");
+    for root in FLAMINGO_GATED_ROOTS {
+        let v = indexed(root, "");
         if !v.is_empty() {
             return v.into_iter().map(|(_, p)| p).collect();
         }

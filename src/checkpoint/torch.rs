@@ -50,27 +50,43 @@ fn error(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// Opens `path`; a training-run file is read from its `model_state_dict`.
 pub(crate) fn open(path: &Path) -> Result<TorchFile> {
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
     let reader = PytorchReader::new(path).map_err(|e| error(path, e))?;
-    let nested = reader.keys().iter().any(|k| k.starts_with("model_state_dict."));
-    let reader = if nested { PytorchReader::with_top_level_key(path, "model_state_dict").map_err(|e| error(path, e))? } else { reader };
-    finish(reader, path)
+    let reader = match nested(&reader) {
+        true => PytorchReader::with_top_level_key(path, "model_state_dict").map_err(|e| error(path, e))?,
+        false => reader,
+    };
+    finish(reader, path, size)
 }
 
-/// Reads a checkpoint already in memory (`name` is used in error messages).
+/// Reads a checkpoint already in memory (`name` is used in error messages), as [`open`] does.
 pub(crate) fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<TorchFile> {
-    let path = Path::new(name);
-    let reader = PytorchReader::from_bytes(bytes, None).map_err(|e| error(path, e))?;
-    finish(reader, path)
+    let (path, size) = (Path::new(name), bytes.len() as u64);
+    let reader = PytorchReader::from_bytes(bytes.clone(), None).map_err(|e| error(path, e))?;
+    let reader = match nested(&reader) {
+        true => PytorchReader::from_bytes(bytes, Some("model_state_dict")).map_err(|e| error(path, e))?,
+        false => reader,
+    };
+    finish(reader, path, size)
 }
 
-fn finish(reader: PytorchReader, path: &Path) -> Result<TorchFile> {
-    let mut tensors = reader.into_tensors();
+/// A training run's `{"epoch", "model_state_dict", "optimizer_state_dict", ...}`.
+fn nested(reader: &PytorchReader) -> bool {
+    reader.keys().iter().any(|k| k.starts_with("model_state_dict."))
+}
+
+fn finish(reader: PytorchReader, path: &Path, file_size: u64) -> Result<TorchFile> {
+    let tensors = reader.into_tensors();
     if tensors.is_empty() {
         return Err(error(path, "holds no tensors"));
     }
-    if tensors.keys().all(|k| k.starts_with("module.")) {
-        tensors = tensors.into_iter().map(|(k, v)| (k["module.".len()..].to_string(), v)).collect();
+    // A state dict's tensors own their bytes; one that declares more than the whole file holds is a
+    // broadcast (stride-0) view or a lie, and reading it could allocate without bound.
+    if let Some((name, t)) = tensors.iter().find(|(_, t)| t.byte_len() as u64 > file_size) {
+        return Err(error(path, format!("tensor `{name}` declares {} bytes, more than the file's {file_size}", t.byte_len())));
     }
+    // DDP wraps the model in `module.`; OpenFlamingo's train.py strips it from every key that has it.
+    let tensors = tensors.into_iter().map(|(k, v)| (k.strip_prefix("module.").map(str::to_string).unwrap_or(k), v)).collect();
     Ok(TorchFile { tensors, path: path.to_path_buf() })
 }
 

@@ -362,8 +362,16 @@ impl WeightSource {
     }
 }
 
+/// A `.pt` / `.pth` / `.bin` file that is not safetensors (whose 8-byte header length is followed
+/// by a JSON `{`).
 fn is_torch_file(p: &Path) -> bool {
-    p.is_file() && p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "pt" | "pth" | "bin"))
+    let ext = p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "pt" | "pth" | "bin"));
+    if !ext || !p.is_file() {
+        return false;
+    }
+    let mut head = [0u8; 9];
+    let safetensors = File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && head[8] == b'{';
+    !safetensors
 }
 
 fn stored_dtype(d: Dtype) -> Stored {

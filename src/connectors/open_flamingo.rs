@@ -59,6 +59,18 @@ impl Model for OpenFlamingo {
     /// without it, `vision_features` runs the Perceiver alone.
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         let text = self.gated.is_some() && (self.perceiver.is_none() || inputs.contains("hidden_states"));
+        if self.perceiver.is_some() && self.gated.is_some() {
+            // Inputs that would be silently ignored are an error instead.
+            if text && inputs.contains("media") && inputs.contains("vision_features") {
+                return Err(Error::input("media", "give `media` or `vision_features` (the Perceiver makes the media), not both"));
+            }
+            if !text && (inputs.contains("media") || inputs.contains("media_locations")) {
+                return Err(Error::input(
+                    "hidden_states",
+                    "missing: `media` / `media_locations` run the gated layer, which needs the text",
+                ));
+            }
+        }
         let media = match &self.perceiver {
             Some(p) if !(text && inputs.contains("media")) => p.forward(rec, inputs.tensor("vision_features")?)?,
             _ => inputs.tensor("media")?.clone(),
