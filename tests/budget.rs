@@ -177,3 +177,31 @@ fn tome_rounds_compose_and_r_past_the_tokens_is_an_error() {
     assert_eq!(big.shape(), &[1, 13, c]);
     assert_eq!(big.to_vec(g).unwrap(), eleven.to_vec(g).unwrap());
 }
+
+#[test]
+fn anyres_resize_pack_matches_cpu_over_awkward_sizes() {
+    use vlm_connectors::kernels::anyres_resize::{anyres_resize_pack_cpu, record_anyres_resize_pack};
+    let g = gpu();
+    let pinpoints: Vec<[usize; 2]> = (1..=6).flat_map(|i| (1..=6).map(move |j| [i * 30, j * 30])).collect();
+    let mut rng = Rng::new(77);
+    for &(image, out, c) in &[
+        ([100usize, 190usize], [4usize, 8usize], 24usize),
+        ([177, 61], [7, 1], 7),
+        ([30, 30], [1, 1], 1),
+        ([180, 180], [9, 5], 65),
+        ([61, 177], [2, 13], 3),
+    ] {
+        let layout = AnyResLayout::new(image, &pinpoints, 30, 14).unwrap();
+        let hw = layout.h * layout.w;
+        let tiles = rng.vec(layout.tiles() * hw * c, 1.0);
+        let newline = rng.vec(c, 1.0);
+        let mut rec = Recorder::new(g);
+        let y = record_anyres_resize_pack(&mut rec, &up(&tiles, &[layout.tiles(), hw, c]), &up(&newline, &[c]), &layout, out).unwrap();
+        rec.submit().unwrap();
+        let want = anyres_resize_pack_cpu(&tiles, &newline, &layout, c, out);
+        assert_eq!(y.shape(), &[hw + out[0] * (out[1] + 1), c]);
+        let got = y.to_vec(g).unwrap();
+        let err = rel_l2(&got, &want);
+        assert!(err < 1e-6, "{image:?} → {out:?}, c {c}: rel L2 {err:e}");
+    }
+}

@@ -37,7 +37,8 @@ pub fn run_case(case: &str, outputs: &[&str]) {
 
 #[test]
 fn vlmc_run_reproduces_every_llava_case() {
-    let plain: Vec<String> = cases("llava").into_iter().filter(|c| !c.starts_with("llava_next")).collect();
+    let plain: Vec<String> =
+        cases("llava").into_iter().filter(|c| !c.starts_with("llava_next") && !c.starts_with("llava_onevision")).collect();
     assert!(plain.len() >= 5, "{plain:?}");
     for case in &plain {
         run_case(case, &["output"]);
@@ -60,7 +61,7 @@ fn vlmc_run_reproduces_the_flamingo_cases() {
 
 #[test]
 fn vlmc_run_reproduces_the_token_budget_cases() {
-    for case in cases("llava_next") {
+    for case in cases("llava_next").into_iter().chain(cases("llava_onevision")) {
         run_case(&case, &["output", "projected"]);
     }
     for case in cases("pool") {

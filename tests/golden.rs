@@ -11,7 +11,7 @@ use vlm_connectors::{Recorder, Tensor};
 fn llava_cases_match_pytorch() {
     let g = gpu();
     let names = cases("llava");
-    let plain: Vec<&String> = names.iter().filter(|n| !n.starts_with("llava_next")).collect();
+    let plain: Vec<&String> = names.iter().filter(|n| !n.starts_with("llava_next") && !n.starts_with("llava_onevision")).collect();
     assert!(plain.len() >= 5, "llava golden cases missing: {names:?}");
     for case in plain {
         let proj = LlavaProjector::from_dir(g, case_dir(case)).unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -390,4 +390,14 @@ fn openflamingo_inputs_that_would_be_ignored_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("no `gated_xattn`"), "{e}");
+}
+
+#[test]
+fn llava_onevision_matches_transformers() {
+    // anyres_max_9 on a 100×190 image: grid 4×6, unpadded 6×12, ratio √2 → bilinear to 4×8.
+    check_outputs("llava_onevision_anyres", &["output", "projected"]);
+    let c: vlm_connectors::connectors::LlavaOnevision =
+        Connector::from_dir(gpu(), case_dir("llava_onevision_anyres")).unwrap().into_model().unwrap();
+    assert_eq!(c.resized(6, 12, 2), Some([4, 8]));
+    assert_eq!(c.resized(6, 6, 2), None, "ratio ≤ 1.1 keeps the map as LLaVA-NeXT does");
 }

@@ -40,7 +40,7 @@ fn original_depth(kind: &str) -> Result<usize> {
 impl LlavaProjector {
     /// Loads from a checkpoint folder (`config.json` + safetensors) whose `model_type` the model
     /// registry maps to a `LlavaProjector` (`llava`, `llava_llama`, `llava_mistral`, `llava_qwen`),
-    /// or the projector of a `llava_next` / `llava_next_video` one.
+    /// or the projector of a `llava_next` / `llava_next_video` / `llava_onevision` one.
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaProjector> {
         Self::projector_of(registry::Connector::from_dir(gpu, dir)?)
     }
@@ -54,6 +54,7 @@ impl LlavaProjector {
         match c.entry().class {
             "LlavaNext" => Ok(c.into_model::<super::LlavaNext>()?.projector),
             "LlavaNextVideo" => Ok(c.into_model::<LlavaNextVideo>()?.projector),
+            "LlavaOnevision" => Ok(c.into_model::<super::LlavaOnevision>()?.projector),
             _ => c.into_model(),
         }
     }

@@ -8,7 +8,7 @@ use std::any::Any;
 use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
-use super::{InstructBlip, LlavaNext, LlavaNextVideo, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
+use super::{InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -55,6 +55,9 @@ fn llava_original(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<d
 fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(LlavaNext::load(g, c, weights(w, c)?)?))
 }
+fn llava_onevision(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(LlavaOnevision::load(g, c, weights(w, c)?)?))
+}
 fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(LlavaNextVideo::load(g, c, weights(w, c)?)?))
 }
@@ -96,6 +99,13 @@ pub static MODELS: &[ModelEntry] = &[
         reference: "transformers LlavaNextModel.pack_image_features (models/llava_next/modeling_llava_next.py)",
         needs_weights: true,
         load: llava_next,
+    },
+    ModelEntry {
+        model_types: &["llava_onevision"],
+        class: "LlavaOnevision",
+        reference: "transformers LlavaOnevisionModel.pack_image_features (models/llava_onevision/modeling_llava_onevision.py)",
+        needs_weights: true,
+        load: llava_onevision,
     },
     ModelEntry {
         model_types: &["llava_next_video"],

@@ -1,0 +1,106 @@
+//! LLaVA-OneVision (`llava_onevision`): the LLaVA projector on every AnyRes tile, then
+//! transformers' `LlavaOnevisionModel.pack_image_features`
+//! (models/llava_onevision/modeling_llava_onevision.py): LLaVA-NeXT's reassembly and `unpad_image`,
+//! then, when the kept map is more than 1.1× the `anyres_max_N` budget per side, a bilinear
+//! downsample to `[int(rows // ratio), int(cols // ratio)]`; a newline after every row; the base
+//! tile first.
+
+use std::path::Path;
+
+use super::llava_next::AnyResPacker;
+use super::registry::{Connector, Inputs, Model, Named};
+use super::LlavaProjector;
+use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::kernels::anyres::record_anyres_pack;
+use crate::kernels::anyres_resize::record_anyres_resize_pack;
+use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+
+/// LLaVA-OneVision's connector: image_features [tiles, side², C_vis] and the image size →
+/// (packed [T, C_text], projected [tiles, side², C_text]).
+#[derive(Debug)]
+pub struct LlavaOnevision {
+    /// The projector run on every tile.
+    pub projector: LlavaProjector,
+    /// The AnyRes geometry (pinpoints, tile and patch size).
+    pub packer: AnyResPacker,
+    /// N of `vision_aspect_ratio: anyres_max_N`: the token budget is N base tiles.
+    pub max_num_patches: usize,
+    image_newline: Tensor,
+}
+
+/// `anyres_max_N` → N. transformers strips the characters of `"anyres_max_"` from both ends, which
+/// works because the tail is digits; anything else is refused here.
+fn max_patches(cfg: &Config) -> Result<usize> {
+    let v = cfg.opt_str("vision_aspect_ratio")?.unwrap_or_else(|| "anyres_max_9".into());
+    v.strip_prefix("anyres_max_")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::config("vision_aspect_ratio", format!("`{v}`: expected anyres_max_N with N ≥ 1")))
+}
+
+impl LlavaOnevision {
+    /// Loads a `llava_onevision` checkpoint folder.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaOnevision> {
+        Connector::from_dir(gpu, dir)?.into_model()
+    }
+
+    /// Builds from a config (`image_grid_pinpoints`, `vision_config`, `vision_aspect_ratio`) and
+    /// weights (HF projector layout + `image_newline`).
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaOnevision> {
+        let projector = LlavaProjector::load_hf(gpu, cfg, ws)?;
+        let packer = AnyResPacker::from_config(cfg)?;
+        let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
+            .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
+        let image_newline = ws.get(gpu, name, &[projector.out_features])?;
+        Ok(LlavaOnevision { projector, packer, max_num_patches: max_patches(cfg)?, image_newline })
+    }
+
+    /// The resized size of the kept map, if it is resized: ratio = √(rows·cols / (N·side²)) > 1.1.
+    pub fn resized(&self, rows: usize, cols: usize, side: usize) -> Option<[usize; 2]> {
+        let ratio = ((rows * cols) as f64 / (self.max_num_patches * side * side) as f64).sqrt();
+        // Python: int(height // ratio), a float floor division.
+        (ratio > 1.1).then(|| [(rows as f64 / ratio).floor() as usize, (cols as f64 / ratio).floor() as usize])
+    }
+
+    /// Records the projector on every tile and the packing. image_features [tiles, side², C_vis]
+    /// (tile 0 = base view; 1 tile, or 1 + the grid `image_size` selects), image_size (h, w) in
+    /// pixels → (packed [T, C_text], projected [tiles, side², C_text]). Errors: shapes naming the
+    /// input as passed.
+    pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
+        image_features.expect_float(rec.gpu(), "image_features")?;
+        if image_features.rank() != 3 {
+            return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
+        }
+        let layout = self.packer.layout(image_size)?;
+        let tiles = image_features.shape()[0];
+        if tiles != 1 && tiles != layout.tiles() {
+            let want = format!(
+                "[{} tiles (1 base + {}×{} grid for {image_size:?}) or 1, tokens, C]",
+                layout.tiles(),
+                layout.grid[0],
+                layout.grid[1]
+            );
+            return Err(Error::shape("image_features", want, image_features.shape()));
+        }
+        let projected = self.projector.forward(rec, image_features)?;
+        let packed = match (tiles, self.resized(layout.rows, layout.cols, layout.h)) {
+            (t, Some(out)) if t > 1 => record_anyres_resize_pack(rec, &projected, &self.image_newline, &layout, out)?,
+            _ => record_anyres_pack(rec, &projected, &self.image_newline, &layout)?,
+        };
+        Ok((packed, projected))
+    }
+}
+
+impl Model for LlavaOnevision {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["image_features", "image_size"]
+    }
+    fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        let image_size = match inputs.ints("image_size")? {
+            ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
+            (_, size) => return Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
+        };
+        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size)?;
+        Ok(vec![("output", packed), ("projected", projected)])
+    }
+}
