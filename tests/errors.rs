@@ -412,4 +412,10 @@ fn instructblip_instruction_errors_name_the_input() {
     assert!(e.contains("qformer_input_ids") && e.contains("max_position_embeddings"), "{e}");
     let e = run(&[1, ids.len()], ids.clone(), vec![1; ids.len()]);
     assert!(e.contains("qformer_input_ids"), "{e}");
+    let e = run(&[5, 0], vec![], vec![]);
+    assert!(e.contains("qformer_input_ids") && e.contains("[2, T]"), "{e}");
+    let mut mask = vec![1; ids.len()];
+    mask[4] = 2;
+    let e = run(&shape, ids.clone(), mask);
+    assert!(e.contains("qformer_attention_mask") && e.contains("holds 2"), "{e}");
 }

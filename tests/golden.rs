@@ -400,4 +400,35 @@ fn llava_onevision_matches_transformers() {
         Connector::from_dir(gpu(), case_dir("llava_onevision_anyres")).unwrap().into_model().unwrap();
     assert_eq!(c.resized(6, 12, 2), Some([4, 8]));
     assert_eq!(c.resized(6, 6, 2), None, "ratio ≤ 1.1 keeps the map as LLaVA-NeXT does");
+    // Python's float floor division: 10 // (10/6) is 5.0 although 10 / (10/6) rounds to 6.0.
+    assert_eq!(c.resized(10, 10, 2), Some([5, 5]));
+    // The token counts of the three paths, through the connector: a 150×150 image (5×5 grid,
+    // 10×10 map → 5×5), a 30×60 one (1×2 grid, 2×4 map, kept), and the base tile alone.
+    let g = gpu();
+    let count = |tiles: usize, size: [usize; 2]| {
+        let x = vlm_connectors::Tensor::from_slice(g, &vec![0.1; tiles * 4 * 16], &[tiles, 4, 16]).unwrap();
+        let mut rec = vlm_connectors::Recorder::new(g);
+        let (packed, _) = c.forward(&mut rec, &x, size).unwrap();
+        rec.submit().unwrap();
+        assert!(packed.to_vec(g).unwrap().iter().all(|v| v.is_finite()));
+        packed.shape()[0]
+    };
+    assert_eq!(count(26, [150, 150]), 4 + 5 * (5 + 1));
+    assert_eq!(count(3, [30, 60]), 4 + 2 * (4 + 1));
+    assert_eq!(count(1, [150, 150]), 4 + 1);
+}
+
+#[test]
+fn instructblip_without_an_instruction_runs_the_queries_alone() {
+    // T = 0: the embeddings are the queries alone; the output keeps its [B, Q, ·] shape.
+    let g = gpu();
+    let c = Connector::from_dir(g, case_dir("instructblip")).unwrap();
+    let x = inputs("instructblip").get_any("image_embeds").unwrap();
+    let i = vlm_connectors::connectors::Inputs::new()
+        .with_tensor("image_embeds", vlm_connectors::Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+        .with_ints("qformer_input_ids", &[2, 0], vec![])
+        .with_ints("qformer_attention_mask", &[2, 0], vec![]);
+    let outs = c.run_inputs(g, &i).unwrap();
+    assert_eq!(outs.get("output").unwrap().shape, [2, 6, 40]);
+    assert!(outs.get("output").unwrap().data.iter().all(|v| v.is_finite()));
 }

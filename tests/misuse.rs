@@ -44,7 +44,9 @@ fn empty_tensors_and_empty_batches_give_empty_outputs() {
     assert_eq!(Tensor::from_slice(g, &[], &[0, 4]).unwrap().to_vec(g).unwrap(), Vec::<f32>::new());
     assert!(Tensor::from_u32(g, &[], &[0]).unwrap().to_vec_u32(g).unwrap().is_empty());
     // Each connector on a batch of 0: the output's leading dim is 0, as PyTorch returns.
-    for case in ["llava_tiny", "llava_original", "blip2_tiny", "perceiver_video", "gated_xattn_tiny", "pool_odd", "tome_cls"] {
+    for case in
+        ["llava_tiny", "llava_original", "blip2_tiny", "instructblip", "perceiver_video", "gated_xattn_tiny", "pool_odd", "tome_cls"]
+    {
         let c = Connector::from_dir(g, case_dir(case)).unwrap();
         let file = inputs(case);
         let mut inp = Inputs::new();

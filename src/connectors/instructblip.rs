@@ -145,16 +145,17 @@ impl InstructBlip {
                 ))
             }
         };
-        if input_ids.len() != b * t || attention_mask.len() != b * t {
-            return Err(Error::shape(
-                "qformer_input_ids / qformer_attention_mask",
-                format!("[{b}, {t}] each"),
-                (input_ids.len(), attention_mask.len()),
-            ));
-        }
         let max_pos = self.position_embeddings.shape()[0];
         if t > max_pos {
             return Err(Error::input("qformer_input_ids", format!("{t} tokens, past max_position_embeddings {max_pos}")));
+        }
+        if input_ids.len() != b * t || attention_mask.len() != b * t {
+            let got = (input_ids.len(), attention_mask.len());
+            return Err(Error::shape("qformer_input_ids / qformer_attention_mask", format!("[{b}, {t}] each"), got));
+        }
+        // HF adds (1 − m)·finfo.min: only 0 and 1 mean "hidden" and "seen".
+        if let Some(m) = attention_mask.iter().find(|&&m| m != 0 && m != 1) {
+            return Err(Error::input("qformer_attention_mask", format!("holds {m}; expected 0 or 1")));
         }
         // 1. Embeddings: cat(queries, words + positions), then LayerNorm over all Q + T rows.
         let gpu = rec.gpu();
@@ -201,15 +202,16 @@ impl Model for InstructBlip {
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         let (shape, ids) = inputs.ints("qformer_input_ids")?;
+        let image_embeds = inputs.tensor("image_embeds")?;
         let t = match *shape {
-            [_, t] => t,
-            _ => return Err(Error::shape("qformer_input_ids", "[B, T]", shape)),
+            [b, t] if Some(&b) == image_embeds.shape().first() => t,
+            _ => return Err(Error::shape("qformer_input_ids", format!("[{}, T]", image_embeds.shape().first().unwrap_or(&0)), shape)),
         };
         let (mshape, mask) = inputs.ints("qformer_attention_mask")?;
         if mshape != shape {
             return Err(Error::shape("qformer_attention_mask", shape, mshape));
         }
-        let (h, projected) = self.forward(rec, inputs.tensor("image_embeds")?, ids, mask, t)?;
+        let (h, projected) = self.forward(rec, image_embeds, ids, mask, t)?;
         Ok(vec![("output", projected), ("qformer_output", h)])
     }
 }

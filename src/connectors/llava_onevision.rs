@@ -38,6 +38,19 @@ fn max_patches(cfg: &Config) -> Result<usize> {
         .ok_or_else(|| Error::config("vision_aspect_ratio", format!("`{v}`: expected anyres_max_N with N ≥ 1")))
 }
 
+/// Python's `a // b` for positive floats (CPython `float_floor_div`): it floors the exact quotient
+/// through `fmod`, so 10 // 1.6666666666666667 is 5.0 where `(10.0 / b).floor()` gives 6.
+fn py_floor_div(a: f64, b: f64) -> f64 {
+    let m = a % b;
+    let d = (a - m) / b;
+    let f = d.floor();
+    if d - f > 0.5 {
+        f + 1.0
+    } else {
+        f
+    }
+}
+
 impl LlavaOnevision {
     /// Loads a `llava_onevision` checkpoint folder.
     pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<LlavaOnevision> {
@@ -57,9 +70,9 @@ impl LlavaOnevision {
 
     /// The resized size of the kept map, if it is resized: ratio = √(rows·cols / (N·side²)) > 1.1.
     pub fn resized(&self, rows: usize, cols: usize, side: usize) -> Option<[usize; 2]> {
-        let ratio = ((rows * cols) as f64 / (self.max_num_patches * side * side) as f64).sqrt();
-        // Python: int(height // ratio), a float floor division.
-        (ratio > 1.1).then(|| [(rows as f64 / ratio).floor() as usize, (cols as f64 / ratio).floor() as usize])
+        let budget = self.max_num_patches as f64 * side as f64 * side as f64;
+        let ratio = (rows as f64 * cols as f64 / budget).sqrt();
+        (ratio > 1.1).then(|| [py_floor_div(rows as f64, ratio) as usize, py_floor_div(cols as f64, ratio) as usize])
     }
 
     /// Records the projector on every tile and the packing. image_features [tiles, side², C_vis]
