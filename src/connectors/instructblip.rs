@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use super::qformer::AttnBlock;
+use super::qformer::{AttnBlock, Ffn};
 use super::registry::{Connector, Inputs, Model, Named};
 use super::QFormerConfig;
 use crate::checkpoint::{layouts, Config, WeightSource};
@@ -24,31 +24,6 @@ use crate::kernels::elementwise::{record_add_rows, record_copy_rows, record_gath
 use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
-
-/// Linear → act → Linear → LayerNorm(· + x): BERT's feed-forward (`intermediate*` / `output*`).
-#[derive(Debug)]
-struct Ffn {
-    up: Linear,
-    down: Linear,
-    norm: LayerNorm,
-}
-
-impl Ffn {
-    fn load(gpu: &Gpu, l: &WeightSource, up: &str, down: &str, c: &QFormerConfig) -> Result<Ffn> {
-        let h = c.hidden_size;
-        Ok(Ffn {
-            up: Linear::load(gpu, &l.pp(format!("{up}.dense")), Some(h), Some(c.intermediate_size), Bias::Required)?,
-            down: Linear::load(gpu, &l.pp(format!("{down}.dense")), Some(c.intermediate_size), Some(h), Bias::Required)?,
-            norm: LayerNorm::load(gpu, &l.pp(format!("{down}.LayerNorm")), h, c.layer_norm_eps)?,
-        })
-    }
-
-    fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let f = self.up.forward(rec, x, act)?;
-        let f = self.down.forward(rec, &f, Activation::Identity)?;
-        self.norm.forward_residual(rec, &f, x)
-    }
-}
 
 #[derive(Debug)]
 struct Layer {

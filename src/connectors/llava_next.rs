@@ -73,11 +73,7 @@ impl LlavaNext {
     /// Builds from a parsed config (`image_grid_pinpoints`, `vision_config`) and weights (HF
     /// projector layout + `image_newline`).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNext> {
-        let projector = LlavaProjector::load_hf(gpu, cfg, ws)?;
-        let packer = AnyResPacker::from_config(cfg)?;
-        let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
-            .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
-        let image_newline = ws.get(gpu, name, &[projector.out_features])?;
+        let (projector, packer, image_newline) = load_anyres(gpu, cfg, ws)?;
         Ok(LlavaNext { projector, packer, image_newline })
     }
 
@@ -87,21 +83,7 @@ impl LlavaNext {
     /// view alone) or 1 + the grid `image_size` selects; anything else is an [`Error::Shape`] naming
     /// `image_features` as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
-        image_features.expect_float(rec.gpu(), "image_features")?;
-        if image_features.rank() != 3 {
-            return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
-        }
-        let layout = self.packer.layout(image_size)?;
-        let tiles = image_features.shape()[0];
-        if tiles != 1 && tiles != layout.tiles() {
-            let [gh, gw] = layout.grid;
-            let want = format!(
-                "[{} tiles (1 global + {gh}×{gw} grid for {image_size:?}) or 1, tokens, {}]",
-                layout.tiles(),
-                self.projector.in_features
-            );
-            return Err(Error::shape("image_features", want, image_features.shape()));
-        }
+        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, image_size)?;
         let projected = self.projector.forward(rec, image_features)?;
         let packed = record_anyres_pack(rec, &projected, &self.image_newline, &layout)?;
         Ok((packed, projected))
@@ -113,11 +95,48 @@ impl Model for LlavaNext {
         &["image_features", "image_size"]
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let image_size = match inputs.ints("image_size")? {
-            ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
-            (_, size) => return Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
-        };
-        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size)?;
+        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
+    }
+}
+
+/// The projector, the AnyRes geometry and `image_newline` of a LLaVA-NeXT-style checkpoint.
+pub(crate) fn load_anyres(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<(LlavaProjector, AnyResPacker, Tensor)> {
+    let projector = LlavaProjector::load_hf(gpu, cfg, ws)?;
+    let packer = AnyResPacker::from_config(cfg)?;
+    let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
+        .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
+    let image_newline = ws.get(gpu, name, &[projector.out_features])?;
+    Ok((projector, packer, image_newline))
+}
+
+/// Checks image_features [tiles, tokens, C] against the layout `image_size` selects: 1 tile (the
+/// base view alone) or 1 + the grid; the error names the input as passed.
+pub(crate) fn check_tiles(
+    rec: &Recorder,
+    features: &Tensor,
+    packer: &AnyResPacker,
+    width: usize,
+    image_size: [usize; 2],
+) -> Result<AnyResLayout> {
+    features.expect_float(rec.gpu(), "image_features")?;
+    if features.rank() != 3 {
+        return Err(Error::shape("image_features", format!("[tiles, tokens, {width}]"), features.shape()));
+    }
+    let layout = packer.layout(image_size)?;
+    let tiles = features.shape()[0];
+    if tiles != 1 && tiles != layout.tiles() {
+        let [gh, gw] = layout.grid;
+        let want = format!("[{} tiles (1 global + {gh}×{gw} grid for {image_size:?}) or 1, tokens, {width}]", layout.tiles());
+        return Err(Error::shape("image_features", want, features.shape()));
+    }
+    Ok(layout)
+}
+
+/// The `image_size` input: two positive integers (h, w) in pixels.
+pub(crate) fn image_size(inputs: &Inputs) -> Result<[usize; 2]> {
+    match inputs.ints("image_size")? {
+        ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => Ok([h as usize, w as usize]),
+        (_, size) => Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
     }
 }

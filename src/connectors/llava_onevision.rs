@@ -7,10 +7,10 @@
 
 use std::path::Path;
 
-use super::llava_next::AnyResPacker;
+use super::llava_next::{check_tiles, image_size, load_anyres, AnyResPacker};
 use super::registry::{Connector, Inputs, Model, Named};
 use super::LlavaProjector;
-use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::checkpoint::{Config, WeightSource};
 use crate::kernels::anyres::record_anyres_pack;
 use crate::kernels::anyres_resize::record_anyres_resize_pack;
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -60,11 +60,7 @@ impl LlavaOnevision {
     /// Builds from a config (`image_grid_pinpoints`, `vision_config`, `vision_aspect_ratio`) and
     /// weights (HF projector layout + `image_newline`).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaOnevision> {
-        let projector = LlavaProjector::load_hf(gpu, cfg, ws)?;
-        let packer = AnyResPacker::from_config(cfg)?;
-        let name = layouts::find_tensor(ws, layouts::LLAVA_NEXT_NEWLINE)
-            .ok_or_else(|| Error::MissingWeight { name: layouts::LLAVA_NEXT_NEWLINE.join(" or "), location: ws.location().to_string() })?;
-        let image_newline = ws.get(gpu, name, &[projector.out_features])?;
+        let (projector, packer, image_newline) = load_anyres(gpu, cfg, ws)?;
         Ok(LlavaOnevision { projector, packer, max_num_patches: max_patches(cfg)?, image_newline })
     }
 
@@ -80,21 +76,8 @@ impl LlavaOnevision {
     /// pixels → (packed [T, C_text], projected [tiles, side², C_text]). Errors: shapes naming the
     /// input as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
-        image_features.expect_float(rec.gpu(), "image_features")?;
-        if image_features.rank() != 3 {
-            return Err(Error::shape("image_features", format!("[tiles, tokens, {}]", self.projector.in_features), image_features.shape()));
-        }
-        let layout = self.packer.layout(image_size)?;
+        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, image_size)?;
         let tiles = image_features.shape()[0];
-        if tiles != 1 && tiles != layout.tiles() {
-            let want = format!(
-                "[{} tiles (1 base + {}×{} grid for {image_size:?}) or 1, tokens, C]",
-                layout.tiles(),
-                layout.grid[0],
-                layout.grid[1]
-            );
-            return Err(Error::shape("image_features", want, image_features.shape()));
-        }
         let projected = self.projector.forward(rec, image_features)?;
         let packed = match (tiles, self.resized(layout.rows, layout.cols, layout.h)) {
             (t, Some(out)) if t > 1 => record_anyres_resize_pack(rec, &projected, &self.image_newline, &layout, out)?,
@@ -109,11 +92,7 @@ impl Model for LlavaOnevision {
         &["image_features", "image_size"]
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let image_size = match inputs.ints("image_size")? {
-            ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
-            (_, size) => return Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
-        };
-        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size)?;
+        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
     }
 }

@@ -103,13 +103,37 @@ impl AttnBlock {
     }
 }
 
+/// Linear → act → Linear → LayerNorm(· + x): BERT's feed-forward (`intermediate*` / `output*`).
+#[derive(Debug)]
+pub(crate) struct Ffn {
+    up: Linear,
+    down: Linear,
+    norm: LayerNorm,
+}
+
+impl Ffn {
+    pub(crate) fn load(gpu: &Gpu, l: &WeightSource, up: &str, down: &str, c: &QFormerConfig) -> Result<Ffn> {
+        let h = c.hidden_size;
+        Ok(Ffn {
+            up: Linear::load(gpu, &l.pp(format!("{up}.dense")), Some(h), Some(c.intermediate_size), Bias::Required)?,
+            down: Linear::load(gpu, &l.pp(format!("{down}.dense")), Some(c.intermediate_size), Some(h), Bias::Required)?,
+            norm: LayerNorm::load(gpu, &l.pp(format!("{down}.LayerNorm")), h, c.layer_norm_eps)?,
+        })
+    }
+
+    pub(crate) fn forward(&self, rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let f = self.up.forward(rec, x, act)?;
+        let f = self.down.forward(rec, &f, Activation::Identity)?;
+        self.norm.forward_residual(rec, &f, x)
+    }
+}
+
 #[derive(Debug)]
 struct QFormerLayer {
     self_attn: AttnBlock,
     cross_attn: Option<AttnBlock>,
-    intermediate: Linear,
-    output: Linear,
-    output_norm: LayerNorm,
+    /// The query rows' `intermediate_query` / `output_query` feed-forward.
+    ffn: Ffn,
 }
 
 /// BLIP-2's Q-Former and `language_projection` (transformers `Blip2QFormerModel`,
@@ -151,9 +175,7 @@ impl QFormer {
             layers.push(QFormerLayer {
                 self_attn: AttnBlock::load(gpu, &l.pp("attention"), &c, h)?,
                 cross_attn: if cross { Some(AttnBlock::load(gpu, &l.pp("crossattention"), &c, c.encoder_hidden_size)?) } else { None },
-                intermediate: Linear::load(gpu, &l.pp("intermediate_query.dense"), Some(h), Some(c.intermediate_size), Bias::Required)?,
-                output: Linear::load(gpu, &l.pp("output_query.dense"), Some(c.intermediate_size), Some(h), Bias::Required)?,
-                output_norm: LayerNorm::load(gpu, &l.pp("output_query.LayerNorm"), h, c.layer_norm_eps)?,
+                ffn: Ffn::load(gpu, &l, "intermediate_query", "output_query", &c)?,
             });
         }
         let text_width = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
@@ -192,9 +214,7 @@ impl QFormer {
             if let Some(cross) = &layer.cross_attn {
                 h = cross.forward(rec, &h, image_embeds)?;
             }
-            let f = layer.intermediate.forward(rec, &h, c.hidden_act)?;
-            let f = layer.output.forward(rec, &f, Activation::Identity)?;
-            h = layer.output_norm.forward_residual(rec, &f, &h)?;
+            h = layer.ffn.forward(rec, &h, c.hidden_act)?;
         }
         // 3. Soft prompt for the language model.
         let projected = self.language_projection.forward(rec, &h, Activation::Identity)?;
