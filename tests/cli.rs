@@ -16,12 +16,18 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 /// Runs `vlmc run` on a golden case and checks every expected tensor it writes.
 pub fn run_case(case: &str, outputs: &[&str]) {
+    run_case_with(case, outputs, &[]);
+}
+
+/// [`run_case`] with extra `vlmc run` arguments (e.g. `--layer 0`).
+pub fn run_case_with(case: &str, outputs: &[&str], args: &[&str]) {
     let out = tmp(&format!("{case}.safetensors"));
     let st = vlmc()
         .args(["run", case_dir(case).to_str().unwrap(), "--inputs"])
         .arg(case_dir(case).join("inputs.safetensors"))
         .arg("--output")
         .arg(&out)
+        .args(args)
         .output()
         .unwrap();
     assert!(st.status.success(), "{case}: vlmc run failed: {}", String::from_utf8_lossy(&st.stderr));
@@ -158,20 +164,8 @@ fn vlmc_run_on_an_empty_batch_writes_an_empty_output() {
 
 #[test]
 fn vlmc_runs_a_released_openflamingo_checkpoint_and_says_what_it_assumed() {
-    for (case, args) in [("openflamingo_pt_llama_perceiver", vec![]), ("openflamingo_pt_llama_xattn", vec!["--layer", "0"])] {
-        let out = tmp(&format!("{case}.safetensors"));
-        let st = vlmc()
-            .args(["run", case_dir(case).to_str().unwrap(), "--inputs"])
-            .arg(case_dir(case).join("inputs.safetensors"))
-            .arg("--output")
-            .arg(&out)
-            .args(&args)
-            .output()
-            .unwrap();
-        assert!(st.status.success(), "{case}: {}", String::from_utf8_lossy(&st.stderr));
-        let (got, want) = (WeightSource::open_file(&out).unwrap(), expected(case));
-        assert_close(&format!("vlmc run {case}"), &got.get_any("output").unwrap().data, &want.get_any("output").unwrap().data, 1e-5);
-    }
+    run_case("openflamingo_pt_llama_perceiver", &["output"]);
+    run_case_with("openflamingo_pt_llama_xattn", &["output"], &["--layer", "0"]);
     let st = vlmc().args(["info", case_dir("openflamingo_pt_llama_xattn").to_str().unwrap()]).output().unwrap();
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(st.status.success() && text.contains("inferred") && text.contains("assumed: gated_xattn.heads = 8"), "{text}");

@@ -19,20 +19,27 @@ fn corpus(target: &str) -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn checkpoint_corpus_never_panics() {
+/// Runs `harness` on every file of the `target` corpus: (Ok count, Err count). A panic fails the
+/// test naming the file; every error must come from the crate's own checks.
+fn replay<T>(target: &str, what: &str, harness: impl Fn(&[u8]) -> vlm_connectors::Result<T>) -> (usize, usize) {
     let (mut ok, mut err) = (0, 0);
-    for f in corpus("checkpoint") {
+    for f in corpus(target) {
         let data = std::fs::read(&f).unwrap();
-        match catch_unwind(AssertUnwindSafe(|| fuzzing::load_checkpoint_bytes(&data))) {
+        match catch_unwind(AssertUnwindSafe(|| harness(&data))) {
             Ok(Ok(_)) => ok += 1,
             Ok(Err(e)) => {
                 assert_refused_by_checks(&f.display().to_string(), &e);
                 err += 1
             }
-            Err(_) => panic!("{} panicked the checkpoint loader", f.display()),
+            Err(_) => panic!("{} panicked {what}", f.display()),
         }
     }
+    (ok, err)
+}
+
+#[test]
+fn checkpoint_corpus_never_panics() {
+    let (ok, err) = replay("checkpoint", "the checkpoint loader", fuzzing::load_checkpoint_bytes);
     eprintln!("checkpoint corpus: {ok} loaded, {err} refused with an error");
     assert!(ok >= 5, "the golden seeds must load");
 }
@@ -40,18 +47,7 @@ fn checkpoint_corpus_never_panics() {
 #[test]
 fn inputs_corpus_never_panics() {
     let connectors = fuzzing::input_connectors(&common::data_dir());
-    let (mut ok, mut err) = (0, 0);
-    for f in corpus("inputs") {
-        let data = std::fs::read(&f).unwrap();
-        match catch_unwind(AssertUnwindSafe(|| fuzzing::run_inputs_bytes(connectors, &data))) {
-            Ok(Ok(())) => ok += 1,
-            Ok(Err(e)) => {
-                assert_refused_by_checks(&f.display().to_string(), &e);
-                err += 1
-            }
-            Err(_) => panic!("{} panicked `vlmc run`'s input path", f.display()),
-        }
-    }
+    let (ok, err) = replay("inputs", "`vlmc run`'s input path", |data| fuzzing::run_inputs_bytes(connectors, data));
     eprintln!("inputs corpus: {ok} ran, {err} refused with an error");
     assert!(ok >= 5, "the golden seeds must run");
 }
@@ -70,18 +66,7 @@ fn the_input_harness_covers_every_registry_row_with_a_golden_case() {
 
 #[test]
 fn torch_corpus_never_panics() {
-    let (mut ok, mut err) = (0, 0);
-    for f in corpus("torch") {
-        let data = std::fs::read(&f).unwrap();
-        match catch_unwind(AssertUnwindSafe(|| fuzzing::load_torch_bytes(&data))) {
-            Ok(Ok(_)) => ok += 1,
-            Ok(Err(e)) => {
-                assert_refused_by_checks(&f.display().to_string(), &e);
-                err += 1
-            }
-            Err(_) => panic!("{} panicked the PyTorch checkpoint loader", f.display()),
-        }
-    }
+    let (ok, err) = replay("torch", "the PyTorch checkpoint loader", fuzzing::load_torch_bytes);
     eprintln!("torch corpus: {ok} loaded, {err} refused with an error");
     assert!(ok >= 1, "the released-checkpoint seed must load");
 }

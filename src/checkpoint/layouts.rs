@@ -2,6 +2,7 @@
 //! They live here and nowhere else.
 
 use super::WeightSource;
+use crate::runtime::{Error, Result};
 
 /// HF LLaVA / LLaVA-NeXT projector: `save_pretrained` writes `multi_modal_projector.*`; newer
 /// transformers nest the model under `model.`.
@@ -18,6 +19,11 @@ pub const FLAMINGO_ROOT: &[&str] = &["", "model"];
 /// The first prefix under which `probe` exists.
 pub fn find(ws: &WeightSource, candidates: &[&str], probe: &str) -> Option<WeightSource> {
     candidates.iter().map(|p| ws.pp(p)).find(|w| w.contains(probe))
+}
+
+/// [`find`], or [`Error::MissingWeight`] naming every full name tried.
+pub fn require(ws: &WeightSource, candidates: &[&str], probe: &str) -> Result<WeightSource> {
+    find(ws, candidates, probe).ok_or_else(|| Error::MissingWeight { name: tried(candidates, probe), location: ws.location().to_string() })
 }
 
 /// The first of `names` that exists as a tensor.

@@ -15,25 +15,8 @@ use std::path::{Path, PathBuf};
 
 use pytorch_reader::{PytorchReader, Tensor as TorchTensor};
 
+use super::stored::Stored;
 use crate::runtime::{Error, Result};
-
-/// Element type of a stored tensor, whatever the container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Stored {
-    F64,
-    F32,
-    F16,
-    BF16,
-    I64,
-    I32,
-    U32,
-    I16,
-    I8,
-    U8,
-    Bool,
-    /// Anything this crate does not read (its name for error messages).
-    Other(&'static str),
-}
 
 /// A stored tensor read to memory: dtype, shape, little-endian bytes.
 pub(crate) type RawTensor = (Stored, Vec<usize>, Vec<u8>);

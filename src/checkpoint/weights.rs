@@ -15,7 +15,8 @@ use safetensors::tensor::{Dtype, TensorInfo};
 use safetensors::SafeTensors;
 
 use super::random;
-use super::torch::{self, Stored, TorchFile};
+use super::stored::Stored;
+use super::torch::{self, TorchFile};
 use crate::runtime::{DType, Error, Gpu, Result, Tensor};
 use std::borrow::Cow;
 
@@ -289,7 +290,7 @@ impl WeightSource {
                     path: f.path.clone(),
                     message: format!("tensor `{full}` lies outside the file"),
                 })?;
-                Ok((stored_dtype(info.dtype), info.shape.clone(), Cow::Borrowed(bytes)))
+                Ok((Stored::from(info.dtype), info.shape.clone(), Cow::Borrowed(bytes)))
             }
             Backend::Torch(file, _) => {
                 let (dtype, shape, bytes) = file.read(&full).ok_or_else(|| self.missing(name))??;
@@ -304,15 +305,11 @@ impl WeightSource {
     /// Errors: [`Error::MissingWeight`], [`Error::DType`] for an integer tensor.
     pub fn get_any(&self, name: &str) -> Result<HostTensor> {
         let (dtype, shape, bytes) = self.raw(name)?;
-        let data = match dtype {
-            Stored::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            Stored::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Stored::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            Stored::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
-            other => {
-                return Err(Error::DType { tensor: self.full_name(name), dtype: stored_name(other), expected: "F32, F16 or BF16".into() })
-            }
-        };
+        let data = dtype.floats(&bytes).ok_or_else(|| Error::DType {
+            tensor: self.full_name(name),
+            dtype: dtype.name(),
+            expected: "F32, F16 or BF16".into(),
+        })?;
         Ok(HostTensor { shape, data })
     }
 
@@ -338,17 +335,11 @@ impl WeightSource {
     /// Reads an integer tensor (I64, I32, U32, I16, I8, U8, BOOL) as i64, with its shape.
     pub fn get_int(&self, name: &str) -> Result<(Vec<usize>, Vec<i64>)> {
         let (dtype, shape, bytes) = self.raw(name)?;
-        let data: Vec<i64> = match dtype {
-            Stored::I64 => bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-            Stored::I32 => bytes.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
-            Stored::U32 => bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as i64).collect(),
-            Stored::I16 => bytes.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-            Stored::U8 | Stored::Bool => bytes.iter().map(|&b| b as i64).collect(),
-            Stored::I8 => bytes.iter().map(|&b| b as i8 as i64).collect(),
-            other => {
-                return Err(Error::DType { tensor: self.full_name(name), dtype: stored_name(other), expected: "an integer type".into() })
-            }
-        };
+        let data = dtype.ints(&bytes).ok_or_else(|| Error::DType {
+            tensor: self.full_name(name),
+            dtype: dtype.name(),
+            expected: "an integer type".into(),
+        })?;
         Ok((shape, data))
     }
 
@@ -372,30 +363,6 @@ fn is_torch_file(p: &Path) -> bool {
     let mut head = [0u8; 9];
     let safetensors = File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && head[8] == b'{';
     !safetensors
-}
-
-fn stored_dtype(d: Dtype) -> Stored {
-    match d {
-        Dtype::F64 => Stored::F64,
-        Dtype::F32 => Stored::F32,
-        Dtype::F16 => Stored::F16,
-        Dtype::BF16 => Stored::BF16,
-        Dtype::I64 => Stored::I64,
-        Dtype::I32 => Stored::I32,
-        Dtype::U32 => Stored::U32,
-        Dtype::I16 => Stored::I16,
-        Dtype::I8 => Stored::I8,
-        Dtype::U8 => Stored::U8,
-        Dtype::BOOL => Stored::Bool,
-        _ => Stored::Other("another safetensors dtype"),
-    }
-}
-
-fn stored_name(d: Stored) -> String {
-    match d {
-        Stored::Other(name) => name.to_string(),
-        d => format!("{d:?}").to_uppercase(),
-    }
 }
 
 /// Writes f32 tensors to a safetensors file.

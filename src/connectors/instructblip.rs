@@ -64,10 +64,7 @@ impl InstructBlip {
         }
         let q = cfg.sub("qformer_config").ok_or_else(|| Error::config("qformer_config", "missing"))?;
         let (vocab, max_pos) = (q.opt_usize("vocab_size")?.unwrap_or(30523), q.opt_usize("max_position_embeddings")?.unwrap_or(512));
-        let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens").ok_or_else(|| Error::MissingWeight {
-            name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"),
-            location: ws.location().to_string(),
-        })?;
+        let ws = layouts::require(ws, layouts::BLIP2_ROOT, "query_tokens")?;
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
         let e = ws.pp("qformer.embeddings");

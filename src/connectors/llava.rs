@@ -64,10 +64,7 @@ impl LlavaProjector {
     pub fn load_hf(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaProjector> {
         let act = Activation::from_name(&cfg.opt_str("projector_hidden_act")?.unwrap_or_else(|| "gelu".into()))?;
         let bias = if cfg.opt_bool("multimodal_projector_bias")?.unwrap_or(true) { Bias::Required } else { Bias::None };
-        let ws = layouts::find(ws, layouts::LLAVA_HF_PROJECTOR, "linear_1.weight").ok_or_else(|| Error::MissingWeight {
-            name: layouts::tried(layouts::LLAVA_HF_PROJECTOR, "linear_1.weight"),
-            location: ws.location().to_string(),
-        })?;
+        let ws = layouts::require(ws, layouts::LLAVA_HF_PROJECTOR, "linear_1.weight")?;
         // Widths: from the sub-configs when present (checked against the weights), else the weights.
         let feature_layers = match cfg.raw("vision_feature_layer") {
             Some(serde_json::Value::Array(a)) => a.len().max(1),
@@ -91,10 +88,7 @@ impl LlavaProjector {
             return Ok(LlavaProjector { layers: vec![], act: Activation::Identity, in_features: w, out_features: w });
         }
         let probe = if depth == 1 { "weight" } else { "0.weight" };
-        let root = layouts::find(ws, layouts::LLAVA_ORIGINAL_PROJECTOR, probe).ok_or_else(|| Error::MissingWeight {
-            name: layouts::tried(layouts::LLAVA_ORIGINAL_PROJECTOR, probe),
-            location: ws.location().to_string(),
-        })?;
+        let root = layouts::require(ws, layouts::LLAVA_ORIGINAL_PROJECTOR, probe)?;
         let mut layers = Vec::with_capacity(depth);
         for i in 0..depth {
             // nn.Sequential(Linear, GELU, Linear, GELU, ...): Linear i sits at index 2·i.

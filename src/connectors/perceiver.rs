@@ -87,12 +87,7 @@ impl PerceiverResampler {
 
     /// Loads `perceiver.*` (with or without a leading `model.`).
     pub fn load(gpu: &Gpu, c: PerceiverConfig, ws: &WeightSource) -> Result<PerceiverResampler> {
-        let ws = layouts::find(ws, layouts::FLAMINGO_ROOT, "perceiver.latents")
-            .ok_or_else(|| Error::MissingWeight {
-                name: layouts::tried(layouts::FLAMINGO_ROOT, "perceiver.latents"),
-                location: ws.location().to_string(),
-            })?
-            .pp("perceiver");
+        let ws = layouts::require(ws, layouts::FLAMINGO_ROOT, "perceiver.latents")?.pp("perceiver");
         let d = c.dim;
         let inner = c.heads * c.dim_head;
         let latents = ws.get(gpu, "latents", &[c.num_latents, d])?;

@@ -160,10 +160,7 @@ impl QFormer {
     /// OPT/T5 ones) load. `text_config.hidden_size`, when present, is checked against the projection.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<QFormer> {
         let c = QFormerConfig::from_config(cfg)?;
-        let ws = layouts::find(ws, layouts::BLIP2_ROOT, "query_tokens").ok_or_else(|| Error::MissingWeight {
-            name: layouts::tried(layouts::BLIP2_ROOT, "query_tokens"),
-            location: ws.location().to_string(),
-        })?;
+        let ws = layouts::require(ws, layouts::BLIP2_ROOT, "query_tokens")?;
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
         let query_tokens = ws.get(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;

@@ -155,7 +155,19 @@ pub fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
 }
 
 /// Names of the entries, in the order they run.
-pub const ENTRIES: &[&str] = &["fma_peak", "copy_bw", "gemm", "attention", "layernorm", "llava", "qformer", "perceiver", "gated_xattn"];
+pub const ENTRIES: &[&str] = &[
+    "fma_peak",
+    "copy_bw",
+    "gemm",
+    "attention",
+    "layernorm",
+    "gather_rows",
+    "anyres_resize",
+    "llava",
+    "qformer",
+    "perceiver",
+    "gated_xattn",
+];
 
 /// The connector entries (what `vlmc demo` runs).
 pub const CONNECTORS: &[&str] = &["llava", "qformer", "perceiver", "gated_xattn"];
@@ -250,6 +262,28 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             })?;
             rec_of("layernorm", s.clone(), t);
         }
+    }
+    if wanted("gather_rows") {
+        // InstructBLIP's word embeddings: 32 instruction tokens from BERT's 30523 × 768 table.
+        progress("gather_rows 32 ids from 30523 × 768");
+        let table = fresh(gpu, &mut Rng::new(5), &[30523, 768])?;
+        let t = time_forward(gpu, w, r, |rec, rng| {
+            let ids: Vec<i64> = (0..32).map(|_| rng.below(30523) as i64).collect();
+            crate::kernels::elementwise::record_gather_rows(rec, &table, &ids, "ids").map(|_| ())
+        })?;
+        rec_of("gather_rows", vec![32, 30523, 768], t);
+    }
+    if wanted("anyres_resize") {
+        // LLaVA-OneVision-0.5B on a 1920² image: 26 SigLIP tiles of 27² tokens × 896, a 135² map → 80².
+        progress("anyres_resize 26 × 729 × 896, 135² → 80²");
+        let pinpoints: Vec<[usize; 2]> = (1..=6).flat_map(|i| (1..=6).map(move |j| [i * 384, j * 384])).collect();
+        let layout = crate::kernels::anyres::AnyResLayout::new([1920, 1920], &pinpoints, 384, 14)?;
+        let newline = fresh(gpu, &mut Rng::new(6), &[896])?;
+        let t = time_forward(gpu, w, r, |rec, rng| {
+            let tiles = fresh(gpu, rng, &[layout.tiles(), 729, 896])?;
+            crate::kernels::anyres_resize::record_anyres_resize_pack(rec, &tiles, &newline, &layout, [80, 80]).map(|_| ())
+        })?;
+        rec_of("anyres_resize", vec![layout.tiles(), 729, 896, 80, 80], t);
     }
     // Connectors with one float input: (entry, description, seed, input name, input shape, reported shape).
     type Seed = fn(&Gpu) -> Result<Connector>;

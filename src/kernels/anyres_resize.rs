@@ -74,7 +74,9 @@ pub fn record_anyres_resize_pack(
         _p: [0; 2],
     };
     let n = checked_u32(op, total * c)?;
-    let cost = Cost { flops: 8 * (oh * ow * c) as u64, bytes: y.byte_len() * 3 };
+    // Reads: the base view once, four kept pixels per resized one; writes: every output element.
+    let e = tiles.dtype().size() as u64;
+    let cost = Cost { flops: 8 * (oh * ow * c) as u64, bytes: e * (hw * c + 4 * oh * ow * c) as u64 + y.byte_len() };
     rec.launch(&ANYRES_RESIZE_PACK, tiles.dtype(), &params, &[Some(tiles), Some(newline), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(y)
 }
