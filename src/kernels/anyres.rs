@@ -121,7 +121,38 @@ pub(crate) struct AnyResParams {
     pub cols: u32,
     pub c: u32,
     pub total: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub scale_h: f32,
+    pub scale_w: f32,
     pub _p: [u32; 2],
+}
+
+impl AnyResParams {
+    /// Params for `layout` packed with the kept window (y0, x0, rows, cols), `c` channels and
+    /// `total` output rows; `out` resizes the window (`anyres_resize_pack`).
+    pub(crate) fn new(layout: &AnyResLayout, window: [usize; 4], c: usize, total: usize, out: Option<[usize; 2]>) -> Result<AnyResParams> {
+        let op = "anyres_pack";
+        let [y0, x0, rows, cols] = window;
+        let [oh, ow] = out.unwrap_or([0, 0]);
+        Ok(AnyResParams {
+            hw: checked_u32(op, layout.h * layout.w)?,
+            w: checked_u32(op, layout.w)?,
+            h: checked_u32(op, layout.h)?,
+            npw: checked_u32(op, layout.grid[1])?,
+            y0: checked_u32(op, y0)?,
+            x0: checked_u32(op, x0)?,
+            rows: checked_u32(op, rows)?,
+            cols: checked_u32(op, cols)?,
+            c: checked_u32(op, c)?,
+            total: checked_u32(op, total)?,
+            out_h: checked_u32(op, oh)?,
+            out_w: checked_u32(op, ow)?,
+            scale_h: if oh > 0 { rows as f32 / oh as f32 } else { 0.0 },
+            scale_w: if ow > 0 { cols as f32 / ow as f32 } else { 0.0 },
+            _p: [0; 2],
+        })
+    }
 }
 
 /// Packs projected tiles [tiles, h·w, C] into [tokens, C]. With one tile: global view + one newline.
@@ -146,19 +177,7 @@ pub fn record_anyres_pack(rec: &mut Recorder, tiles: &Tensor, newline: &Tensor, 
     let total = hw + rows * (cols + 1);
     let y = Tensor::empty(gpu, &[total, c], tiles.dtype())?;
     let op = "anyres_pack";
-    let params = AnyResParams {
-        hw: checked_u32(op, hw)?,
-        w: checked_u32(op, layout.w)?,
-        h: checked_u32(op, layout.h)?,
-        npw: checked_u32(op, layout.grid[1])?,
-        y0: checked_u32(op, y0)?,
-        x0: checked_u32(op, x0)?,
-        rows: checked_u32(op, rows)?,
-        cols: checked_u32(op, cols)?,
-        c: checked_u32(op, c)?,
-        total: checked_u32(op, total)?,
-        _p: [0; 2],
-    };
+    let params = AnyResParams::new(layout, [y0, x0, rows, cols], c, total, None)?;
     let n = checked_u32(op, total * c)?;
     let cost = Cost { flops: 0, bytes: 2 * y.byte_len() };
     rec.launch(&ANYRES_PACK, tiles.dtype(), &params, &[Some(tiles), Some(newline), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;

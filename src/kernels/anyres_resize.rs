@@ -1,35 +1,12 @@
-//! LLaVA-OneVision's AnyRes packing of a large grid (anyres_resize.wgsl): the unpadded feature map
+//! LLaVA-OneVision's AnyRes packing of a large grid (`anyres_resize_pack` in anyres.wgsl): the unpadded feature map
 //! bilinearly resized (`F.interpolate(mode="bilinear", align_corners=False)`), a newline after each
 //! row, the global view first; one gather. Reference: transformers
 //! `LlavaOnevisionModel.pack_image_features` (models/llava_onevision/modeling_llava_onevision.py).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::anyres::AnyResLayout;
+use super::anyres::{AnyResLayout, AnyResParams};
 use super::registry::ANYRES_RESIZE_PACK;
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
-
-/// Mirrors `ResizeParams` in anyres_resize.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
-pub(crate) struct ResizeParams {
-    pub hw: u32,
-    pub w: u32,
-    pub h: u32,
-    pub npw: u32,
-    pub y0: u32,
-    pub x0: u32,
-    pub rows: u32,
-    pub cols: u32,
-    pub c: u32,
-    pub total: u32,
-    pub out_h: u32,
-    pub out_w: u32,
-    pub scale_h: f32,
-    pub scale_w: f32,
-    pub _p: [u32; 2],
-}
 
 /// Packs projected tiles [tiles, h·w, C] (tile 0 the global view, 1 + the layout's grid in all)
 /// into [h·w + out_h·(out_w + 1), C]: the global view, then the layout's kept map resized to
@@ -56,23 +33,7 @@ pub fn record_anyres_resize_pack(
     let total = hw + oh * (ow + 1);
     let y = Tensor::empty(gpu, &[total, c], tiles.dtype())?;
     let op = "anyres_resize_pack";
-    let params = ResizeParams {
-        hw: checked_u32(op, hw)?,
-        w: checked_u32(op, layout.w)?,
-        h: checked_u32(op, layout.h)?,
-        npw: checked_u32(op, layout.grid[1])?,
-        y0: checked_u32(op, layout.y0)?,
-        x0: checked_u32(op, layout.x0)?,
-        rows: checked_u32(op, layout.rows)?,
-        cols: checked_u32(op, layout.cols)?,
-        c: checked_u32(op, c)?,
-        total: checked_u32(op, total)?,
-        out_h: checked_u32(op, oh)?,
-        out_w: checked_u32(op, ow)?,
-        scale_h: layout.rows as f32 / oh as f32,
-        scale_w: layout.cols as f32 / ow as f32,
-        _p: [0; 2],
-    };
+    let params = AnyResParams::new(layout, [layout.y0, layout.x0, layout.rows, layout.cols], c, total, Some(out))?;
     let n = checked_u32(op, total * c)?;
     // Reads: the base view once, four kept pixels per resized one; writes: every output element.
     let e = tiles.dtype().size() as u64;

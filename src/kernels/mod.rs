@@ -15,7 +15,7 @@
 //! | `media_ranges`  | media_mask.wgsl   | Flamingo media mask → per-query key ranges               |
 //! | `avg_pool2x2`   | pool.wgsl         | 2×2 average pooling of a token grid                      |
 //! | `anyres_pack`   | anyres.wgsl       | LLaVA-NeXT tile reassembly, unpad crop, newlines: gather |
-//! | `anyres_resize_pack` | anyres_resize.wgsl | LLaVA-OneVision: the same, bilinearly resized       |
+//! | `anyres_resize_pack` | anyres.wgsl  | LLaVA-OneVision: the same, bilinearly resized            |
 //! | `gather_rows`   | elementwise.wgsl  | `nn.Embedding`: rows of a table by host-checked ids       |
 //! | `tome_*`        | tome.wgsl         | ToMe: match, rank, slots, size-weighted merge            |
 //! | `fma_peak`      | ceiling.wgsl      | the adapter's FMA ceiling (benchmarks)                   |

@@ -120,7 +120,7 @@ kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "s
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
-kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres_resize.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
+kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), uout(4, "info")]);
 kernel!(TOME_RANK, "tome_rank", "tome", "tome.wgsl", &[uout(4, "info")]);
 kernel!(TOME_SLOTS, "tome_slots", "tome", "tome.wgsl", &[u(4, "info"), uout(5, "slot_src")]);
@@ -168,7 +168,6 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("media_mask.wgsl", include_str!("../../shaders/media_mask.wgsl")),
     ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
     ("anyres.wgsl", include_str!("../../shaders/anyres.wgsl")),
-    ("anyres_resize.wgsl", include_str!("../../shaders/anyres_resize.wgsl")),
     ("tome.wgsl", include_str!("../../shaders/tome.wgsl")),
     ("ceiling.wgsl", include_str!("../../shaders/ceiling.wgsl")),
 ];
