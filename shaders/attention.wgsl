@@ -2,7 +2,8 @@
 //   Q rows: q[(b·lq + i)·q_stride + q_off + h·d + c]   (Q, K, V may be column slices of one buffer)
 //   K rows: k[(b·lk + j)·k_stride + k_off + h·d + c],  V likewise with v_stride / v_off
 //   out:    o[(b·lq + i)·(heads·d) + h·d + c]
-// Optional additive key mask [b, lk] and per-query key ranges [b·lq] × (lo, hi, uniform, _):
+// Optional additive mask, [b, lk] (mask_rows = 1) or per query [b, lq, lk] (mask_rows = lq), and
+// per-query key ranges [b·lq] × (lo, hi, uniform, _):
 // keys outside [lo, hi) are skipped; an empty range gives a zero row; `uniform` sets every score
 // equal (OpenFlamingo's all-masked row). The softmax is online (running max and sum) over tiles
 // of 64 keys, so scores never go to global memory.
@@ -24,7 +25,7 @@ struct AttnParams {
     has_mask: u32,
     has_ranges: u32,
     scale: f32,
-    _p0: u32,
+    mask_rows: u32,    // 1: one mask row per batch; lq: one per query
     _p1: u32,
     _p2: u32,
 };
@@ -79,7 +80,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             if (!uniform_scores) {
                 let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
                 for (var c = 0u; c < d; c++) { sc = fma(qs[c], k[kbase + c], sc); }
-                if (p.has_mask != 0u) { sc += mask[b * p.lk + j]; }
+                if (p.has_mask != 0u) { sc += mask_at(b, i, j); }
             }
             ps[li] = sc;
         }
@@ -198,10 +199,9 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                 let kc = k[kbase + c];
                 for (var q = 0u; q < QB; q++) { s[q] = fma(qs8[q * DMAX + c], kc, s[q]); }
             }
-            var mk = 0.0;
-            if (p.has_mask != 0u) { mk = mask[b * p.lk + j]; }
             for (var q = 0u; q < QB; q++) {
-                var sc = s[q] + mk;
+                var sc = s[q];
+                if (p.has_mask != 0u) { sc += mask_at(b, i0 + q, j); }
                 if (rng8[q].z != 0u) { sc = 0.0; }
                 ps8[q * WG + li] = sc;
             }
@@ -259,6 +259,11 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         if (li < d) { o[obase + li] = acc0[q] * inv; }
         if (c1 < d) { o[obase + c1] = acc1[q] * inv; }
     }
+}
+
+// The additive mask of query i (clamped to the last mask row: rows past lq in a q8 block are never stored).
+fn mask_at(b: u32, i: u32, j: u32) -> f32 {
+    return mask[(b * p.mask_rows + min(i, p.mask_rows - 1u)) * p.lk + j];
 }
 
 fn q_in(b: u32, i: u32, h: u32, c: u32) -> f32 {

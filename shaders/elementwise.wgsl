@@ -6,6 +6,8 @@
 //               (residual add with div = 1, modulo = rows; per-frame / per-media embeddings)
 //   gather_rows: dst[r, c] = src[ids[r], c]                            (r < rows, c < cols)
 //               (nn.Embedding; ids are checked against the table on the host)
+//   gated_activation: dst[r, c] = act(src[r, c]) · src[r, cols + c]     (r < rows, c < cols)
+//               (LlamaMLP's act(gate_proj(x)) · up_proj(x) on one stacked [gate; up] GEMM output)
 
 struct EwParams {
     n: u32,
@@ -65,4 +67,15 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let c = i % p.cols;
     let id = min(ids[i / p.cols], p.src_rows - 1u);   // checked on the host; clamped so a bad id cannot read out of bounds
     dst[i] = src[id * p.cols + c];
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn gated_activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.n) { return; }          // n = rows · cols; src rows are 2·cols wide
+    let c = i % p.cols;
+    let r = i / p.cols;
+    let base = r * 2u * p.cols;
+    dst[i] = activate(src[base + c], p.act) * src[base + p.cols + c];
 }

@@ -1,6 +1,7 @@
 // layernorm.wgsl: y[r, :] = (z − mean) / sqrt(var + eps) · gamma + beta,  z = x[r, :] (+ res[r, :])
 // One workgroup per row; two passes over the row (mean, then centred variance) for stability.
 // var is the biased variance, as torch.nn.LayerNorm uses.
+// rmsnorm: y[r, :] = z · rsqrt(mean(z²) + eps) · gamma (LlamaRMSNorm / IdeficsRMSNorm: no mean, no beta).
 
 struct LnParams {
     rows: u32,
@@ -57,6 +58,21 @@ fn layernorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if (live) {
         for (var c = li; c < p.cols; c += WG) {
             y[r * p.cols + c] = (load(r, c) - mean) * inv * gamma[c] + beta[c];
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) li: u32) {
+    let r = group_index(wid, nwg);
+    let live = r < p.rows;             // whole workgroup agrees: barriers stay uniform
+    var s = 0.0;
+    if (live) { for (var c = li; c < p.cols; c += WG) { let v = load(r, c); s += v * v; } }
+    let inv = inverseSqrt(block_sum(s, li) / f32(p.cols) + p.eps);
+    if (live) {
+        for (var c = li; c < p.cols; c += WG) {
+            y[r * p.cols + c] = (load(r, c) * inv) * gamma[c];
         }
     }
 }

@@ -159,3 +159,56 @@ fn media_masking_matches_cpu() {
                                                           // batch rows with different image counts
     media_case(&[0, 1, 0, 0, 1, 0, 0, 0, /**/ 1, 0, 0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0, 0, 0, 0], 3, 8, 2, 5);
 }
+
+/// A mask per query [b, lq, lk] (IDEFICS's image_attention_mask: a token sees some images, not
+/// others, at -f32::MAX like transformers' finfo.min), with and without key ranges around it.
+#[test]
+fn attention_per_query_mask_matches_cpu() {
+    let g = gpu();
+    let mut seed = 700;
+    for &(b, lq, lk, heads, d) in &[(1, 1, 1, 1, 8), (2, 7, 65, 2, 8), (1, 9, 7, 3, 24), (2, 63, 257, 2, 16), (1, 65, 12, 1, 128)] {
+        seed += 1;
+        let mut rng = Rng::new(seed);
+        let w = heads * d;
+        let (q, k, v) = (rng.vec(b * lq * w, 1.0), rng.vec(b * lk * w, 1.0), rng.vec(b * lk * w, 1.0));
+        // Key j of query i is masked when (i + j) % 3 == 1, except the first key of the range,
+        // so every row keeps a key (an all-masked row is uniform in f32, not in the f64 reference).
+        let masked = |i: usize, j: usize| (i + j) % 3 == 1 && j != i % lk;
+        let mask: Vec<f32> =
+            (0..b * lq * lk).map(|x| if masked((x / lk) % lq, x % lk) { -f32::MAX } else { rng.uniform(-1.0, 0.0) }).collect();
+        // Ranges start at key i % lk (the unmasked one) and end at lk.
+        let ranges: Vec<u32> = (0..b * lq).flat_map(|r| [((r % lq) % lk) as u32, lk as u32, 0, 0]).collect();
+        let (qt, kt, vt, mt, rt) = (
+            up(&q, &[b, lq, w]),
+            up(&k, &[b, lk, w]),
+            up(&v, &[b, lk, w]),
+            up(&mask, &[b, lq, lk]),
+            Tensor::from_u32(g, &ranges, &[b * lq * 4]).unwrap(),
+        );
+        for with_ranges in [false, true] {
+            let r = with_ranges.then_some(&ranges[..]);
+            let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.4, Some(&mask), r);
+            for &variant in AttnVariant::ALL {
+                let mut rec = Recorder::new(g);
+                let opts = AttnOpts { mask: Some(&mt), ranges: with_ranges.then_some(&rt) };
+                let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, 0.4, opts, Some(variant))
+                    .unwrap();
+                rec.submit().unwrap();
+                check(
+                    &format!("per-query mask {variant:?} b{b} lq{lq} lk{lk} h{heads} d{d} ranges={with_ranges}"),
+                    &o.to_vec(g).unwrap(),
+                    &want,
+                    1e-5,
+                );
+            }
+        }
+    }
+    // A mask of neither shape is an error naming both.
+    let (qt, kt) = (up(&[0.0; 8], &[1, 2, 4]), up(&[0.0; 12], &[1, 3, 4]));
+    let bad = up(&[0.0; 5], &[1, 5]);
+    let mut rec = Recorder::new(g);
+    let opts = AttnOpts { mask: Some(&bad), ranges: None };
+    let e = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), 1, 4, 1.0, opts, None).unwrap_err().to_string();
+    assert!(e.contains("[1, 3] or [1, 2, 3]"), "{e}");
+    rec.discard();
+}

@@ -5,9 +5,11 @@ mod common;
 use common::{check, gpu, up};
 
 use vlm_connectors::kernels::attention::{record_attention, AttnOpts, Heads};
-use vlm_connectors::kernels::elementwise::{add_rows_cpu, copy_rows_cpu, record_activation, record_add_rows, record_copy_rows};
+use vlm_connectors::kernels::elementwise::{
+    add_rows_cpu, copy_rows_cpu, gated_activation_cpu, record_activation, record_add_rows, record_copy_rows, record_gated_activation,
+};
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
-use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm};
+use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm, record_rmsnorm, rmsnorm_cpu};
 use vlm_connectors::kernels::Activation;
 use vlm_connectors::kernels::Variant;
 use vlm_connectors::util::Rng;
@@ -166,6 +168,52 @@ fn layernorm_matches_cpu() {
             check(&format!("layernorm {rows}x{cols} eps={eps}"), &y.to_vec(g).unwrap(), &want, 2e-5);
         }
     }
+}
+
+#[test]
+fn rmsnorm_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(6);
+    for &(rows, cols) in &[(1, 1), (7, 8), (63, 65), (65, 257), (577, 1000), (3, 2049)] {
+        for (eps, with_res) in [(1e-6f32, false), (1e-5, true)] {
+            let x: Vec<f32> = rng.vec(rows * cols, 3.0).iter().map(|v| v + 2.0).collect();
+            let r = rng.vec(rows * cols, 1.0);
+            let gm = rng.vec(cols, 1.0);
+            let mut rec = Recorder::new(g);
+            let rt = up(&r, &[rows, cols]);
+            let y = record_rmsnorm(&mut rec, &up(&x, &[rows, cols]), with_res.then_some(&rt), &up(&gm, &[cols]), eps).unwrap();
+            rec.submit().unwrap();
+            let want = rmsnorm_cpu(&x, with_res.then_some(&r[..]), &gm, cols, eps);
+            check(&format!("rmsnorm {rows}x{cols} eps={eps}"), &y.to_vec(g).unwrap(), &want, 2e-6);
+        }
+    }
+    // A zero row stays zero (rsqrt(eps) · 0), and a weight of the wrong width is refused by name.
+    let mut rec = Recorder::new(g);
+    let y = record_rmsnorm(&mut rec, &up(&[0.0; 6], &[2, 3]), None, &up(&[1.0; 3], &[3]), 1e-6).unwrap();
+    let e = record_rmsnorm(&mut rec, &up(&[0.0; 6], &[2, 3]), None, &up(&[1.0; 4], &[4]), 1e-6).unwrap_err().to_string();
+    assert!(e.contains("rmsnorm weight"), "{e}");
+    rec.submit().unwrap();
+    assert_eq!(y.to_vec(g).unwrap(), vec![0.0; 6]);
+}
+
+#[test]
+fn gated_activation_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(7);
+    for &(rows, cols) in &[(1, 1), (7, 63), (65, 257), (577, 3)] {
+        for act in [Activation::Silu, Activation::GeluTanh, Activation::Relu] {
+            let x = rng.vec(rows * 2 * cols, 3.0);
+            let mut rec = Recorder::new(g);
+            let y = record_gated_activation(&mut rec, &up(&x, &[rows, 2 * cols]), act).unwrap();
+            rec.submit().unwrap();
+            assert_eq!(y.shape(), &[rows, cols]);
+            check(&format!("gated {act:?} {rows}x{cols}"), &y.to_vec(g).unwrap(), &gated_activation_cpu(&x, cols, act), 1e-6);
+        }
+    }
+    let mut rec = Recorder::new(g);
+    let e = record_gated_activation(&mut rec, &up(&[0.0; 6], &[2, 3]), Activation::Silu).unwrap_err().to_string();
+    assert!(e.contains("gate and up stacked"), "{e}");
+    rec.discard();
 }
 
 #[test]

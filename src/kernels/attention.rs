@@ -26,7 +26,8 @@ pub(crate) struct AttnParams {
     pub has_mask: u32,
     pub has_ranges: u32,
     pub scale: f32,
-    pub _p: [u32; 3],
+    pub mask_rows: u32,
+    pub _p: [u32; 2],
 }
 
 /// Mirrors `MediaParams` in media_mask.wgsl.
@@ -62,7 +63,7 @@ impl<'a> Heads<'a> {
 /// Attention options beyond Q, K, V.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AttnOpts<'a> {
-    /// Additive key mask [batch, lk].
+    /// Additive mask: [batch, lk] (every query of a batch row alike) or [batch, lq, lk] (per query).
     pub mask: Option<&'a Tensor>,
     /// Per-query key ranges [batch · lq · 4] (u32: lo, hi, uniform, 0), from `record_media_ranges`.
     pub ranges: Option<&'a Tensor>,
@@ -138,9 +139,12 @@ pub fn record_attention(
             max: MAX_HEAD_DIM as u64,
         });
     }
-    if let Some(m) = opts.mask {
-        m.expect_shape("attention mask", &[b, lk])?;
-    }
+    let mask_rows = match opts.mask.map(|m| m.shape()) {
+        None => 1,
+        Some([mb, ml]) if (*mb, *ml) == (b, lk) => 1,
+        Some([mb, mq, ml]) if (*mb, *mq, *ml) == (b, lq, lk) => lq,
+        Some(s) => return Err(Error::shape("attention mask", format!("[{b}, {lk}] or [{b}, {lq}, {lk}]"), s)),
+    };
     if let Some(r) = opts.ranges {
         r.expect_shape("attention ranges", &[b * lq * 4])?;
     }
@@ -161,7 +165,8 @@ pub fn record_attention(
         has_mask: opts.mask.is_some() as u32,
         has_ranges: opts.ranges.is_some() as u32,
         scale,
-        _p: [0; 3],
+        mask_rows: checked_u32(op, mask_rows.max(1))?,
+        _p: [0; 2],
     };
     // Heuristic: q8 once there are enough rows to fill a block; v2 otherwise.
     let heuristic = if lq >= 8 { AttnVariant::Q8 } else { AttnVariant::V2 };
@@ -238,7 +243,8 @@ pub fn media_ranges_cpu(locations: &[u8], batch: usize, len: usize, n_media: usi
     out
 }
 
-/// CPU reference. q: [b, lq, h·d], k, v: [b, lk, h·d] (contiguous); mask [b, lk]; ranges as above.
+/// CPU reference. q: [b, lq, h·d], k, v: [b, lk, h·d] (contiguous); mask [b, lk] or [b, lq, lk]
+/// (told apart by length); ranges as above.
 pub fn attention_cpu(
     q: &[f32],
     k: &[f32],
@@ -254,6 +260,10 @@ pub fn attention_cpu(
 ) -> Vec<f32> {
     let w = heads * d;
     let mut out = vec![0f32; b * lq * w];
+    let per_query = mask.is_some_and(|m| m.len() == b * lq * lk);
+    let mask_at = |bi: usize, i: usize, j: usize| -> f64 {
+        mask.map_or(0.0, |m| m[if per_query { (bi * lq + i) * lk + j } else { bi * lk + j }] as f64)
+    };
     for bi in 0..b {
         for h in 0..heads {
             for i in 0..lq {
@@ -276,7 +286,7 @@ pub fn attention_cpu(
                         for c in 0..d {
                             s += q[(bi * lq + i) * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64;
                         }
-                        s * scale as f64 + mask.map(|m| m[bi * lk + j] as f64).unwrap_or(0.0)
+                        s * scale as f64 + mask_at(bi, i, j)
                     })
                     .collect();
                 let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

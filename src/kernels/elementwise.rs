@@ -1,8 +1,9 @@
-//! Small memory-bound kernels (elementwise.wgsl): activation, strided row copies, row adds.
+//! Small memory-bound kernels (elementwise.wgsl): activation, gated activation, strided row copies,
+//! row adds, row gathers.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{ACTIVATION, ADD_ROWS, COPY_ROWS, GATHER_ROWS};
+use super::registry::{ACTIVATION, ADD_ROWS, COPY_ROWS, GATED_ACTIVATION, GATHER_ROWS};
 use super::{checked_u32, grid_1d, Activation};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -35,6 +36,31 @@ pub fn record_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Res
     let cost = Cost { flops: 8 * n as u64, bytes: 2 * x.byte_len() };
     rec.launch(&ACTIVATION, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(WG)), cost)?;
     Ok(y)
+}
+
+/// LlamaMLP's `act(gate) · up` on a stacked [gate | up] GEMM output: x [..., 2·C] → [..., C] with
+/// y[r, c] = act(x[r, c]) · x[r, C + c]. An odd last dimension is an [`Error::Shape`].
+pub fn record_gated_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let shape = x.shape();
+    let cols = match shape.last() {
+        Some(&w) if w % 2 == 0 => w / 2,
+        _ => return Err(Error::shape("gated_activation input", "[.., 2·C] (gate and up stacked)", shape)),
+    };
+    let mut out_shape = shape.to_vec();
+    *out_shape.last_mut().expect("checked above") = cols;
+    let y = Tensor::empty(gpu, &out_shape, x.dtype())?;
+    let op = "gated_activation";
+    let n = checked_u32(op, y.numel())?;
+    let params = EwParams { n, act: act as u32, cols: checked_u32(op, cols)?, ..Default::default() };
+    let cost = Cost { flops: 10 * n as u64, bytes: x.byte_len() + y.byte_len() };
+    rec.launch(&GATED_ACTIVATION, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(WG)), cost)?;
+    Ok(y)
+}
+
+/// CPU reference for `gated_activation` (f64 activation). x: rows of 2·cols.
+pub fn gated_activation_cpu(x: &[f32], cols: usize, act: Activation) -> Vec<f32> {
+    x.chunks(2 * cols).flat_map(|r| (0..cols).map(move |c| (act.apply(r[c] as f64) * r[cols + c] as f64) as f32)).collect()
 }
 
 /// Copies `rows` rows of `src` [src_batch, src_rows, cols] starting at `src_off` into

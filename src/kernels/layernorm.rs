@@ -1,9 +1,9 @@
-//! LayerNorm over the last dimension, optionally on `x + res` (the post-norm residual of BERT-style
-//! layers: `LayerNorm(dense(h) + input)`).
+//! LayerNorm and RMSNorm over the last dimension (layernorm.wgsl), optionally on `x + res` (the
+//! post-norm residual of BERT-style layers: `LayerNorm(dense(h) + input)`).
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::LAYERNORM;
+use super::registry::{LAYERNORM, RMSNORM};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -19,20 +19,50 @@ pub(crate) struct LnParams {
 
 /// y = LayerNorm(x (+ res)) · gamma + beta. x: `[..., C]`, gamma/beta: `[C]`.
 pub fn record_layernorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
+    record_norm(rec, x, res, gamma, Some(beta), eps)
+}
+
+/// y = z · rsqrt(mean(z²) + eps) · gamma with z = x (+ res): LlamaRMSNorm / IdeficsRMSNorm
+/// (`models/idefics/modeling_idefics.py`). x: `[..., C]`, gamma: `[C]`.
+pub fn record_rmsnorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, eps: f32) -> Result<Tensor> {
+    record_norm(rec, x, res, gamma, None, eps)
+}
+
+/// LayerNorm with `beta`, RMSNorm without.
+fn record_norm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let cols = *x.shape().last().ok_or_else(|| Error::shape("layernorm input", "[.., C]", x.shape()))?;
-    gamma.expect_shape("layernorm weight", &[cols])?;
-    beta.expect_shape("layernorm bias", &[cols])?;
+    let (op, kernel) = if beta.is_some() { ("layernorm", &LAYERNORM) } else { ("rmsnorm", &RMSNORM) };
+    let cols = *x.shape().last().ok_or_else(|| Error::shape(format!("{op} input"), "[.., C]", x.shape()))?;
+    gamma.expect_shape(&format!("{op} weight"), &[cols])?;
+    if let Some(b) = beta {
+        b.expect_shape("layernorm bias", &[cols])?;
+    }
     if let Some(r) = res {
-        r.expect_shape("layernorm residual", x.shape())?;
+        r.expect_shape(&format!("{op} residual"), x.shape())?;
     }
     let rows = x.numel() / cols.max(1);
     let y = Tensor::empty(gpu, x.shape(), x.dtype())?;
-    let params =
-        LnParams { rows: checked_u32("layernorm", rows)?, cols: checked_u32("layernorm", cols)?, has_res: res.is_some() as u32, eps };
+    let params = LnParams { rows: checked_u32(op, rows)?, cols: checked_u32(op, cols)?, has_res: res.is_some() as u32, eps };
     let cost = Cost { flops: 8 * x.numel() as u64, bytes: (2 + res.is_some() as u64) * x.byte_len() };
-    rec.launch(&LAYERNORM, x.dtype(), &params, &[Some(x), res, Some(gamma), Some(beta), Some(&y)], grid_1d(gpu, params.rows), cost)?;
+    let tensors: Vec<Option<&Tensor>> = match beta {
+        Some(b) => vec![Some(x), res, Some(gamma), Some(b), Some(&y)],
+        None => vec![Some(x), res, Some(gamma), Some(&y)],
+    };
+    rec.launch(kernel, x.dtype(), &params, &tensors, grid_1d(gpu, params.rows), cost)?;
     Ok(y)
+}
+
+/// CPU reference for RMSNorm (f64 statistics). x, res: [rows, cols].
+pub fn rmsnorm_cpu(x: &[f32], res: Option<&[f32]>, gamma: &[f32], cols: usize, eps: f32) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    for (r, row) in x.chunks(cols).enumerate() {
+        let z: Vec<f64> = row.iter().enumerate().map(|(c, v)| *v as f64 + res.map(|s| s[r * cols + c] as f64).unwrap_or(0.0)).collect();
+        let inv = 1.0 / (z.iter().map(|v| v * v).sum::<f64>() / cols as f64 + eps as f64).sqrt();
+        for c in 0..cols {
+            y[r * cols + c] = (z[c] * inv * gamma[c] as f64) as f32;
+        }
+    }
+    y
 }
 
 /// CPU reference (f64 statistics). x, res: [rows, cols].
