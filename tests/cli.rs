@@ -183,3 +183,38 @@ fn vlmc_runs_a_released_openflamingo_checkpoint_and_says_what_it_assumed() {
         .unwrap();
     assert!(String::from_utf8_lossy(&st.stdout).contains("\"heads\": 16"), "{}", String::from_utf8_lossy(&st.stderr));
 }
+
+#[test]
+fn vlmc_runs_idefics_and_picks_its_gated_layer() {
+    run_case("idefics_perceiver", &["output"]);
+    run_case_with("idefics_gated_xattn", &["output", "cross_attention_gate"], &["--layer", "0"]);
+    // Layer 1 exists (num_hidden_layers 2) and is another layer: a different output.
+    let out = tmp("idefics_layer1.safetensors");
+    let dir = case_dir("idefics_gated_xattn");
+    let inputs = dir.join("inputs.safetensors");
+    let args = ["run", dir.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--output", out.to_str().unwrap()];
+    let st = vlmc().args(args).args(["--layer", "1"]).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let y = WeightSource::open_file(&out).unwrap().get_any("output").unwrap();
+    let want = expected("idefics_gated_xattn").get_any("output").unwrap();
+    assert!(vlm_connectors::kernels::rel_l2(&y.data, &want.data) > 1e-3, "--layer 1 must run gated_cross_attn_layers.1");
+    // Past the last layer, and --layer on a connector without layers: errors that say so.
+    let st = vlmc().args(args).args(["--layer", "2"]).output().unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(!st.status.success() && err.contains("has 2 gated layers"), "{err}");
+    let dir = case_dir("llava_tiny");
+    let st = vlmc()
+        .args([
+            "run",
+            dir.to_str().unwrap(),
+            "--inputs",
+            dir.join("inputs.safetensors").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+        .args(["--layer", "0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(!st.status.success() && err.contains("no gated layers"), "{err}");
+}

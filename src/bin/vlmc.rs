@@ -110,7 +110,7 @@ fn main() -> ExitCode {
 fn overrides(layer: Option<usize>, set: &[String]) -> Result<Vec<(String, serde_json::Value)>> {
     let mut o = Vec::new();
     if let Some(l) = layer {
-        o.push(("gated_xattn.layer_index".to_string(), serde_json::json!(l)));
+        o.push(("layer_index".to_string(), serde_json::json!(l)));
     }
     for s in set {
         let bad = |why: &str| vlm_connectors::Error::Input { name: "--set".into(), message: format!("`{s}`: {why}") };

@@ -97,6 +97,17 @@ impl Config {
         }
     }
 
+    /// The index `key` (0 ..= 2^31, e.g. `layer_index`) if present; [`Error::Config`] otherwise.
+    pub fn opt_index(&self, key: &str) -> Result<Option<usize>> {
+        match self.raw(key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= (1 << 31) => Ok(Some(n as usize)),
+                _ => Err(Error::config(self.field(key), format!("expected an index (an integer from 0), got {v}"))),
+            },
+        }
+    }
+
     /// The finite number `key` if present; [`Error::Config`] otherwise.
     pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.raw(key) {

@@ -13,6 +13,8 @@ pub const LLAVA_ORIGINAL_PROJECTOR: &[&str] = &["model.mm_projector", "mm_projec
 pub const LLAVA_NEXT_NEWLINE: &[&str] = &["image_newline", "model.image_newline"];
 /// BLIP-2 parts (with or without a leading `model.`).
 pub const BLIP2_ROOT: &[&str] = &["", "model"];
+/// IDEFICS parts: `IdeficsForVisionText2Text` saves `model.*`, a bare `IdeficsModel` drops it.
+pub const IDEFICS_ROOT: &[&str] = &["model", ""];
 /// OpenFlamingo parts (plain state dict, or wrapped under `model.`).
 pub const FLAMINGO_ROOT: &[&str] = &["", "model"];
 

@@ -48,13 +48,7 @@ impl GatedXattnConfig {
             heads: c.opt_usize("heads")?.unwrap_or(8),
             ff_mult: c.opt_usize("ff_mult")?.unwrap_or(4),
             only_attend_immediate_media: c.opt_bool("only_attend_immediate_media")?.unwrap_or(true),
-            layer_index: match c.raw("layer_index") {
-                Some(v) => {
-                    Some(v.as_u64().ok_or_else(|| Error::config("gated_xattn.layer_index", format!("expected an integer, got {v}")))?
-                        as usize)
-                }
-                None => None,
-            },
+            layer_index: c.opt_index("layer_index")?,
         })
     }
 }

@@ -4,6 +4,8 @@
 pub mod budget;
 pub mod compress;
 pub mod gated_xattn;
+pub mod idefics;
+pub mod idefics_gated;
 pub mod inputs;
 pub mod instructblip;
 pub mod llava;
@@ -16,6 +18,8 @@ pub mod registry;
 
 pub use compress::{Pool2x2, TokenMerger};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
+pub use idefics::Idefics;
+pub use idefics_gated::{IdeficsGatedConfig, IdeficsGatedCrossAttention, ImageAttentionMask};
 pub use inputs::{Input, Inputs, Output, Outputs};
 pub use instructblip::InstructBlip;
 pub use llava::{LlavaNextVideo, LlavaProjector};

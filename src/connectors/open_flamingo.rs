@@ -22,10 +22,22 @@ impl OpenFlamingo {
         super::Connector::from_dir(gpu, dir)?.into_model()
     }
 
-    /// Loads the blocks the config's `perceiver` / `gated_xattn` objects describe.
+    /// Loads the blocks the config's `perceiver` / `gated_xattn` objects describe; a top-level
+    /// `layer_index` picks the gated layer (see [`GatedXattnConfig::layer_index`]).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<OpenFlamingo> {
         let perceiver = cfg.sub("perceiver").map(|c| PerceiverResampler::load(gpu, PerceiverConfig::from_config(&c)?, ws)).transpose()?;
-        let gated = cfg.sub("gated_xattn").map(|c| GatedCrossAttention::load(gpu, GatedXattnConfig::from_config(&c)?, ws)).transpose()?;
+        // The top-level `layer_index` (`vlmc run --layer N`) wins over `gated_xattn.layer_index`.
+        let layer = cfg.opt_index("layer_index")?;
+        let gated = cfg
+            .sub("gated_xattn")
+            .map(|c| {
+                let c = GatedXattnConfig {
+                    layer_index: layer.or(GatedXattnConfig::from_config(&c)?.layer_index),
+                    ..GatedXattnConfig::from_config(&c)?
+                };
+                GatedCrossAttention::load(gpu, c, ws)
+            })
+            .transpose()?;
         if perceiver.is_none() && gated.is_none() {
             return Err(Error::config("open_flamingo", "needs a `perceiver` or a `gated_xattn` block"));
         }

@@ -13,7 +13,8 @@
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::AttnOpts;
 use crate::kernels::elementwise::{record_add_rows, record_copy_rows};
-use crate::nn::{Attention, FeedForward, LayerNorm, Linear};
+use crate::kernels::Activation;
+use crate::nn::{Attention, FeedForward, LayerNorm, Linear, Norm, QkNorm};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 const EPS: f32 = 1e-5;
@@ -124,6 +125,38 @@ impl PerceiverResampler {
         }
         let norm = LayerNorm::load(gpu, &ws.pp("norm"), d, EPS)?;
         Ok(PerceiverResampler { config: c, latents, frame_embs, media_time_embs, layers, norm })
+    }
+
+    /// IDEFICS's `IdeficsPerceiverResampler` (transformers `models/idefics/perceiver.py`) in the same
+    /// shape: `perceiver_resampler.*` (with or without a leading `model.`); keys and values from
+    /// `q_proj`/`k_proj`/`v_proj` (inner width heads·dim_head, which need not be `dim`), optional
+    /// per-head LayerNorm q/k norms (`qk_layer_norms_perceiver`, eps 1e-5, with bias), a ReLU MLP
+    /// (`ln`, `fc` [4·dim, dim], `c_proj`), a final `layer_norm`, and no media/frame embeddings.
+    pub fn load_idefics(gpu: &Gpu, c: PerceiverConfig, qk_layer_norms: bool, ws: &WeightSource) -> Result<PerceiverResampler> {
+        let ws = layouts::require(ws, layouts::IDEFICS_ROOT, "perceiver_resampler.latents")?.pp("perceiver_resampler");
+        let (d, inner) = (c.dim, c.heads * c.dim_head);
+        let mut layers = Vec::with_capacity(c.depth);
+        for i in 0..c.depth {
+            let (a, m) = (ws.pp(format!("blocks.{i}.0")), ws.pp(format!("blocks.{i}.1")));
+            let qk_norm = match qk_layer_norms {
+                true => Some(QkNorm {
+                    q: Norm::Layer(LayerNorm::load(gpu, &a.pp("q_layer_norm"), c.dim_head, EPS)?),
+                    k: Norm::Layer(LayerNorm::load(gpu, &a.pp("k_layer_norm"), c.dim_head, EPS)?),
+                }),
+                false => None,
+            };
+            let proj = [&a.pp("q_proj"), &a.pp("k_proj"), &a.pp("v_proj")];
+            layers.push(PerceiverLayer {
+                norm_media: LayerNorm::load(gpu, &a.pp("context_layer_norm"), d, EPS)?,
+                norm_latents: LayerNorm::load(gpu, &a.pp("latents_layer_norm"), d, EPS)?,
+                attn: Attention::load_projections(gpu, proj, d, d, c.heads, c.dim_head, qk_norm)?,
+                to_out: Linear::load(gpu, &a.pp("output_proj"), Some(inner), Some(d), crate::nn::Bias::None)?,
+                ff: FeedForward::load_parts(gpu, [&m.pp("ln"), &m.pp("fc"), &m.pp("c_proj")], d, c.ff_mult * d, Activation::Relu, EPS)?,
+            });
+        }
+        let latents = ws.get(gpu, "latents", &[c.num_latents, d])?;
+        let norm = LayerNorm::load(gpu, &ws.pp("layer_norm"), d, EPS)?;
+        Ok(PerceiverResampler { config: c, latents, frame_embs: None, media_time_embs: None, layers, norm })
     }
 
     /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D] (b·T = 0

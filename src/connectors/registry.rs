@@ -8,7 +8,9 @@ use std::any::Any;
 use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
-use super::{InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger};
+use super::{
+    Idefics, InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger,
+};
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -38,6 +40,8 @@ pub struct ModelEntry {
     pub reference: &'static str,
     /// Whether it reads weights (stages such as `pool2x2` need only `config.json`).
     pub needs_weights: bool,
+    /// Whether the top-level `layer_index` (`vlmc run --layer N`) picks one of its gated layers.
+    pub layered: bool,
     /// Builds the model; `ws` is `Some` whenever `needs_weights`.
     pub load: Loader,
 }
@@ -70,6 +74,9 @@ fn instructblip(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn
 fn open_flamingo(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(OpenFlamingo::load(g, c, weights(w, c)?)?))
 }
+fn idefics(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Idefics::load(g, c, weights(w, c)?)?))
+}
 fn pool2x2(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Pool2x2::from_config(c)?))
 }
@@ -84,6 +91,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "LlavaProjector",
         reference: "transformers LlavaMultiModalProjector (models/llava/modeling_llava.py)",
         needs_weights: true,
+        layered: false,
         load: llava_hf,
     },
     ModelEntry {
@@ -91,6 +99,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "LlavaProjector",
         reference: "LLaVA build_vision_projector (llava/model/multimodal_projector/builder.py)",
         needs_weights: true,
+        layered: false,
         load: llava_original,
     },
     ModelEntry {
@@ -98,6 +107,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "LlavaNext",
         reference: "transformers LlavaNextModel.pack_image_features (models/llava_next/modeling_llava_next.py)",
         needs_weights: true,
+        layered: false,
         load: llava_next,
     },
     ModelEntry {
@@ -105,6 +115,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "LlavaOnevision",
         reference: "transformers LlavaOnevisionModel.pack_image_features (models/llava_onevision/modeling_llava_onevision.py)",
         needs_weights: true,
+        layered: false,
         load: llava_onevision,
     },
     ModelEntry {
@@ -112,6 +123,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "LlavaNextVideo",
         reference: "transformers LlavaNextVideoPooler (models/llava_next_video/modeling_llava_next_video.py)",
         needs_weights: true,
+        layered: false,
         load: llava_next_video,
     },
     ModelEntry {
@@ -119,6 +131,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "QFormer",
         reference: "transformers Blip2QFormerModel + language_projection (models/blip_2/modeling_blip_2.py)",
         needs_weights: true,
+        layered: false,
         load: blip2,
     },
     ModelEntry {
@@ -126,6 +139,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "InstructBlip",
         reference: "transformers InstructBlipQFormerModel + language_projection (models/instructblip/modeling_instructblip.py)",
         needs_weights: true,
+        layered: false,
         load: instructblip,
     },
     ModelEntry {
@@ -133,13 +147,23 @@ pub static MODELS: &[ModelEntry] = &[
         class: "OpenFlamingo",
         reference: "OpenFlamingo PerceiverResampler, GatedCrossAttentionBlock (open_flamingo/src/helpers.py)",
         needs_weights: true,
+        layered: true,
         load: open_flamingo,
+    },
+    ModelEntry {
+        model_types: &["idefics"],
+        class: "Idefics",
+        reference: "transformers IdeficsPerceiverResampler, IdeficsGatedCrossAttentionLayer (models/idefics/modeling_idefics.py)",
+        needs_weights: true,
+        layered: true,
+        load: idefics,
     },
     ModelEntry {
         model_types: &["pool2x2"],
         class: "Pool2x2",
         reference: "torch AvgPool2d(2, 2) over the token grid",
         needs_weights: false,
+        layered: false,
         load: pool2x2,
     },
     ModelEntry {
@@ -147,6 +171,7 @@ pub static MODELS: &[ModelEntry] = &[
         class: "TokenMerger",
         reference: "ToMe bipartite_soft_matching + merge_wavg (tome/merge.py)",
         needs_weights: false,
+        layered: false,
         load: tome,
     },
 ];
@@ -219,6 +244,9 @@ impl Connector {
         }
         let cfg = Config::from_value(value);
         let entry = lookup(&cfg.str("model_type")?)?;
+        if !entry.layered && overrides.iter().any(|(p, _)| p == "layer_index") {
+            return Err(Error::config("layer_index", format!("`{}` has no gated layers to pick from", cfg.str("model_type")?)));
+        }
         if entry.needs_weights && ws.is_none() {
             ws = Some(WeightSource::open_dir(dir)?);
         }

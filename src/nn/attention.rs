@@ -1,24 +1,43 @@
 //! Multi-head attention shared by every connector: Q from one stream, K and V from another (or the
 //! same). K and V are one GEMM: their weights are stacked [k; v] at load, and the attention kernel
-//! reads the two halves of its output as column slices. The output projection stays with the caller,
+//! reads the two halves of its output as column slices. With per-head q/k norms (IDEFICS) K is
+//! normalised on its own, so K and V stay two GEMMs. The output projection stays with the caller,
 //! since each model folds a different residual into it.
 
 use crate::checkpoint::WeightSource;
 use crate::kernels::attention::{record_attention, AttnOpts, Heads, MAX_HEAD_DIM};
 use crate::kernels::Activation;
-use crate::nn::{Bias, Linear};
+use crate::nn::{Bias, Linear, Norm};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
-/// Q, stacked K/V projections and the head geometry. Built only by the loaders, which check that
+/// Q, K/V projections and the head geometry. Built only by the loaders, which check that
 /// the heads divide the width and fit the kernel.
 #[derive(Debug)]
 pub struct Attention {
     q: Linear,
-    /// K and V stacked: weight [2·inner, kv_dim].
-    kv: Linear,
+    kv: KeyValue,
     heads: usize,
     head_dim: usize,
     scale: f32,
+    qk_norm: Option<QkNorm>,
+}
+
+#[derive(Debug)]
+enum KeyValue {
+    /// K and V stacked: weight [2·inner, kv_dim].
+    Stacked(Linear),
+    /// Separate (K is normalised per head before the attention).
+    Split(Linear, Linear),
+}
+
+/// Per-head norms of the queries and keys, applied over head_dim after the projections
+/// (IDEFICS `qk_layer_norms`: `q_layer_norm` / `k_layer_norm`, both `[head_dim]`).
+#[derive(Debug)]
+pub struct QkNorm {
+    /// Over each query head.
+    pub q: Norm,
+    /// Over each key head.
+    pub k: Norm,
 }
 
 /// Checks `heads` divides `inner` and the head fits the kernel; returns the head dim.
@@ -47,8 +66,8 @@ impl Attention {
     ) -> Result<Attention> {
         let head_dim = head_dim(dim, heads, "num_attention_heads")?;
         let q = Linear::load(gpu, q, Some(dim), Some(dim), bias)?;
-        let kv = Linear::stack(gpu, &[k, v], kv_dim, dim, bias)?;
-        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
+        let kv = KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, dim, bias)?);
+        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), qk_norm: None })
     }
 
     /// `to_q` and a fused `to_kv` (OpenFlamingo layout, no biases). `inner = heads · dim_head`.
@@ -64,8 +83,40 @@ impl Attention {
         let inner = heads * dim_head;
         head_dim(inner, heads, "heads")?;
         let q = Linear::load(gpu, to_q, Some(dim), Some(inner), Bias::None)?;
-        let kv = Linear::load(gpu, to_kv, Some(kv_dim), Some(2 * inner), Bias::None)?;
-        Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt() })
+        let kv = KeyValue::Stacked(Linear::load(gpu, to_kv, Some(kv_dim), Some(2 * inner), Bias::None)?);
+        Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt(), qk_norm: None })
+    }
+
+    /// Separate `q`/`k`/`v` Linears without biases and an inner width `heads · head_dim` that need
+    /// not equal `dim` (IDEFICS: `q_proj`, `k_proj`, `v_proj`), with optional per-head q/k norms of
+    /// width `head_dim` (an [`Error::Config`] for another width).
+    #[allow(clippy::too_many_arguments)]
+    pub fn load_projections(
+        gpu: &Gpu,
+        [q, k, v]: [&WeightSource; 3],
+        dim: usize,
+        kv_dim: usize,
+        heads: usize,
+        head_dim: usize,
+        qk_norm: Option<QkNorm>,
+    ) -> Result<Attention> {
+        let inner = heads * head_dim;
+        self::head_dim(inner, heads, "heads")?;
+        if let Some(n) = qk_norm.as_ref().filter(|n| n.q.dim() != head_dim || n.k.dim() != head_dim) {
+            return Err(Error::config(
+                "qk_layer_norms",
+                format!("q/k norms of width {} / {}; head_dim is {head_dim}", n.q.dim(), n.k.dim()),
+            ));
+        }
+        let q = Linear::load(gpu, q, Some(dim), Some(inner), Bias::None)?;
+        let kv = match qk_norm {
+            None => KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, inner, Bias::None)?),
+            Some(_) => KeyValue::Split(
+                Linear::load(gpu, k, Some(kv_dim), Some(inner), Bias::None)?,
+                Linear::load(gpu, v, Some(kv_dim), Some(inner), Bias::None)?,
+            ),
+        };
+        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), qk_norm })
     }
 
     /// heads · head_dim.
@@ -85,14 +136,28 @@ impl Attention {
 
     /// Context (before the output projection): x_q [B, Lq, dim], x_kv [B, Lk, kv_dim] → [B, Lq, inner].
     pub fn context(&self, rec: &mut Recorder, x_q: &Tensor, x_kv: &Tensor, opts: AttnOpts) -> Result<Tensor> {
-        let q = self.q.forward(rec, x_q, Activation::Identity)?;
-        let kv = self.kv.forward(rec, x_kv, Activation::Identity)?;
+        let mut q = self.q.forward(rec, x_q, Activation::Identity)?;
         let inner = self.inner();
+        let (k, v) = match &self.kv {
+            KeyValue::Stacked(kv) => {
+                let kv = kv.forward(rec, x_kv, Activation::Identity)?;
+                (kv.clone(), kv)
+            }
+            KeyValue::Split(k, v) => (k.forward(rec, x_kv, Activation::Identity)?, v.forward(rec, x_kv, Activation::Identity)?),
+        };
+        let (k, v_off) = match (&self.qk_norm, &self.kv) {
+            (Some(n), _) => {
+                q = per_head(rec, &n.q, &q, self.head_dim)?;
+                (per_head(rec, &n.k, &k, self.head_dim)?, 0)
+            }
+            (None, KeyValue::Stacked(_)) => (k, inner),
+            (None, KeyValue::Split(..)) => (k, 0),
+        };
         record_attention(
             rec,
             Heads::all(&q),
-            Heads { t: &kv, offset: 0 },
-            Heads { t: &kv, offset: inner },
+            Heads { t: &k, offset: 0 },
+            Heads { t: &v, offset: v_off },
             self.heads,
             self.head_dim,
             self.scale,
@@ -100,4 +165,11 @@ impl Attention {
             None,
         )
     }
+}
+
+/// `norm` over each head_dim-wide slice of the last dimension: x [..., heads·head_dim] → same shape.
+fn per_head(rec: &mut Recorder, norm: &Norm, x: &Tensor, head_dim: usize) -> Result<Tensor> {
+    let shape = x.shape().to_vec();
+    let y = norm.forward(rec, &x.reshape(&[x.numel() / head_dim.max(1), head_dim])?)?;
+    y.reshape(&shape)
 }

@@ -1,7 +1,10 @@
-//! OpenFlamingo's pre-norm FeedForward: LayerNorm → Linear(D, mult·D) → GELU → Linear(mult·D, D),
-//! no biases; the residual (optionally gated) is folded into the second GEMM's epilogue.
+//! Feed-forward blocks. OpenFlamingo's pre-norm `FeedForward`: LayerNorm → Linear(D, mult·D) →
+//! GELU → Linear(mult·D, D), no biases (IDEFICS's Perceiver MLP is the same with ReLU); and
+//! LlamaMLP / IdeficsMLP: down(act(gate(x)) · up(x)), gate and up stacked into one GEMM. The
+//! residual (optionally gated) is folded into the last GEMM's epilogue.
 
 use crate::checkpoint::WeightSource;
+use crate::kernels::elementwise::record_gated_activation;
 use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
@@ -11,26 +14,80 @@ use crate::runtime::{Gpu, Recorder, Result, Tensor};
 pub struct FeedForward {
     /// The pre-norm.
     pub norm: LayerNorm,
-    /// dim → mult·dim.
+    /// dim → hidden.
     pub up: Linear,
-    /// mult·dim → dim.
+    /// hidden → dim.
     pub down: Linear,
+    /// Between the two Linears.
+    pub act: Activation,
 }
 
 impl FeedForward {
     /// `nn.Sequential(LayerNorm, Linear, GELU, Linear)` under `ws`: keys `0.*`, `1.weight` [mult·dim, dim],
     /// `3.weight` [dim, mult·dim] (OpenFlamingo's `FeedForward(dim, mult)`).
     pub fn load(gpu: &Gpu, ws: &WeightSource, dim: usize, mult: usize, eps: f32) -> Result<FeedForward> {
-        let norm = LayerNorm::load(gpu, &ws.pp("0"), dim, eps)?;
-        let up = Linear::load(gpu, &ws.pp("1"), Some(dim), Some(mult * dim), Bias::None)?;
-        let down = Linear::load(gpu, &ws.pp("3"), Some(up.out_features), Some(dim), Bias::None)?;
-        Ok(FeedForward { norm, up, down })
+        Self::load_parts(gpu, [&ws.pp("0"), &ws.pp("1"), &ws.pp("3")], dim, mult * dim, Activation::Gelu, eps)
+    }
+
+    /// The same block under other names: `[norm, up, down]` prefixes, hidden width `hidden`
+    /// (IdeficsMLP of the Perceiver: `ln`, `fc`, `c_proj`, ReLU).
+    pub fn load_parts(
+        gpu: &Gpu,
+        [norm, up, down]: [&WeightSource; 3],
+        dim: usize,
+        hidden: usize,
+        act: Activation,
+        eps: f32,
+    ) -> Result<FeedForward> {
+        let norm = LayerNorm::load(gpu, norm, dim, eps)?;
+        let up = Linear::load(gpu, up, Some(dim), Some(hidden), Bias::None)?;
+        let down = Linear::load(gpu, down, Some(hidden), Some(dim), Bias::None)?;
+        Ok(FeedForward { norm, up, down, act })
     }
 
     /// x + alpha · FF(x).
     pub fn forward_residual(&self, rec: &mut Recorder, x: &Tensor, alpha: f32) -> Result<Tensor> {
         let h = self.norm.forward(rec, x)?;
-        let h = self.up.forward(rec, &h, Activation::Gelu)?;
+        let h = self.up.forward(rec, &h, self.act)?;
         self.down.forward_residual(rec, &h, x, alpha)
+    }
+}
+
+/// LlamaMLP / IdeficsMLP (`models/idefics/modeling_idefics.py`): down_proj(act(gate_proj(x)) ·
+/// up_proj(x)), no biases. gate and up are one stacked GEMM [2·hidden, dim].
+#[derive(Debug)]
+pub struct GatedFeedForward {
+    /// [gate; up] stacked: dim → 2·hidden.
+    pub gate_up: Linear,
+    /// hidden → dim.
+    pub down: Linear,
+    /// Applied to the gate half (`hidden_act`).
+    pub act: Activation,
+}
+
+impl GatedFeedForward {
+    /// Loads `gate_proj`, `up_proj` ([hidden, dim]) and `down_proj` ([dim, hidden]) under `ws`.
+    /// `down` replaces `down_proj` when given (weights computed at load, e.g. with a gate folded in).
+    pub fn load(
+        gpu: &Gpu,
+        ws: &WeightSource,
+        dim: usize,
+        hidden: usize,
+        act: Activation,
+        down: Option<Linear>,
+    ) -> Result<GatedFeedForward> {
+        let gate_up = Linear::stack(gpu, &[&ws.pp("gate_proj"), &ws.pp("up_proj")], dim, hidden, Bias::None)?;
+        let down = match down {
+            Some(d) => d,
+            None => Linear::load(gpu, &ws.pp("down_proj"), Some(hidden), Some(dim), Bias::None)?,
+        };
+        Ok(GatedFeedForward { gate_up, down, act })
+    }
+
+    /// res + alpha · MLP(x). x, res: [..., dim].
+    pub fn forward_residual(&self, rec: &mut Recorder, x: &Tensor, res: &Tensor, alpha: f32) -> Result<Tensor> {
+        let h = self.gate_up.forward(rec, x, Activation::Identity)?;
+        let h = record_gated_activation(rec, &h, self.act)?;
+        self.down.forward_residual(rec, &h, res, alpha)
     }
 }

@@ -5,7 +5,7 @@ pub mod feedforward;
 pub mod linear;
 pub mod norm;
 
-pub use attention::Attention;
-pub use feedforward::FeedForward;
+pub use attention::{Attention, QkNorm};
+pub use feedforward::{FeedForward, GatedFeedForward};
 pub use linear::{Bias, Linear};
-pub use norm::LayerNorm;
+pub use norm::{LayerNorm, Norm, RmsNorm};
