@@ -81,16 +81,9 @@ fn anyres_resize_pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         return;
     }
     let oy = q / (p.out_w + 1u);
-    // PyTorch's upsample_bilinear2d: h1 = (int)h1r, h1p = h1 < in − 1, λ = h1r − h1.
-    let sy = max((f32(oy) + 0.5) * p.scale_h - 0.5, 0.0);
-    let sx = max((f32(ox) + 0.5) * p.scale_w - 0.5, 0.0);
-    let y1 = min(u32(sy), p.rows - 1u);
-    let x1 = min(u32(sx), p.cols - 1u);
-    let y2 = y1 + select(0u, 1u, y1 < p.rows - 1u);
-    let x2 = x1 + select(0u, 1u, x1 < p.cols - 1u);
-    let ly = sy - f32(y1);
-    let lx = sx - f32(x1);
-    let top = (1.0 - lx) * kept(y1, x1, ch) + lx * kept(y1, x2, ch);
-    let bottom = (1.0 - lx) * kept(y2, x1, ch) + lx * kept(y2, x2, ch);
-    y[i] = (1.0 - ly) * top + ly * bottom;
+    let ty = bilinear_taps(oy, p.scale_h, p.rows);
+    let tx = bilinear_taps(ox, p.scale_w, p.cols);
+    let top = (1.0 - tx.l) * kept(ty.i1, tx.i1, ch) + tx.l * kept(ty.i1, tx.i2, ch);
+    let bottom = (1.0 - tx.l) * kept(ty.i2, tx.i1, ch) + tx.l * kept(ty.i2, tx.i2, ch);
+    y[i] = (1.0 - ty.l) * top + ty.l * bottom;
 }

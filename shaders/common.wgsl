@@ -46,3 +46,18 @@ fn activate(x: f32, act: u32) -> f32 {
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
 }
+
+// PyTorch's upsample_bilinear2d source taps along one axis (align_corners=False, no antialias):
+// output o reads source (o + 0.5)·scale − 0.5 clamped at 0 (scale = in / out); i1 = floor of it,
+// i2 = i1 + 1 unless i1 is the last index, and l the weight of i2.
+struct Taps {
+    i1: u32,
+    i2: u32,
+    l: f32,
+};
+
+fn bilinear_taps(o: u32, scale: f32, n: u32) -> Taps {
+    let s = max((f32(o) + 0.5) * scale - 0.5, 0.0);
+    let i1 = min(u32(s), n - 1u);
+    return Taps(i1, i1 + select(0u, 1u, i1 < n - 1u), s - f32(i1));
+}

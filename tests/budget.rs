@@ -106,6 +106,33 @@ fn pooling_matches_cpu_on_odd_grids() {
     assert!(record_avg_pool2x2(&mut rec, &up(&[0.0; 3], &[1, 3, 1]), 1, 3).is_err());
 }
 
+#[test]
+fn bilinear_resize_matches_cpu_on_awkward_grids() {
+    use vlm_connectors::kernels::pool::{record_resize_bilinear, resize_bilinear_cpu};
+    let g = gpu();
+    let mut rng = Rng::new(4);
+    // Down by ceil(side / 2) as OneVision's video pooling (27 → 14, 5 → 3), up, to 1×1, and 1×N.
+    for (b, [h, w], c, out) in
+        [(1, [27, 27], 7, [14, 14]), (3, [5, 5], 65, [3, 3]), (2, [7, 3], 3, [12, 5]), (1, [1, 9], 2, [1, 4]), (2, [6, 6], 1, [1, 1])]
+    {
+        let x = rng.vec(b * h * w * c, 1.0);
+        let mut rec = Recorder::new(g);
+        let y = record_resize_bilinear(&mut rec, &up(&x, &[b, h * w, c]), [h, w], out).unwrap();
+        rec.submit().unwrap();
+        assert_eq!(y.shape(), &[b, out[0] * out[1], c]);
+        let e = rel_l2(&y.to_vec(g).unwrap(), &resize_bilinear_cpu(&x, b, [h, w], c, out));
+        assert!(e < 1e-6, "{h}x{w} → {out:?}: {e}");
+    }
+    // Same size: the identity, bit for bit.
+    let x = rng.vec(2 * 4 * 3 * 5, 1.0);
+    let mut rec = Recorder::new(g);
+    let y = record_resize_bilinear(&mut rec, &up(&x, &[2, 12, 5]), [4, 3], [4, 3]).unwrap();
+    let e = record_resize_bilinear(&mut rec, &up(&x, &[2, 12, 5]), [4, 3], [0, 3]).unwrap_err().to_string();
+    assert!(e.contains("at least one token"), "{e}");
+    rec.submit().unwrap();
+    assert_eq!(y.to_vec(g).unwrap(), x);
+}
+
 fn tome_case(b: usize, t: usize, c: usize, r: usize, class_token: bool, metric: Vec<f32>, seed: u64) {
     let g = gpu();
     let mut rng = Rng::new(seed);

@@ -3,7 +3,9 @@
 //! (models/llava_onevision/modeling_llava_onevision.py): LLaVA-NeXT's reassembly and `unpad_image`,
 //! then, when the kept map is more than 1.1× the `anyres_max_N` budget per side, a bilinear
 //! downsample to `[int(rows // ratio), int(cols // ratio)]`; a newline after every row; the base
-//! tile first.
+//! tile first. Video frames (`get_video_features`): the projector on every frame, each frame's
+//! side×side map bilinearly resized to ⌈side/2⌉ per side (`apply_pooling`), the frames
+//! concatenated, and one newline after the whole video.
 
 use std::path::Path;
 
@@ -13,6 +15,8 @@ use super::LlavaProjector;
 use crate::checkpoint::{Config, WeightSource};
 use crate::kernels::anyres::record_anyres_pack;
 use crate::kernels::anyres_resize::record_anyres_resize_pack;
+use crate::kernels::elementwise::record_copy_rows;
+use crate::kernels::pool::record_resize_bilinear;
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 /// LLaVA-OneVision's connector: image_features [tiles, side², C_vis] and the image size →
@@ -85,13 +89,50 @@ impl LlavaOnevision {
         };
         Ok((packed, projected))
     }
+
+    /// Records one video: video_features [frames, side², C_vis] (side = image_size / patch_size)
+    /// → (packed [frames·⌈side/2⌉² + 1, C_text], pooled [frames, ⌈side/2⌉², C_text]), as
+    /// `get_video_features` then `torch.cat((video_features, image_newline))` in transformers'
+    /// `LlavaOnevisionModel`. Errors: [`Error::Shape`] naming `video_features`.
+    pub fn forward_video(&self, rec: &mut Recorder, video_features: &Tensor) -> Result<(Tensor, Tensor)> {
+        video_features.expect_float(rec.gpu(), "video_features")?;
+        let side = self.packer.tile / self.packer.patch;
+        let frames = match *video_features.shape() {
+            [f, t, c] if t == side * side && c == self.projector.in_features => f,
+            _ => {
+                let want = format!("[frames, {} (= {side}²: image_size / patch_size), {}]", side * side, self.projector.in_features);
+                return Err(Error::shape("video_features", want, video_features.shape()));
+            }
+        };
+        let projected = self.projector.forward(rec, video_features)?;
+        let half = side.div_ceil(2);
+        let pooled = record_resize_bilinear(rec, &projected, [side, side], [half, half])?;
+        let (rows, c) = (frames * half * half, pooled.shape()[2]);
+        let packed = Tensor::empty(rec.gpu(), &[rows + 1, c], pooled.dtype())?;
+        let dst = packed.reshape(&[1, rows + 1, c])?;
+        record_copy_rows(rec, &pooled.reshape(&[1, rows, c])?, 0, &dst, 0, rows)?;
+        record_copy_rows(rec, &self.image_newline.reshape(&[1, 1, c])?, 0, &dst, rows, 1)?;
+        Ok((packed, pooled))
+    }
 }
 
 impl Model for LlavaOnevision {
     fn inputs(&self) -> &'static [&'static str] {
-        &["image_features", "image_size"]
+        &["image_features", "image_size", "video_features"]
     }
+    /// `video_features` runs the video path (outputs `output`, `pooled`); otherwise
+    /// `image_features` + `image_size` the image path (`output`, `projected`).
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        if inputs.contains("video_features") {
+            if inputs.contains("image_features") {
+                return Err(Error::input(
+                    "video_features",
+                    "give `image_features` or `video_features`, not both: one run packs one or the other",
+                ));
+            }
+            let (packed, pooled) = self.forward_video(rec, inputs.tensor("video_features")?)?;
+            return Ok(vec![("output", packed), ("pooled", pooled)]);
+        }
         let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
     }

@@ -52,11 +52,7 @@ pub fn anyres_resize_pack_cpu(tiles: &[f32], newline: &[f32], layout: &AnyResLay
         tiles[(t * hw + (ym % h) * w + xm % w) * c + ch] as f64
     };
     let [oh, ow] = out;
-    let src = |o: usize, scale: f32, n: usize| {
-        let s = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
-        let i1 = (s as usize).min(n - 1);
-        (i1, i1 + (i1 < n - 1) as usize, (s - i1 as f32) as f64)
-    };
+    let src = super::pool::bilinear_taps;
     let (sh, sw) = (layout.rows as f32 / oh as f32, layout.cols as f32 / ow as f32);
     let mut y: Vec<f32> = tiles[..hw * c].to_vec();
     for oy in 0..oh {

@@ -1,8 +1,9 @@
-//! 2×2 average pooling of a token grid (pool.wgsl), as `AvgPool2d(kernel=2, stride=2)`.
+//! Resampling of token grids (pool.wgsl): 2×2 average pooling as `AvgPool2d(kernel=2, stride=2)`,
+//! and bilinear resizing as `F.interpolate(mode="bilinear", align_corners=False)`.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::AVG_POOL2X2;
+use super::registry::{AVG_POOL2X2, RESIZE_BILINEAR};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -14,6 +15,10 @@ pub(crate) struct PoolParams {
     pub h: u32,
     pub w: u32,
     pub c: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub scale_h: f32,
+    pub scale_w: f32,
 }
 
 /// x [b, h·w, c] (row-major grid) → [b, (h/2)·(w/2), c].
@@ -29,7 +34,16 @@ pub fn record_avg_pool2x2(rec: &mut Recorder, x: &Tensor, h: usize, w: usize) ->
     let (oh, ow) = (h / 2, w / 2);
     let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
     let op = "avg_pool2x2";
-    let params = PoolParams { batch: checked_u32(op, b)?, h: checked_u32(op, h)?, w: checked_u32(op, w)?, c: checked_u32(op, c)? };
+    let params = PoolParams {
+        batch: checked_u32(op, b)?,
+        h: checked_u32(op, h)?,
+        w: checked_u32(op, w)?,
+        c: checked_u32(op, c)?,
+        out_h: 0,
+        out_w: 0,
+        scale_h: 0.0,
+        scale_w: 0.0,
+    };
     let n = checked_u32(op, b * oh * ow * c)?;
     let cost = Cost { flops: 4 * n as u64, bytes: x.byte_len() + y.byte_len() };
     rec.launch(&AVG_POOL2X2, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
@@ -47,6 +61,65 @@ pub fn avg_pool2x2_cpu(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec
                     let at = |yy: usize, xx: usize| x[((bi * h + yy) * w + xx) * c + ch] as f64;
                     let s = at(2 * oy, 2 * ox) + at(2 * oy, 2 * ox + 1) + at(2 * oy + 1, 2 * ox) + at(2 * oy + 1, 2 * ox + 1);
                     y[((bi * oh + oy) * ow + ox) * c + ch] = (s / 4.0) as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Each grid of x [b, h·w, c] (row-major) resized to `[out_h, out_w]` as
+/// `F.interpolate(mode="bilinear", align_corners=False)` does (LLaVA-OneVision's `apply_pooling`)
+/// → [b, out_h·out_w, c]. Errors: [`Error::Shape`] for x, [`Error::Input`] for an empty grid or output.
+pub fn record_resize_bilinear(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let (b, c) = match *x.shape() {
+        [b, t, c] if t == h * w => (b, c),
+        _ => return Err(Error::shape("tokens", format!("[b, {} (= {h}×{w} grid), C]", h * w), x.shape())),
+    };
+    if h == 0 || w == 0 || oh == 0 || ow == 0 {
+        return Err(Error::input("grid", format!("resizing {h}×{w} to {oh}×{ow}: both need at least one token")));
+    }
+    let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
+    let op = "resize_bilinear";
+    let params = PoolParams {
+        batch: checked_u32(op, b)?,
+        h: checked_u32(op, h)?,
+        w: checked_u32(op, w)?,
+        c: checked_u32(op, c)?,
+        out_h: checked_u32(op, oh)?,
+        out_w: checked_u32(op, ow)?,
+        scale_h: h as f32 / oh as f32,
+        scale_w: w as f32 / ow as f32,
+    };
+    let n = checked_u32(op, b * oh * ow * c)?;
+    let cost = Cost { flops: 8 * n as u64, bytes: 4 * y.byte_len() + y.byte_len() };
+    rec.launch(&RESIZE_BILINEAR, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
+    Ok(y)
+}
+
+/// PyTorch's `upsample_bilinear2d` taps along one axis (align_corners=False): output `o` of an axis
+/// of `n` read with `scale` = in / out (f32, as PyTorch computes it) → (i1, i2, weight of i2).
+pub fn bilinear_taps(o: usize, scale: f32, n: usize) -> (usize, usize, f64) {
+    let s = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+    let i1 = (s as usize).min(n - 1);
+    (i1, i1 + (i1 < n - 1) as usize, (s - i1 as f32) as f64)
+}
+
+/// CPU reference for `resize_bilinear` (f32 coordinates, f64 blend). x: [b, h·w, c].
+pub fn resize_bilinear_cpu(x: &[f32], b: usize, [h, w]: [usize; 2], c: usize, [oh, ow]: [usize; 2]) -> Vec<f32> {
+    let (sh, sw) = (h as f32 / oh as f32, w as f32 / ow as f32);
+    let mut y = Vec::with_capacity(b * oh * ow * c);
+    for bi in 0..b {
+        let at = |yy: usize, xx: usize, ch: usize| x[((bi * h + yy) * w + xx) * c + ch] as f64;
+        for oy in 0..oh {
+            let (y1, y2, ly) = bilinear_taps(oy, sh, h);
+            for ox in 0..ow {
+                let (x1, x2, lx) = bilinear_taps(ox, sw, w);
+                for ch in 0..c {
+                    let top = (1.0 - lx) * at(y1, x1, ch) + lx * at(y1, x2, ch);
+                    let bottom = (1.0 - lx) * at(y2, x1, ch) + lx * at(y2, x2, ch);
+                    y.push(((1.0 - ly) * top + ly * bottom) as f32);
                 }
             }
         }

@@ -121,6 +121,7 @@ kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl",
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
 kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
+kernel!(RESIZE_BILINEAR, "resize_bilinear", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), uout(4, "info")]);
@@ -152,6 +153,7 @@ pub const ALL: &[&Kernel] = &[
     &LAYERNORM,
     &RMSNORM,
     &AVG_POOL2X2,
+    &RESIZE_BILINEAR,
     &ANYRES_PACK,
     &ANYRES_RESIZE_PACK,
     &TOME_MATCH,
