@@ -158,3 +158,32 @@ fn hostile_pytorch_checkpoints_are_errors() {
     std::fs::remove_dir_all(&folder).ok();
     assert!(e.contains("config.json") && e.contains("can be inferred"), "{e}");
 }
+
+#[test]
+fn sharded_pytorch_checkpoints_load_through_their_index() {
+    // llava_tiny's projector in two torch.save zip shards + pytorch_model.bin.index.json
+    // (tests/data/tools/make_bin_shards.py); it must give llava_tiny's expected output.
+    let g = gpu();
+    let dir = data_dir().join("torch_sharded/llava_tiny");
+    let ws = WeightSource::open_dir(&dir).unwrap();
+    assert_eq!(ws.names().len(), 4, "both shards are read");
+    let c = Connector::from_dir(g, &dir).unwrap();
+    let out = c.run(g, &inputs("llava_tiny")).unwrap();
+    assert_close(
+        "sharded .bin llava_tiny",
+        &out.get("output").unwrap().data,
+        &expected("llava_tiny").get_any("output").unwrap().data,
+        1e-5,
+    );
+    // An index naming a shard that is not there, or one outside the folder, is an error naming it.
+    let tmp = std::env::temp_dir().join(format!("vlmc-bin-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(dir.join("config.json"), tmp.join("config.json")).unwrap();
+    for (shard, want) in [("pytorch_model-00009-of-00009.bin", "pytorch_model-00009-of-00009.bin"), ("../x.bin", "plain file names")] {
+        let index = serde_json::json!({ "weight_map": { "multi_modal_projector.linear_1.weight": shard } });
+        std::fs::write(tmp.join("pytorch_model.bin.index.json"), index.to_string()).unwrap();
+        let e = load_err(&tmp);
+        assert!(e.contains(want), "{e}");
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -5,6 +5,7 @@ pub mod config;
 pub mod infer;
 pub mod layouts;
 pub mod random;
+pub(crate) mod shards;
 pub(crate) mod stored;
 pub(crate) mod torch;
 pub mod weights;

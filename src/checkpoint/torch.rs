@@ -42,6 +42,17 @@ pub(crate) fn open(path: &Path) -> Result<TorchFile> {
     finish(reader, path, size)
 }
 
+/// Opens the shards of a `pytorch_model.bin.index.json` (`index` names them in errors) as one
+/// checkpoint. A key in two shards takes the later shard's tensor, as transformers' shard-by-shard
+/// loading (`modeling_utils.load_state_dict` over the sorted shard names) leaves it.
+pub(crate) fn open_shards(paths: &[PathBuf], index: &Path) -> Result<TorchFile> {
+    let mut tensors = HashMap::new();
+    for p in paths {
+        tensors.extend(open(p)?.tensors);
+    }
+    Ok(TorchFile { tensors, path: index.to_path_buf() })
+}
+
 /// Reads a checkpoint already in memory (`name` is used in error messages), as [`open`] does.
 pub(crate) fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<TorchFile> {
     let (path, size) = (Path::new(name), bytes.len() as u64);

@@ -101,31 +101,21 @@ fn parse(path: &Path, bytes: Backing) -> Result<(MappedFile, HashMap<String, Ten
 }
 
 impl WeightSource {
-    /// Opens a checkpoint folder: `model.safetensors`, or the shards named by
-    /// `model.safetensors.index.json`.
+    /// Opens a checkpoint folder: `model.safetensors`, the shards named by
+    /// `model.safetensors.index.json`, or a PyTorch checkpoint: `pytorch_model.bin.index.json`'s
+    /// shards, `checkpoint.pt`, `pytorch_model.bin`, or the one `.pt` / `.pth` / `.bin` file.
     pub fn open_dir(dir: impl AsRef<Path>) -> Result<WeightSource> {
         let dir = dir.as_ref();
-        let index_path = dir.join("model.safetensors.index.json");
-        if index_path.exists() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| Error::io(&index_path, e))?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| Error::Json { path: index_path.clone(), message: e.to_string() })?;
-            let map = json
-                .get("weight_map")
-                .and_then(|m| m.as_object())
-                .ok_or_else(|| Error::Json { path: index_path.clone(), message: "no `weight_map` object".into() })?;
-            let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
-            shards.sort();
-            shards.dedup();
-            if shards.iter().any(|s| s.contains('/') || s.contains('\\') || s.contains("..")) {
-                return Err(Error::Json { path: index_path, message: "shard names must be plain file names".into() });
-            }
-            let paths: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
+        if let Some(paths) = super::shards::read_index(dir, "model.safetensors.index.json")? {
             return Self::open_files(&paths, dir.display().to_string());
         }
         let single = dir.join("model.safetensors");
         if single.exists() {
             return Self::open_files(&[single], dir.display().to_string());
+        }
+        if let Some(paths) = super::shards::read_index(dir, "pytorch_model.bin.index.json")? {
+            let file = torch::open_shards(&paths, &dir.join("pytorch_model.bin.index.json"))?;
+            return Ok(Self::torch(file, dir.display().to_string()));
         }
         // PyTorch checkpoints: OpenFlamingo's `checkpoint.pt`, `pytorch_model.bin`, else the one `.pt` /
         // `.pth` / `.bin` file in the folder.
@@ -200,13 +190,17 @@ impl WeightSource {
     pub fn open_torch(path: impl AsRef<Path>) -> Result<WeightSource> {
         let path = path.as_ref();
         let file = torch::open(path)?;
-        Ok(WeightSource { backend: Backend::Torch(Arc::new(file), path.display().to_string()), prefix: String::new(), dtype: DType::F32 })
+        Ok(Self::torch(file, path.display().to_string()))
     }
 
     /// Reads PyTorch checkpoint bytes already in memory (`name` is used in error messages).
     pub fn from_torch_bytes(bytes: Vec<u8>, name: &str) -> Result<WeightSource> {
         let file = torch::from_bytes(bytes, name)?;
-        Ok(WeightSource { backend: Backend::Torch(Arc::new(file), name.to_string()), prefix: String::new(), dtype: DType::F32 })
+        Ok(Self::torch(file, name.to_string()))
+    }
+
+    fn torch(file: torch::TorchFile, location: String) -> WeightSource {
+        WeightSource { backend: Backend::Torch(Arc::new(file), location), prefix: String::new(), dtype: DType::F32 }
     }
 
     fn open_files(paths: &[PathBuf], location: String) -> Result<WeightSource> {
