@@ -217,4 +217,15 @@ fn vlmc_runs_idefics_and_picks_its_gated_layer() {
         .unwrap();
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(!st.status.success() && err.contains("no gated layers"), "{err}");
+    // vlmc info: the connector's parts, the tensors it read, the layer picked.
+    let dir = case_dir("idefics_gated_xattn");
+    let st = vlmc().args(["info", dir.to_str().unwrap(), "--set", "layer_index=1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    for want in [
+        "Perceiver Resampler: 1 layers, 2 heads × 8",
+        "gated cross-attention layer 1: text width 32",
+        "weights: 26 of the checkpoint's 83 tensors",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
 }

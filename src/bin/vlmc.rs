@@ -122,14 +122,21 @@ fn overrides(layer: Option<usize>, set: &[String]) -> Result<Vec<(String, serde_
     Ok(o)
 }
 
-/// `vlmc info MODEL_DIR`: what the folder loads as.
+/// `vlmc info MODEL_DIR`: what the folder loads as: the connector, the config fields it read or
+/// assumed, the tensors it took, and its shapes and tokens per image.
 fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) -> Result<()> {
     let gpu = Gpu::new()?;
     let c = Connector::from_dir_with(&gpu, dir, overrides)?;
     println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
     println!("inputs: {}", c.input_names().join(", "));
     match c.inferred() {
-        None => println!("config: {}", dir.join("config.json").display()),
+        None => {
+            println!("config: {}", dir.join("config.json").display());
+            let absent = c.config().absent();
+            if !absent.is_empty() {
+                println!("  absent, so the reference's default applies: {}", absent.join(", "));
+            }
+        }
         Some(inf) => {
             println!("config: none in the folder; inferred from the checkpoint's tensors");
             for d in &inf.derived {
@@ -138,10 +145,33 @@ fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) ->
             for a in &inf.assumed {
                 println!("  assumed: {a} (OpenFlamingo's factory default; override with --set)");
             }
+            println!("{}", serde_json::to_string_pretty(c.config().value()).unwrap_or_default());
         }
     }
-    println!("{}", serde_json::to_string_pretty(c.config().value()).unwrap_or_default());
+    let (read, total) = c.weights_read();
+    if total > 0 {
+        println!("weights: {} of the checkpoint's {total} tensors, under {}", read.len(), prefixes(read));
+    }
+    for line in c.describe() {
+        println!("  {line}");
+    }
     Ok(())
+}
+
+/// "a.b (3), c (1)": the module prefixes of tensor names (the parameter name dropped, at most
+/// three components kept), with counts, in first-seen order.
+fn prefixes(names: &[String]) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for n in names {
+        let parts: Vec<&str> = n.split('.').collect();
+        let keep = parts.len().saturating_sub(1).clamp(1, 3);
+        let key = parts[..keep.min(parts.len())].join(".");
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, c)) => *c += 1,
+            None => groups.push((key, 1)),
+        }
+    }
+    groups.iter().map(|(k, c)| format!("{k} ({c})")).collect::<Vec<_>>().join(", ")
 }
 
 fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf, overrides: &[(String, serde_json::Value)]) -> Result<()> {

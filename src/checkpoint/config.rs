@@ -1,16 +1,21 @@
 //! config.json access with typed, named errors (`Error::Config { field, .. }`).
 
+use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 use crate::runtime::{Error, Result};
 
-/// A config.json (or a sub-config of it) with its dotted path for error messages.
+/// A config.json (or a sub-config of it) with its dotted path for error messages. It remembers
+/// which optional fields were read but absent (the loaders then use the reference's defaults):
+/// [`Config::absent`], shared by its clones and sub-configs.
 #[derive(Clone, Debug)]
 pub struct Config {
     value: Value,
     path: String,
+    absent: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Config {
@@ -31,12 +36,27 @@ impl Config {
         if !value.is_object() {
             return Err(Error::config("config.json", "top level is not a JSON object"));
         }
-        Ok(Config { value, path: String::new() })
+        Ok(Config::from_value(value))
     }
 
     /// Wraps an already-parsed JSON value (e.g. a seed config built with `serde_json::json!`).
     pub fn from_value(value: Value) -> Config {
-        Config { value, path: String::new() }
+        Config { value, path: String::new(), absent: Arc::default() }
+    }
+
+    /// Dotted names of the optional fields read but absent so far (sorted): where the loaders
+    /// used the reference's defaults.
+    pub fn absent(&self) -> Vec<String> {
+        self.absent.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// `raw`, noting an absent field.
+    fn read(&self, key: &str) -> Option<&Value> {
+        let v = self.raw(key);
+        if v.is_none() {
+            self.absent.lock().unwrap_or_else(|e| e.into_inner()).insert(self.field(key));
+        }
+        v
     }
 
     fn field(&self, key: &str) -> String {
@@ -64,7 +84,7 @@ impl Config {
 
     /// A nested object (e.g. `qformer_config`), if present.
     pub fn sub(&self, key: &str) -> Option<Config> {
-        self.raw(key).filter(|v| v.is_object()).map(|v| Config { value: v.clone(), path: self.field(key) })
+        self.raw(key).filter(|v| v.is_object()).map(|v| Config { value: v.clone(), path: self.field(key), absent: self.absent.clone() })
     }
 
     /// The string `key`; [`Error::Config`] naming the dotted field when missing or not a string.
@@ -74,7 +94,7 @@ impl Config {
 
     /// The string `key` if present; [`Error::Config`] when it is not a string.
     pub fn opt_str(&self, key: &str) -> Result<Option<String>> {
-        match self.raw(key) {
+        match self.read(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v) => Err(Error::config(self.field(key), format!("expected a string, got {v}"))),
@@ -88,7 +108,7 @@ impl Config {
 
     /// The positive integer `key` (at most 2^31) if present; [`Error::Config`] otherwise.
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
-        match self.raw(key) {
+        match self.read(key) {
             None => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n > 0 && n <= (1 << 31) => Ok(Some(n as usize)),
@@ -98,6 +118,7 @@ impl Config {
     }
 
     /// The index `key` (0 ..= 2^31, e.g. `layer_index`) if present; [`Error::Config`] otherwise.
+    /// A selection made by the caller, not a model field: its absence is not noted.
     pub fn opt_index(&self, key: &str) -> Result<Option<usize>> {
         match self.raw(key) {
             None => Ok(None),
@@ -110,7 +131,7 @@ impl Config {
 
     /// The finite number `key` if present; [`Error::Config`] otherwise.
     pub fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
-        match self.raw(key) {
+        match self.read(key) {
             None => Ok(None),
             Some(v) => v
                 .as_f64()
@@ -122,7 +143,7 @@ impl Config {
 
     /// The boolean `key` if present; [`Error::Config`] otherwise.
     pub fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
-        match self.raw(key) {
+        match self.read(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(v) => Err(Error::config(self.field(key), format!("expected true/false, got {v}"))),

@@ -5,10 +5,10 @@
 //! always checks the stored shape and uploads in the source's compute dtype
 //! ([`WeightSource::with_dtype`]): F32, F16 and BF16 on disk are converted once, at load.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, TensorInfo};
@@ -68,6 +68,8 @@ pub struct WeightSource {
     backend: Backend,
     prefix: String,
     dtype: DType,
+    /// Full names of the tensors read so far, shared by every view ([`WeightSource::read_names`]).
+    read: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for WeightSource {
@@ -155,11 +157,11 @@ impl WeightSource {
     /// U(±1/√fan_in) for matrices, 1 ± 0.1 for norm weights, U(±0.1) otherwise. The same seed and
     /// name always give the same values.
     pub fn random(seed: u64) -> WeightSource {
-        WeightSource { backend: Backend::Random(seed), prefix: String::new(), dtype: DType::F32 }
+        WeightSource { backend: Backend::Random(seed), prefix: String::new(), dtype: DType::F32, read: Arc::default() }
     }
 
     fn files(inner: Inner) -> WeightSource {
-        WeightSource { backend: Backend::Files(Arc::new(inner)), prefix: String::new(), dtype: DType::F32 }
+        WeightSource { backend: Backend::Files(Arc::new(inner)), prefix: String::new(), dtype: DType::F32, read: Arc::default() }
     }
 
     /// The same weights, uploaded in `dtype` (`F32` by default; `F16` halves weight memory and
@@ -200,7 +202,7 @@ impl WeightSource {
     }
 
     fn torch(file: torch::TorchFile, location: String) -> WeightSource {
-        WeightSource { backend: Backend::Torch(Arc::new(file), location), prefix: String::new(), dtype: DType::F32 }
+        WeightSource { backend: Backend::Torch(Arc::new(file), location), prefix: String::new(), dtype: DType::F32, read: Arc::default() }
     }
 
     fn open_files(paths: &[PathBuf], location: String) -> Result<WeightSource> {
@@ -224,7 +226,7 @@ impl WeightSource {
             (true, false) => p.to_string(),
             (false, false) => format!("{}.{p}", self.prefix),
         };
-        WeightSource { backend: self.backend.clone(), prefix, dtype: self.dtype }
+        WeightSource { backend: self.backend.clone(), prefix, dtype: self.dtype, read: self.read.clone() }
     }
 
     /// The full name of `name` under this view's prefix.
@@ -299,6 +301,7 @@ impl WeightSource {
     /// Errors: [`Error::MissingWeight`], [`Error::DType`] for an integer tensor.
     pub fn get_any(&self, name: &str) -> Result<HostTensor> {
         let (dtype, shape, bytes) = self.raw(name)?;
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).insert(self.full_name(name));
         let data = dtype.floats(&bytes).ok_or_else(|| Error::DType {
             tensor: self.full_name(name),
             dtype: dtype.name(),
@@ -335,6 +338,12 @@ impl WeightSource {
             expected: "an integer type".into(),
         })?;
         Ok((shape, data))
+    }
+
+    /// Full names of the tensors read through this source or any view of it (sorted): what a
+    /// loader took from a checkpoint (`vlmc info`).
+    pub fn read_names(&self) -> Vec<String> {
+        self.read.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
     /// Where the weights came from (for error messages).

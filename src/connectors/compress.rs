@@ -87,6 +87,10 @@ impl Model for Pool2x2 {
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         Ok(vec![("output", self.forward(rec, inputs.tensor("tokens")?)?)])
     }
+    fn describe(&self) -> Vec<String> {
+        let [h, w] = self.grid;
+        vec![format!("2×2 average pooling of a {h}×{w} grid: {} → {} tokens", h * w, self.output_tokens())]
+    }
 }
 
 impl Model for TokenMerger {
@@ -96,5 +100,11 @@ impl Model for TokenMerger {
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         let (x, size) = self.forward(rec, inputs.tensor("tokens")?, inputs.tensor("metric")?, inputs.tensor("size")?)?;
         Ok(vec![("output", x), ("size", size)])
+    }
+    fn describe(&self) -> Vec<String> {
+        vec![format!(
+            "ToMe: r = {} merges per image (t → t − r, clamped as merge.py does); class token kept apart: {}",
+            self.r, self.class_token
+        )]
     }
 }

@@ -140,6 +140,23 @@ impl GatedCrossAttention {
         })
     }
 
+    /// One line: widths, heads, masking, gates.
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        format!(
+            "gated cross-attention layer {}: text width {}, media width {}, {} heads × {}, ff ×{}, {} media; tanh gates {:.4} / {:.4}",
+            c.layer_index.unwrap_or(0),
+            c.dim,
+            c.dim_visual,
+            c.heads,
+            c.dim_head,
+            c.ff_mult,
+            if c.only_attend_immediate_media { "immediate" } else { "all previous" },
+            self.attn_alpha,
+            self.ff_alpha
+        )
+    }
+
     /// Checks `media_locations` [b, L] (0/1 per text token, at most `t_img` ones per row) and packs
     /// it four to a word for the GPU. `forward` checks the result against its text and media.
     pub fn upload_locations(&self, gpu: &Gpu, locations: &[u8], b: usize, len: usize, t_img: usize) -> Result<MediaLocations> {

@@ -126,4 +126,11 @@ impl Model for Idefics {
         let y = self.gated.forward(rec, x, images, &mask)?;
         Ok(vec![("output", y), ("cross_attention_gate", mask.gate)])
     }
+    fn describe(&self) -> Vec<String> {
+        let perceiver = self
+            .perceiver
+            .as_ref()
+            .map_or("no Perceiver (use_resampler false): images go to the gated layers as they are".into(), |p| p.summary());
+        vec![perceiver, format!("gated cross-attention layer {}: {}", self.layer_index, self.gated.summary())]
+    }
 }

@@ -140,6 +140,22 @@ impl IdeficsGatedCrossAttention {
         })
     }
 
+    /// One line: widths, heads, alphas, q/k norms, MLP.
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        format!(
+            "text width {}, image width {}, {} heads, alpha_type {}, q/k norms {}, MLP {} → {} ({:?}-gated)",
+            c.hidden_size,
+            c.embed_dim,
+            c.num_attention_heads,
+            if c.alpha_vector { "vector" } else { "float" },
+            if c.qk_layer_norms { "RMSNorm" } else { "none" },
+            c.hidden_size,
+            c.intermediate_size,
+            c.hidden_act
+        )
+    }
+
     /// Checks `image_attention_mask` [b, L, num_images] (0/1) and builds what the layer reads for
     /// images of `n` tokens each, as `IdeficsModel.forward` does: the mask repeated over each
     /// image's tokens and `cross_attention_gate = any(mask)`. Errors: a length other than b·L·num_images,

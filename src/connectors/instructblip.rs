@@ -186,4 +186,11 @@ impl Model for InstructBlip {
         let (h, projected) = self.forward(rec, image_embeds, ids, mask, t)?;
         Ok(vec![("output", projected), ("qformer_output", h)])
     }
+    fn describe(&self) -> Vec<String> {
+        let c = &self.config;
+        vec![format!(
+            "Q-Former: {} layers, hidden {}, {} heads, cross-attention every {} layer(s) over {}-wide image tokens; the instruction (qformer_input_ids) joins the self-attention",
+            c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.cross_attention_frequency, c.encoder_hidden_size
+        ), format!("{} query tokens per image → language_projection {} → {}", c.num_query_tokens, c.hidden_size, self.language_projection.out_features)]
+    }
 }

@@ -139,6 +139,17 @@ impl LlavaProjector {
     pub fn depth(&self) -> usize {
         self.layers.len()
     }
+
+    /// One line: the layers, widths and activation; one output token per input token.
+    pub fn summary(&self) -> String {
+        format!(
+            "projector: {} Linear layer(s) {} → {} ({:?} between); one token out per feature token in",
+            self.depth(),
+            self.in_features,
+            self.out_features,
+            self.act
+        )
+    }
 }
 
 impl Model for LlavaProjector {
@@ -151,6 +162,9 @@ impl Model for LlavaProjector {
             return Err(Error::shape("image_features", format!("[B, N, {}]", self.in_features), x.shape()));
         }
         Ok(vec![("output", self.forward(rec, x)?)])
+    }
+    fn describe(&self) -> Vec<String> {
+        vec![self.summary()]
     }
 }
 
@@ -203,6 +217,13 @@ impl Model for LlavaNextVideo {
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         Ok(vec![("output", self.forward(rec, inputs.tensor("image_features")?)?)])
+    }
+    fn describe(&self) -> Vec<String> {
+        let [h, w] = self.pool.grid;
+        vec![
+            format!("2×2 average pooling of each frame's {h}×{w} grid: {} → {} tokens per frame", h * w, self.pool.output_tokens()),
+            self.projector.summary(),
+        ]
     }
 }
 

@@ -47,6 +47,23 @@ impl AnyResPacker {
         Ok(self.layout(image_size)?.tokens())
     }
 
+    /// One line: the tile geometry and the tokens of a one-tile image and of the largest pinpoint.
+    pub fn summary(&self) -> String {
+        let side = self.tile / self.patch.max(1);
+        let count = |s: [usize; 2]| self.token_count(s).map_or_else(|e| format!("({e})"), |n| n.to_string());
+        let largest = self.pinpoints.iter().max_by_key(|p| p[0] * p[1]).copied().unwrap_or([self.tile, self.tile]);
+        format!(
+            "AnyRes: {t}×{t} px tiles of {side}×{side} tokens (patch {}), {} pinpoints; a {t}×{t} image packs to {} tokens, a {}×{} one to {}",
+            self.patch,
+            self.pinpoints.len(),
+            count([self.tile, self.tile]),
+            largest[0],
+            largest[1],
+            count(largest),
+            t = self.tile,
+        )
+    }
+
     /// Tiles the vision tower must encode for this image (global view + grid).
     pub fn tile_count(&self, image_size: [usize; 2]) -> Result<usize> {
         Ok(self.layout(image_size)?.tiles())
@@ -97,6 +114,9 @@ impl Model for LlavaNext {
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
+    }
+    fn describe(&self) -> Vec<String> {
+        vec![self.projector.summary(), self.packer.summary()]
     }
 }
 

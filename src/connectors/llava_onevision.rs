@@ -136,4 +136,16 @@ impl Model for LlavaOnevision {
         let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
     }
+    fn describe(&self) -> Vec<String> {
+        let side = self.packer.tile / self.packer.patch.max(1);
+        vec![
+            self.projector.summary(),
+            self.packer.summary(),
+            format!(
+                "anyres_max_{}: a kept map past 1.1× {} tiles' tokens is resized bilinearly",
+                self.max_num_patches, self.max_num_patches
+            ),
+            format!("video: {side}×{side} tokens per frame pooled bilinearly to {h}×{h}, one newline per video", h = side.div_ceil(2)),
+        ]
+    }
 }

@@ -99,4 +99,7 @@ impl Model for OpenFlamingo {
         let y = gx.forward(rec, x, &media, &packed)?;
         Ok(if self.perceiver.is_some() && !inputs.contains("media") { vec![("output", y), ("media", media)] } else { vec![("output", y)] })
     }
+    fn describe(&self) -> Vec<String> {
+        self.perceiver.iter().map(|p| p.summary()).chain(self.gated.iter().map(|g| g.summary())).collect()
+    }
 }

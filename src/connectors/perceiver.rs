@@ -159,6 +159,22 @@ impl PerceiverResampler {
         Ok(PerceiverResampler { config: c, latents, frame_embs: None, media_time_embs: None, layers, norm })
     }
 
+    /// One line: layers, heads, widths, latents per media, embeddings.
+    pub fn summary(&self) -> String {
+        let c = &self.config;
+        let rows = |t: &Option<Tensor>| t.as_ref().map_or("none".to_string(), |t| t.shape()[0].to_string());
+        format!(
+            "Perceiver Resampler: {} layers, {} heads × {}, width {}, {} latent tokens per media; frame_embs {}, media_time_embs {}",
+            c.depth,
+            c.heads,
+            c.dim_head,
+            c.dim,
+            c.num_latents,
+            rows(&self.frame_embs),
+            rows(&self.media_time_embs)
+        )
+    }
+
     /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D] (b·T = 0
     /// gives an empty output). Errors: [`crate::Error::Shape`] for another width or rank,
     /// [`crate::Error::Input`] for more frames than `frame_embs` or media than `media_time_embs` has.

@@ -227,4 +227,17 @@ impl Model for QFormer {
         let (h, projected) = self.forward(rec, inputs.tensor("image_embeds")?)?;
         Ok(vec![("output", projected), ("qformer_output", h)])
     }
+    fn describe(&self) -> Vec<String> {
+        let c = &self.config;
+        vec![
+            format!(
+                "Q-Former: {} layers, hidden {}, {} heads, cross-attention every {} layer(s) over {}-wide image tokens",
+                c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.cross_attention_frequency, c.encoder_hidden_size
+            ),
+            format!(
+                "{} query tokens per image → language_projection {} → {}",
+                c.num_query_tokens, c.hidden_size, self.language_projection.out_features
+            ),
+        ]
+    }
 }

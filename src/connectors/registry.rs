@@ -25,6 +25,8 @@ pub trait Model: Any + Send + Sync + std::fmt::Debug {
     fn inputs(&self) -> &'static [&'static str];
     /// Records the forward. The first output is the one called `output`.
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named>;
+    /// What it holds and computes, a line per part: widths, layers, tokens per image (`vlmc info`).
+    fn describe(&self) -> Vec<String>;
 }
 
 /// Builds a model from its config and weights (`None` for stages without weights).
@@ -202,6 +204,8 @@ pub struct Connector {
     model: Box<dyn Model>,
     config: Config,
     inferred: Option<Inferred>,
+    /// Tensors read at load, and how many the checkpoint holds.
+    weights_read: (Vec<String>, usize),
 }
 
 impl std::fmt::Debug for Connector {
@@ -260,6 +264,17 @@ impl Connector {
         self.inferred.as_ref()
     }
 
+    /// What the connector holds, a line per part (widths, layers, tokens per image).
+    pub fn describe(&self) -> Vec<String> {
+        self.model.describe()
+    }
+
+    /// Full names of the tensors the loader read, and how many tensors the checkpoint holds (0 for
+    /// random weights or stages without weights).
+    pub fn weights_read(&self) -> (&[String], usize) {
+        (&self.weights_read.0, self.weights_read.1)
+    }
+
     /// The config it was built from (read, inferred, with overrides applied).
     pub fn config(&self) -> &Config {
         &self.config
@@ -271,7 +286,8 @@ impl Connector {
         let model_type = cfg.str("model_type")?;
         let entry = lookup(&model_type)?;
         let model = (entry.load)(gpu, cfg, ws)?;
-        Ok(Connector { model_type, entry, model, config: cfg.clone(), inferred: None })
+        let weights_read = ws.map_or((Vec::new(), 0), |w| (w.read_names(), w.names().len()));
+        Ok(Connector { model_type, entry, model, config: cfg.clone(), inferred: None, weights_read })
     }
 
     /// The `model_type` it was loaded as.
