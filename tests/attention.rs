@@ -158,6 +158,10 @@ fn media_masking_matches_cpu() {
     media_case(&[0, 1, 1, 1, 0, 0, 0, 0, 0], 1, 9, 3, 2); // several in a row
                                                           // batch rows with different image counts
     media_case(&[0, 1, 0, 0, 1, 0, 0, 0, /**/ 1, 0, 0, 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0, 0, 0, 0], 3, 8, 2, 5);
+    // More <image> tokens than media (OpenFlamingo masks every score there: uniform over all
+    // media in the immediate mode, all media in the all-previous one), and counts above 1.
+    media_case(&[1, 0, 1, 0, 1, 1, 0], 1, 7, 2, 3);
+    media_case(&[2, 0, 0, 3, 0, 255, 0, 0, 0, 0], 2, 5, 4, 2);
 }
 
 /// A mask per query [b, lq, lk] (IDEFICS's image_attention_mask: a token sees some images, not

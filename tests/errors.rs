@@ -210,17 +210,14 @@ fn gated_xattn_input_errors() {
     // dim 96, dim_visual 64
     let x = Tensor::from_slice(g, &vec![0.1; 2 * 12 * 96], &[2, 12, 96]).unwrap();
     let media = Tensor::from_slice(g, &vec![0.1; 2 * 3 * 8 * 64], &[2, 3, 8, 64]).unwrap();
-    // more <image> tokens than media
+    // More <image> tokens than media and counts above 1 are accepted as OpenFlamingo accepts them
+    // (tests/edges.rs checks the values); a wrong length is an error.
     let mut locs = vec![0u8; 24];
     for i in [0, 2, 4, 6] {
         locs[i] = 1;
     }
-    let e = gx.upload_locations(g, &locs, 2, 12, 3).err().unwrap().to_string();
-    assert!(e.contains("media_locations") && e.contains("4 <image> tokens") && e.contains("only 3 media"), "{e}");
-    // values other than 0/1, wrong length
-    locs = vec![0u8; 24];
-    locs[5] = 2;
-    assert!(gx.upload_locations(g, &locs, 2, 12, 3).err().unwrap().to_string().contains("expected 0 or 1"));
+    locs[13] = 2;
+    assert!(gx.upload_locations(g, &locs, 2, 12, 3).is_ok());
     assert!(gx.upload_locations(g, &[0u8; 23], 2, 12, 3).is_err());
     let packed = gx.upload_locations(g, &[0u8; 24], 2, 12, 3).unwrap();
     // locations checked against other media counts or text lengths than forward gets
@@ -239,9 +236,10 @@ fn gated_xattn_input_errors() {
     assert!(e.contains("media") && e.contains("64"), "{e}");
     let e = gx.forward(&mut rec, &x, &media.reshape(&[2, 24, 64]).unwrap(), &packed).err().unwrap().to_string();
     assert!(e.contains("media"), "{e}");
-    // a media batch that differs from the text batch
-    let one = Tensor::from_slice(g, &vec![0.1; 3 * 8 * 64], &[1, 3, 8, 64]).unwrap();
-    assert!(gx.forward(&mut rec, &x, &one, &packed).is_err());
+    // a media batch that differs from the text batch (one media row is shared: tests/edges.rs)
+    let three = Tensor::from_slice(g, &vec![0.1; 3 * 3 * 8 * 64], &[3, 3, 8, 64]).unwrap();
+    assert!(gx.forward(&mut rec, &x, &three, &packed).is_err());
+    rec.discard();
 }
 
 #[test]
@@ -323,7 +321,7 @@ fn media_locations_out_of_range_name_the_real_value() {
     let inp = inputs("gated_xattn_tiny");
     let (x, media) = (inp.get_any("hidden_states").unwrap(), inp.get_any("media").unwrap());
     let (shape, _) = inp.get_int("media_locations").unwrap();
-    for bad in [300i64, 256, -1, 2] {
+    for bad in [300i64, 256, -1, -7] {
         let mut locs = vec![0i64; shape.iter().product()];
         locs[shape[1] + 1] = bad; // row 1
         let inputs = vlm_connectors::connectors::Inputs::new()

@@ -14,6 +14,7 @@
 
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::{pack_locations, record_media_ranges, AttnOpts};
+use crate::kernels::elementwise::record_copy_rows;
 use crate::nn::{Attention, Bias, FeedForward, LayerNorm, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
@@ -157,31 +158,24 @@ impl GatedCrossAttention {
         )
     }
 
-    /// Checks `media_locations` [b, L] (0/1 per text token, at most `t_img` ones per row) and packs
-    /// it four to a word for the GPU. `forward` checks the result against its text and media.
+    /// Checks `media_locations` [b, L] (1 at each `<image>` token; OpenFlamingo's cumsum counts any
+    /// value) and packs it four to a word for the GPU. `forward` checks the result against its text
+    /// and media. A row with more `<image>` tokens than `t_img` media is accepted as OpenFlamingo
+    /// accepts it: the tokens past the last media attend uniformly to all media in the immediate
+    /// mode (every score is masked there) and to all of them in the all-previous one.
     pub fn upload_locations(&self, gpu: &Gpu, locations: &[u8], b: usize, len: usize, t_img: usize) -> Result<MediaLocations> {
         if locations.len() != b * len {
             return Err(Error::shape("media_locations", [b, len], locations.len()));
-        }
-        for (row, chunk) in locations.chunks(len.max(1)).enumerate() {
-            if let Some(v) = chunk.iter().find(|&&v| v > 1) {
-                return Err(Error::input("media_locations", format!("row {row} holds {v}; expected 0 or 1")));
-            }
-            let images = chunk.iter().filter(|&&v| v == 1).count();
-            if images > t_img {
-                return Err(Error::input(
-                    "media_locations",
-                    format!("row {row} has {images} <image> tokens but only {t_img} media were given"),
-                ));
-            }
         }
         let packed = pack_locations(locations, b, len);
         Ok(MediaLocations { packed: Tensor::from_u32(gpu, &packed, &[packed.len()])?, batch: b, len, t_img })
     }
 
-    /// Records the block. x [b, L, dim], media [b, T_img, n, dim_visual], packed locations from
+    /// Records the block. x [b, L, dim], media [b or 1, T_img, n, dim_visual] (one media batch row is
+    /// shared by every text row, as the reference's einsum broadcasts it), packed locations from
     /// [`Self::upload_locations`] → [b, L, dim]. Errors: [`Error::Shape`] for widths or ranks,
-    /// media of another batch, or locations checked for another (b, L) or media count.
+    /// media of another batch, or locations checked for another (b, L) or media count; T_img·n = 0
+    /// (OpenFlamingo's `sim.amax` over no keys raises).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor, media: &Tensor, locations: &MediaLocations) -> Result<Tensor> {
         x.expect_float(rec.gpu(), "hidden_states")?;
         media.expect_float(rec.gpu(), "media")?;
@@ -192,7 +186,7 @@ impl GatedCrossAttention {
             _ => return Err(Error::shape("hidden_states", format!("[b, L, {}]", c.dim), x.shape())),
         };
         let (t_img, n) = match *media.shape() {
-            [mb, t, n, d] if mb == b && d == c.dim_visual && t * n > 0 => (t, n),
+            [mb, t, n, d] if (mb == b || mb == 1) && d == c.dim_visual && t * n > 0 => (t, n),
             _ => return Err(Error::shape("media", format!("[{b}, T_img, n, {}]", c.dim_visual), media.shape())),
         };
         if (locations.batch, locations.len) != (b, len) || locations.t_img != t_img {
@@ -206,7 +200,14 @@ impl GatedCrossAttention {
         let ranges = record_media_ranges(rec, &locations.packed, b, len, t_img, n, c.only_attend_immediate_media)?;
         // 2. x + tanh(attn_gate) · to_out(attn(LN(x), media))
         let h = self.norm.forward(rec, x)?;
-        let media_flat = media.reshape(&[b, t_img * n, c.dim_visual])?;
+        let media_flat = match media.shape()[0] {
+            mb if mb == b => media.reshape(&[b, t_img * n, c.dim_visual])?,
+            _ => {
+                let shared = Tensor::empty(rec.gpu(), &[b, t_img * n, c.dim_visual], media.dtype())?;
+                record_copy_rows(rec, &media.reshape(&[1, t_img * n, c.dim_visual])?, 0, &shared, 0, t_img * n)?;
+                shared
+            }
+        };
         let ctx = self.attn.context(rec, &h, &media_flat, AttnOpts { mask: None, ranges: Some(&ranges) })?;
         let x = self.to_out.forward_residual(rec, &ctx, x, self.attn_alpha)?;
         // 3. x + tanh(ff_gate) · FF(x)

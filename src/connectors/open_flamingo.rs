@@ -45,14 +45,20 @@ impl OpenFlamingo {
     }
 }
 
-/// `media_locations` [b, L] as 0/1 bytes: any other value is an error that names its row and value.
+/// `media_locations` [b, L] as bytes. OpenFlamingo builds it as `input_ids == media_token_id`
+/// (`flamingo.py`), a 0/1 mask, and its `cumsum` counts larger values; they are kept up to 255
+/// (one byte per token). A negative value, which would make `text_time` go back, or one past 255 is
+/// an error that names its row and value.
 pub fn locations_u8(shape: &[usize], values: &[i64]) -> Result<(usize, usize, Vec<u8>)> {
     let (b, len) = match *shape {
         [b, l] => (b, l),
         _ => return Err(Error::shape("media_locations", "[b, L]", shape)),
     };
-    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(0..=1).contains(*v)) {
-        return Err(Error::input("media_locations", format!("row {} holds {v}; expected 0 or 1", i / len.max(1))));
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !(0..=255).contains(*v)) {
+        return Err(Error::input(
+            "media_locations",
+            format!("row {} holds {v}; expected a count of <image> tokens, 0 ..= 255", i / len.max(1)),
+        ));
     }
     Ok((b, len, values.iter().map(|&v| v as u8).collect()))
 }

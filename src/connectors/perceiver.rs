@@ -176,38 +176,42 @@ impl PerceiverResampler {
     }
 
     /// Records the resampler. vision_features [b, T, F, v, D] → [b, T, num_latents, D] (b·T = 0
-    /// gives an empty output). Errors: [`crate::Error::Shape`] for another width or rank,
-    /// [`crate::Error::Input`] for more frames than `frame_embs` or media than `media_time_embs` has.
+    /// gives an empty output; F·v = 0 attends the latents alone, as the reference's
+    /// `cat((x, latents))` does). Errors: [`crate::Error::Shape`] for another width or rank,
+    /// [`crate::Error::Input`] for more frames than `frame_embs` or media than `media_time_embs`
+    /// has rows (where the reference's add fails to broadcast; a single row is broadcast, as there).
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         x.expect_float(rec.gpu(), "vision_features")?;
         let gpu = rec.gpu();
         let c = &self.config;
         let (b, t, f, v) = match *x.shape() {
-            [b, t, f, v, d] if d == c.dim && f * v > 0 => (b, t, f, v), // b·T = 0: an empty batch
+            [b, t, f, v, d] if d == c.dim => (b, t, f, v), // b·T = 0: an empty batch
             _ => return Err(Error::shape("vision_features", format!("[b, T, F, v, {}]", c.dim), x.shape())),
         };
         let (bt, fv, n, d) = (b * t, f * v, c.num_latents, c.dim);
         // 1. Frame and media-time embeddings (on a copy: the caller's tensor is not modified).
         let mut media = x.reshape(&[bt, fv, d])?;
-        if self.frame_embs.is_some() || self.media_time_embs.is_some() {
+        if fv > 0 && (self.frame_embs.is_some() || self.media_time_embs.is_some()) {
             let copy = Tensor::empty(gpu, &[bt, fv, d], x.dtype())?;
             record_copy_rows(rec, &media, 0, &copy, 0, fv)?;
             if let Some(fe) = &self.frame_embs {
                 let max = fe.shape()[0];
-                if f > max {
+                if f > max && max != 1 {
                     return Err(Error::input(
                         "vision_features",
                         format!("{f} frames per media, but frame_embs has {max} (max_num_frames)"),
                     ));
                 }
-                record_add_rows(rec, &copy, fe, v, f)?; // row (b,T,F,v) → frame (row / v) % F
+                record_add_rows(rec, &copy, fe, v, if max == 1 { 1 } else { f })?;
+                // row (b,T,F,v) → frame (row / v) % F
             }
             if let Some(te) = &self.media_time_embs {
                 let max = te.shape()[0];
-                if t > max {
+                if t > max && max != 1 {
                     return Err(Error::input("vision_features", format!("{t} media, but media_time_embs has {max} (max_num_media)")));
                 }
-                record_add_rows(rec, &copy, te, fv, t)?; // row → media (row / (F·v)) % T
+                record_add_rows(rec, &copy, te, fv, if max == 1 { 1 } else { t })?;
+                // row → media (row / (F·v)) % T
             }
             media = copy;
         }

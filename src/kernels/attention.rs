@@ -230,6 +230,7 @@ pub fn media_ranges_cpu(locations: &[u8], batch: usize, len: usize, n_media: usi
             t += locations[b * len + i] as usize;
             let tt = t.min(n_media);
             let r: [usize; 3] = match (immediate, tt) {
+                (true, _) if t > n_media => [0, n_media * n, 1],
                 (true, 0) => [0, 0, 0],
                 (true, t) => [(t - 1) * n, t * n, 0],
                 (false, 0) => [0, n_media * n, 1],

@@ -1,0 +1,64 @@
+//! Inputs at the edges that the references accept, against what they compute there
+//! (`tests/data/edge`, written by `tests/data/tools/make_edge_cases.py` with OpenFlamingo 2.0.1):
+//! zero frames or tokens per frame, more `<image>` tokens than media, `<image>` counts above 1,
+//! one media row shared by every text row, and one-row embedding tables that broadcast.
+
+mod common;
+use common::*;
+
+use vlm_connectors::checkpoint::{Config, WeightSource};
+use vlm_connectors::connectors::{Connector, Inputs};
+use vlm_connectors::Tensor;
+
+fn edge(name: &str) -> WeightSource {
+    WeightSource::open_file(data_dir().join("edge").join(name)).unwrap()
+}
+
+fn tensor(ws: &WeightSource, name: &str) -> Tensor {
+    let h = ws.get_any(name).unwrap();
+    Tensor::from_slice(gpu(), &h.data, &h.shape).unwrap()
+}
+
+fn check_output(c: &Connector, inputs: Inputs, want: &WeightSource, key: &str, name: &str) {
+    let w = want.get_any(key).unwrap();
+    let outs = c.run_inputs(gpu(), &inputs).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = outs.get("output").unwrap();
+    assert_eq!(got.shape, w.shape, "{name}: shape");
+    assert_close(name, &got.data, &w.data, 1e-5);
+}
+
+#[test]
+fn perceiver_with_no_media_tokens_attends_the_latents_alone() {
+    let c = Connector::from_dir(gpu(), case_dir("perceiver_tiny")).unwrap();
+    let e = edge("perceiver_tiny_empty_media.safetensors");
+    for (x, out) in [("v0_vision_features", "v0_output"), ("f0_vision_features", "f0_output")] {
+        check_output(&c, Inputs::new().with_tensor("vision_features", tensor(&e, x)), &e, out, out);
+    }
+}
+
+#[test]
+fn gated_layers_take_extra_images_counts_and_shared_media() {
+    for case in ["gated_xattn_tiny", "gated_xattn_all_previous"] {
+        let c = Connector::from_dir(gpu(), case_dir(case)).unwrap();
+        let e = edge(&format!("{case}_extra_images.safetensors"));
+        for (media, locations, out) in [("media", "media_locations", "output"), ("shared_media", "shared_locations", "shared_output")] {
+            let (shape, values) = e.get_int(locations).unwrap();
+            let inputs = Inputs::new()
+                .with_tensor("hidden_states", tensor(&e, "hidden_states"))
+                .with_tensor("media", tensor(&e, media))
+                .with_ints("media_locations", &shape, values);
+            check_output(&c, inputs, &e, out, &format!("{case}/{out}"));
+        }
+    }
+}
+
+#[test]
+fn one_row_embedding_tables_broadcast_over_frames_and_media() {
+    let cfg = Config::from_value(serde_json::json!({
+        "model_type": "open_flamingo",
+        "perceiver": { "dim": 16, "depth": 1, "dim_head": 4, "heads": 2, "num_latents": 3 }
+    }));
+    let e = edge("perceiver_one_row_embs.safetensors");
+    let c = Connector::load(gpu(), &cfg, Some(&e)).unwrap();
+    check_output(&c, Inputs::new().with_tensor("vision_features", tensor(&e, "vision_features")), &e, "output", "one-row embs");
+}
