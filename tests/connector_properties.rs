@@ -141,7 +141,7 @@ proptest! {
         }
         let pw = c.add("language_projection.weight", &[txt, h], 0.4);
         let pb = c.add("language_projection.bias", &[txt], 0.2);
-        let cfg = serde_json::json!({"model_type": "blip-2", "num_query_tokens": q, "qformer_config": {
+        let cfg = serde_json::json!({"model_type": "blip-2", "num_query_tokens": q, "vision_config": {"hidden_size": c_vis}, "qformer_config": {
             "hidden_size": h, "num_attention_heads": heads, "num_hidden_layers": layers, "intermediate_size": inter,
             "cross_attention_frequency": freq, "encoder_hidden_size": c_vis, "hidden_act": "gelu", "layer_norm_eps": eps}});
         let dir = c.write(cfg, "qformer");

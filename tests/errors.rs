@@ -170,8 +170,9 @@ fn blip2_variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathB
 
 #[test]
 fn qformer_config_errors_are_clear() {
-    // encoder_hidden_size disagrees with the cross-attention key weights [64, 48]
-    let e = load_err(&blip2_variant("enc", |c| c["qformer_config"]["encoder_hidden_size"] = 50.into()));
+    // the vision width (Blip2Config writes it over encoder_hidden_size) disagrees with the
+    // cross-attention key weights [64, 48]; the Q-Former's own encoder_hidden_size is not read
+    let e = load_err(&blip2_variant("enc", |c| c["vision_config"]["hidden_size"] = 50.into()));
     assert!(e.contains("crossattention.attention.key.weight") && e.contains("[64, 50]") && e.contains("[64, 48]"), "{e}");
     // a layer the checkpoint does not have
     let e = load_err(&blip2_variant("layers", |c| c["qformer_config"]["num_hidden_layers"] = 5.into()));
@@ -179,11 +180,11 @@ fn qformer_config_errors_are_clear() {
     // heads that do not divide the width
     let e = load_err(&blip2_variant("heads", |c| c["qformer_config"]["num_attention_heads"] = 5.into()));
     assert!(e.contains("num_attention_heads") && e.contains("5 heads do not divide the width 64"), "{e}");
-    // no qformer_config at all
+    // no qformer_config at all: transformers' defaults (hidden 768), which these weights contradict
     let e = load_err(&blip2_variant("nocfg", |c| {
         c.as_object_mut().unwrap().remove("qformer_config");
     }));
-    assert!(e.contains("qformer_config"), "{e}");
+    assert!(e.contains("query_tokens") && e.contains("[1, 8, 768]"), "{e}");
 }
 
 #[test]
@@ -380,8 +381,19 @@ fn instructblip_instruction_errors_name_the_input() {
     assert!(e.contains("qformer_input_ids"), "{e}");
     let e = run(&[5, 0], vec![], vec![]);
     assert!(e.contains("qformer_input_ids") && e.contains("[2, T]"), "{e}");
-    let mut mask = vec![1; ids.len()];
-    mask[4] = 2;
-    let e = run(&shape, ids.clone(), mask);
-    assert!(e.contains("qformer_attention_mask") && e.contains("holds 2"), "{e}");
+    // A mask of another shape is an error; any nonzero value attends (transformers 5 reads it as
+    // bool), and no mask at all is all ones (InstructBlipForConditionalGeneration).
+    let i = vlm_connectors::connectors::Inputs::new()
+        .with_tensor("image_embeds", Tensor::from_slice(g, &x.data, &x.shape).unwrap())
+        .with_ints("qformer_input_ids", &shape, ids.clone());
+    let e = c.run_inputs(g, &i.clone().with_ints("qformer_attention_mask", &[shape[0] * shape[1]], vec![1; ids.len()])).unwrap_err();
+    assert!(e.to_string().contains("qformer_attention_mask"), "{e}");
+    let ones = c.run_inputs(g, &i.clone().with_ints("qformer_attention_mask", &shape, vec![1; ids.len()])).unwrap();
+    let mut odd = vec![1i64; ids.len()];
+    odd[4] = 2;
+    odd[5] = -3;
+    let odd = c.run_inputs(g, &i.clone().with_ints("qformer_attention_mask", &shape, odd)).unwrap();
+    let none = c.run_inputs(g, &i).unwrap();
+    assert_eq!(odd.get("output").unwrap().data, ones.get("output").unwrap().data);
+    assert_eq!(none.get("output").unwrap().data, ones.get("output").unwrap().data);
 }

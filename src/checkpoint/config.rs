@@ -87,6 +87,16 @@ impl Config {
         self.raw(key).filter(|v| v.is_object()).map(|v| Config { value: v.clone(), path: self.field(key), absent: self.absent.clone() })
     }
 
+    /// The nested object `key`, or an empty one when absent (the reference builds that sub-config
+    /// from its defaults, e.g. `Blip2Config(qformer_config=None)`); its fields are then noted absent.
+    pub fn sub_or_default(&self, key: &str) -> Config {
+        self.sub(key).unwrap_or_else(|| Config {
+            value: Value::Object(Default::default()),
+            path: self.field(key),
+            absent: self.absent.clone(),
+        })
+    }
+
     /// The string `key`; [`Error::Config`] naming the dotted field when missing or not a string.
     pub fn str(&self, key: &str) -> Result<String> {
         self.opt_str(key)?.ok_or_else(|| Error::config(self.field(key), "missing"))

@@ -156,18 +156,13 @@ impl IdeficsGatedCrossAttention {
         )
     }
 
-    /// Checks `image_attention_mask` [b, L, num_images] (0/1) and builds what the layer reads for
-    /// images of `n` tokens each, as `IdeficsModel.forward` does: the mask repeated over each
-    /// image's tokens and `cross_attention_gate = any(mask)`. Errors: a length other than b·L·num_images,
-    /// or a value other than 0 and 1 (transformers turns the mask into `(1 − m)·finfo.min`, so any
-    /// other value makes a huge positive score, not a mask), named by token.
+    /// Checks `image_attention_mask` [b, L, num_images] and builds what the layer reads for images
+    /// of `n` tokens each, as `IdeficsModel.forward` (transformers 5) does: any nonzero value means
+    /// "sees this image" (`torch.where(mask.bool(), 0, finfo.min)`), repeated over the image's
+    /// tokens, and `cross_attention_gate = any(mask)`. Errors: a length other than b·L·num_images.
     pub fn upload_mask(&self, gpu: &Gpu, mask: &[i64], [b, len, images]: [usize; 3], n: usize) -> Result<ImageAttentionMask> {
         if Some(mask.len()) != b.checked_mul(len).and_then(|v| v.checked_mul(images)) {
             return Err(Error::shape("image_attention_mask", [b, len, images], mask.len()));
-        }
-        if let Some((i, v)) = mask.iter().enumerate().find(|(_, v)| !(0..=1).contains(*v)) {
-            let t = i / images.max(1);
-            return Err(Error::input("image_attention_mask", format!("token {} of row {} holds {v}; expected 0 or 1", t % len, t / len)));
         }
         let mut ranges = Vec::with_capacity(b * len * 4);
         let mut gate = Vec::with_capacity(b * len);
@@ -175,7 +170,7 @@ impl IdeficsGatedCrossAttention {
         let row = |t: usize| &mask[t * images..(t + 1) * images];
         for t in 0..b * len {
             let row = row(t);
-            let seen: Vec<usize> = (0..images).filter(|&m| row[m] == 1).collect();
+            let seen: Vec<usize> = (0..images).filter(|&m| row[m] != 0).collect();
             let (lo, hi) = match (seen.first(), seen.last()) {
                 (Some(&f), Some(&l)) => (f * n, (l + 1) * n),
                 _ => (0, 0),

@@ -57,13 +57,11 @@ impl InstructBlip {
     /// Builds from an InstructBLIP config (`qformer_config` with `vocab_size` and
     /// `max_position_embeddings`) and weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<InstructBlip> {
-        let mut c = QFormerConfig::from_config(cfg)?;
-        // InstructBlipConfig overwrites qformer_config.encoder_hidden_size with the vision width.
-        if let Some(v) = cfg.sub("vision_config").map(|v| v.opt_usize("hidden_size")).transpose()?.flatten() {
-            c.encoder_hidden_size = v;
-        }
-        let q = cfg.sub("qformer_config").ok_or_else(|| Error::config("qformer_config", "missing"))?;
-        let (vocab, max_pos) = (q.opt_usize("vocab_size")?.unwrap_or(30523), q.opt_usize("max_position_embeddings")?.unwrap_or(512));
+        // InstructBlipConfig, like Blip2Config, writes the vision width over encoder_hidden_size.
+        let c = QFormerConfig::from_config(cfg)?;
+        let q = cfg.sub_or_default("qformer_config");
+        // InstructBlipQFormerConfig's defaults: vocab_size 30522, max_position_embeddings 512.
+        let (vocab, max_pos) = (q.opt_usize("vocab_size")?.unwrap_or(30522), q.opt_usize("max_position_embeddings")?.unwrap_or(512));
         let ws = layouts::require(ws, layouts::BLIP2_ROOT, "query_tokens")?;
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
@@ -93,7 +91,7 @@ impl InstructBlip {
     }
 
     /// Records the Q-Former. image_embeds [B, N, encoder_hidden_size]; `input_ids` and
-    /// `attention_mask` [B, T] (row-major, mask 0/1 on keys only) → (qformer_output [B, Q, H],
+    /// `attention_mask` [B, T] (row-major, a key attended where the mask is nonzero) → (qformer_output [B, Q, H],
     /// soft prompt [B, Q, text width]). Errors: shapes, ids outside the vocabulary, T past
     /// `max_position_embeddings`.
     pub fn forward(
@@ -126,9 +124,6 @@ impl InstructBlip {
             return Err(Error::shape("qformer_input_ids / qformer_attention_mask", format!("[{b}, {t}] each"), got));
         }
         // HF adds (1 − m)·finfo.min: only 0 and 1 mean "hidden" and "seen".
-        if let Some(m) = attention_mask.iter().find(|&&m| m != 0 && m != 1) {
-            return Err(Error::input("qformer_attention_mask", format!("holds {m}; expected 0 or 1")));
-        }
         // 1. Embeddings: cat(queries, words + positions), then LayerNorm over all Q + T rows.
         let gpu = rec.gpu();
         let text = record_gather_rows(rec, &self.word_embeddings, input_ids, "qformer_input_ids")?;
@@ -139,7 +134,8 @@ impl InstructBlip {
         record_copy_rows(rec, &self.query_tokens, 0, &x, 0, q)?;
         record_copy_rows(rec, &text.reshape(&[b, t, h])?, 0, &x, q, t)?;
         let mut x = self.layernorm.forward(rec, &x)?;
-        // 2. Key mask: queries always seen; text keys by attention_mask (HF: (1 − m) · finfo.min).
+        // 2. Key mask: queries always seen; a text key where attention_mask is nonzero (transformers 5
+        //    `create_bidirectional_mask` reads it as bool), else finfo.min.
         let mask: Vec<f32> = (0..b)
             .flat_map(|r| {
                 (0..q).map(|_| 0.0).chain(attention_mask[r * t..(r + 1) * t].iter().map(|&m| if m != 0 { 0.0 } else { f32::MIN }))
@@ -179,10 +175,21 @@ impl Model for InstructBlip {
             [b, t] if Some(&b) == image_embeds.shape().first() => t,
             _ => return Err(Error::shape("qformer_input_ids", format!("[{}, T]", image_embeds.shape().first().unwrap_or(&0)), shape)),
         };
-        let (mshape, mask) = inputs.ints("qformer_attention_mask")?;
-        if mshape != shape {
-            return Err(Error::shape("qformer_attention_mask", shape, mshape));
-        }
+        // Without a mask every token is attended (InstructBlipForConditionalGeneration: ones_like(ids)).
+        let ones;
+        let mask = match inputs.contains("qformer_attention_mask") {
+            true => {
+                let (mshape, mask) = inputs.ints("qformer_attention_mask")?;
+                if mshape != shape {
+                    return Err(Error::shape("qformer_attention_mask", shape, mshape));
+                }
+                mask
+            }
+            false => {
+                ones = vec![1i64; ids.len()];
+                &ones
+            }
+        };
         let (h, projected) = self.forward(rec, image_embeds, ids, mask, t)?;
         Ok(vec![("output", projected), ("qformer_output", h)])
     }

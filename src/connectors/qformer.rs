@@ -45,16 +45,19 @@ pub struct QFormerConfig {
 }
 
 impl QFormerConfig {
-    /// From a BLIP-2 `config.json` (top level with a `qformer_config` block).
+    /// From a BLIP-2 / InstructBLIP `config.json`: the `qformer_config` block (transformers'
+    /// defaults when it or a field is absent), `encoder_hidden_size` from `vision_config.hidden_size`
+    /// (default 1408), which `Blip2Config.__init__` writes over the Q-Former's own value.
     pub fn from_config(cfg: &Config) -> Result<QFormerConfig> {
-        let q = cfg.sub("qformer_config").ok_or_else(|| Error::config("qformer_config", "missing"))?;
+        let q = cfg.sub_or_default("qformer_config");
+        let vision_width = cfg.sub_or_default("vision_config").opt_usize("hidden_size")?.unwrap_or(1408);
         Ok(QFormerConfig {
             hidden_size: q.opt_usize("hidden_size")?.unwrap_or(768),
             num_attention_heads: q.opt_usize("num_attention_heads")?.unwrap_or(12),
             num_hidden_layers: q.opt_usize("num_hidden_layers")?.unwrap_or(12),
             intermediate_size: q.opt_usize("intermediate_size")?.unwrap_or(3072),
             cross_attention_frequency: q.opt_usize("cross_attention_frequency")?.unwrap_or(2),
-            encoder_hidden_size: q.opt_usize("encoder_hidden_size")?.unwrap_or(1408),
+            encoder_hidden_size: vision_width,
             hidden_act: Activation::from_name(&q.opt_str("hidden_act")?.unwrap_or_else(|| "gelu".into()))?,
             layer_norm_eps: q.opt_f64("layer_norm_eps")?.unwrap_or(1e-12) as f32,
             num_query_tokens: cfg.opt_usize("num_query_tokens")?.unwrap_or(32),
