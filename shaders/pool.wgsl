@@ -1,6 +1,6 @@
 // pool.wgsl: resampling of row-major token grids.
-//   avg_pool2x2:     2×2 average pooling, stride 2 (AvgPool2d k=2 s=2: odd last rows/columns are
-//                    dropped). x: [b, h·w, c] → y: [b, (h/2)·(w/2), c]
+//   pool2d:          k×k average or max pooling, stride k (AvgPool2d / MaxPool2d(k, k): the last
+//                    h % k rows and w % k columns are dropped). x: [b, h·w, c] → y: [b, (h/k)·(w/k), c]
 //   resize_bilinear: F.interpolate(mode="bilinear", align_corners=False) of each grid to
 //                    out_h × out_w (LLaVA-OneVision's video pooling). x: [b, h·w, c] → y: [b, out_h·out_w, c]
 
@@ -9,10 +9,14 @@ struct PoolParams {
     h: u32,
     w: u32,
     c: u32,
-    out_h: u32,    // resize_bilinear only
+    out_h: u32,
     out_w: u32,
-    scale_h: f32,  // h / out_h
-    scale_w: f32,  // w / out_w
+    scale_h: f32,  // resize_bilinear: h / out_h
+    scale_w: f32,  // resize_bilinear: w / out_w
+    k: u32,        // pool2d: window and stride
+    mode: u32,     // pool2d: 0 average, 1 max
+    _p0: u32,
+    _p1: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
@@ -20,21 +24,26 @@ struct PoolParams {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
-fn avg_pool2x2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) li: u32) {
-    let oh = p.h / 2u;
-    let ow = p.w / 2u;
+fn pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
     let i = group_index(wid, nwg) * 256u + li;
-    if (i >= p.batch * oh * ow * p.c) { return; }
+    if (i >= p.batch * p.out_h * p.out_w * p.c) { return; }
     let ch = i % p.c;
-    let o = (i / p.c) % (oh * ow);
-    let b = i / (p.c * oh * ow);
-    let y0 = 2u * (o / ow);
-    let x0 = 2u * (o % ow);
+    let o = (i / p.c) % (p.out_h * p.out_w);
+    let b = i / (p.c * p.out_h * p.out_w);
+    let y0 = p.k * (o / p.out_w);
+    let x0 = p.k * (o % p.out_w);
     let base = b * p.h * p.w;
-    let s = x[(base + y0 * p.w + x0) * p.c + ch] + x[(base + y0 * p.w + x0 + 1u) * p.c + ch]
-          + x[(base + (y0 + 1u) * p.w + x0) * p.c + ch] + x[(base + (y0 + 1u) * p.w + x0 + 1u) * p.c + ch];
-    y[i] = s * 0.25;
+    var s = 0.0;
+    var m = -3.4028235e38;
+    for (var dy = 0u; dy < p.k; dy++) {
+        for (var dx = 0u; dx < p.k; dx++) {
+            let v = x[(base + (y0 + dy) * p.w + x0 + dx) * p.c + ch];
+            s += v;
+            m = max(m, v);
+        }
+    }
+    y[i] = select(s / f32(p.k * p.k), m, p.mode == 1u);
 }
 
 @compute @workgroup_size(256, 1, 1)

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::registry::{self, Inputs, Model, Named};
-use super::Pool2x2;
 use crate::checkpoint::{layouts, Config, WeightSource};
+use crate::kernels::pool::{record_pool2d, PoolMode};
 use crate::kernels::Activation;
 use crate::nn::{Bias, Linear};
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
@@ -168,12 +168,17 @@ impl Model for LlavaProjector {
     }
 }
 
-/// LLaVA-NeXT-Video (`llava_next_video`; transformers `LlavaNextVideoPooler`): 2×2 average pooling
-/// of each frame's token grid, then the projector. image_features [B, side², C] → [B, side²/4, C_text].
+/// LLaVA-NeXT-Video (`llava_next_video`; transformers `LlavaNextVideoPooler`,
+/// models/llava_next_video/modeling_llava_next_video.py): each frame's side×side token grid
+/// (side = ⌊√N⌋, from the features, as the pooler computes it) pooled over stride×stride windows
+/// (`spatial_pool_mode` `average` or `max`), then the projector.
+/// image_features [B, side², C] → [B, (side/stride)², C_text].
 #[derive(Debug)]
 pub struct LlavaNextVideo {
-    /// The 2×2 pooling of each frame's grid.
-    pub pool: Pool2x2,
+    /// `spatial_pool_mode`.
+    pub mode: PoolMode,
+    /// `spatial_pool_stride` (window and stride).
+    pub stride: usize,
     /// The projector after it.
     pub projector: LlavaProjector,
 }
@@ -184,29 +189,40 @@ impl LlavaNextVideo {
         registry::Connector::from_dir(gpu, dir)?.into_model()
     }
 
-    /// `spatial_pool_mode` must be `average` with `spatial_pool_stride` 2; the grid side is
-    /// `vision_config.image_size / patch_size`.
+    /// `spatial_pool_mode` `average` (default) or `max`, `spatial_pool_stride` (default 2). The
+    /// pooler's third mode, `conv` (a learned Conv2d), is not implemented: an [`Error::Config`].
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaNextVideo> {
-        let mode = cfg.opt_str("spatial_pool_mode")?.unwrap_or_else(|| "average".into());
+        let mode = match cfg.opt_str("spatial_pool_mode")?.as_deref().unwrap_or("average") {
+            "average" => PoolMode::Average,
+            "max" => PoolMode::Max,
+            other => {
+                let why = match other {
+                    "conv" => "the learned Conv2d pooler is not implemented (average and max are)".to_string(),
+                    _ => "LlavaNextVideoPooler raises for it; expected average, max or conv".to_string(),
+                };
+                return Err(Error::config("spatial_pool_mode", format!("`{other}`: {why}")));
+            }
+        };
         let stride = cfg.opt_usize("spatial_pool_stride")?.unwrap_or(2);
-        if mode != "average" || stride != 2 {
-            return Err(Error::config(
-                "spatial_pool_mode",
-                format!("`{mode}` with stride {stride}: only `average` with stride 2 is implemented"),
+        Ok(LlavaNextVideo { mode, stride, projector: LlavaProjector::load_hf(gpu, cfg, ws)? })
+    }
+
+    /// Records pooling then the projector. image_features [B, N = side², C_vis] →
+    /// [B, (side/stride)², C_text]. Errors: [`Error::Shape`] when N is not a square (the pooler's
+    /// `view(b, side, side, dim)` fails there too) or the grid is smaller than one window.
+    pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor) -> Result<Tensor> {
+        let (n, side) = match *image_features.shape() {
+            [_, n, _] => (n, (n as f64).sqrt() as usize),
+            _ => return Err(Error::shape("image_features", "[frames, side², C]", image_features.shape())),
+        };
+        if side * side != n {
+            return Err(Error::shape(
+                "image_features",
+                format!("[frames, a square token count, C] ({n} tokens is not one)"),
+                image_features.shape(),
             ));
         }
-        let vc = cfg
-            .sub("vision_config")
-            .ok_or_else(|| Error::config("vision_config", "missing (its image_size / patch_size give the token grid)"))?;
-        let side = vc.usize("image_size")? / vc.usize("patch_size")?;
-        Ok(LlavaNextVideo { pool: Pool2x2 { grid: [side, side] }, projector: LlavaProjector::load_hf(gpu, cfg, ws)? })
-    }
-}
-
-impl LlavaNextVideo {
-    /// Records pooling then the projector. image_features [B, side², C_vis] → [B, (side/2)², C_text].
-    pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor) -> Result<Tensor> {
-        let pooled = self.pool.forward(rec, image_features)?;
+        let pooled = record_pool2d(rec, image_features, [side, side], self.stride, self.mode)?;
         self.projector.forward(rec, &pooled)
     }
 }
@@ -219,9 +235,9 @@ impl Model for LlavaNextVideo {
         Ok(vec![("output", self.forward(rec, inputs.tensor("image_features")?)?)])
     }
     fn describe(&self) -> Vec<String> {
-        let [h, w] = self.pool.grid;
+        let k = self.stride;
         vec![
-            format!("2×2 average pooling of each frame's {h}×{w} grid: {} → {} tokens per frame", h * w, self.pool.output_tokens()),
+            format!("{:?} pooling of each frame's side×side grid over {k}×{k} windows: side² → (side/{k})² tokens", self.mode),
             self.projector.summary(),
         ]
     }

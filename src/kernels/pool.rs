@@ -1,15 +1,15 @@
-//! Resampling of token grids (pool.wgsl): 2×2 average pooling as `AvgPool2d(kernel=2, stride=2)`,
+//! Resampling of token grids (pool.wgsl): k×k pooling as `AvgPool2d` / `MaxPool2d(kernel=k, stride=k)`,
 //! and bilinear resizing as `F.interpolate(mode="bilinear", align_corners=False)`.
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{AVG_POOL2X2, RESIZE_BILINEAR};
+use super::registry::{POOL2D, RESIZE_BILINEAR};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
 /// Mirrors `PoolParams` in pool.wgsl.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub(crate) struct PoolParams {
     pub batch: u32,
     pub h: u32,
@@ -19,53 +19,80 @@ pub(crate) struct PoolParams {
     pub out_w: u32,
     pub scale_h: f32,
     pub scale_w: f32,
+    pub k: u32,
+    pub mode: u32,
+    pub _p: [u32; 2],
 }
 
-/// x [b, h·w, c] (row-major grid) → [b, (h/2)·(w/2), c].
-pub fn record_avg_pool2x2(rec: &mut Recorder, x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+/// What a pooling window keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    /// The mean (`AvgPool2d`; no padding, so the divisor is always k²).
+    Average = 0,
+    /// The maximum (`MaxPool2d`).
+    Max = 1,
+}
+
+/// x [b, h·w, c] (row-major grid) pooled over k×k windows with stride k → [b, (h/k)·(w/k), c]
+/// (floor, like `AvgPool2d` / `MaxPool2d(k, k)`). Errors: [`Error::Shape`] for x,
+/// [`Error::Input`] for a grid smaller than one window (where torch raises too) or k = 0.
+pub fn record_pool2d(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], k: usize, mode: PoolMode) -> Result<Tensor> {
     let gpu = rec.gpu();
     let (b, c) = match *x.shape() {
         [b, t, c] if t == h * w => (b, c),
         _ => return Err(Error::shape("tokens", format!("[b, {} (= {h}×{w} grid), C]", h * w), x.shape())),
     };
-    if h < 2 || w < 2 {
-        return Err(Error::input("grid", format!("{h}×{w}: 2×2 pooling needs at least 2×2 tokens")));
+    if k == 0 || h < k || w < k {
+        return Err(Error::input("grid", format!("{h}×{w}: {k}×{k} pooling needs at least {k}×{k} tokens")));
     }
-    let (oh, ow) = (h / 2, w / 2);
+    let (oh, ow) = (h / k, w / k);
     let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
-    let op = "avg_pool2x2";
+    let op = "pool2d";
     let params = PoolParams {
         batch: checked_u32(op, b)?,
         h: checked_u32(op, h)?,
         w: checked_u32(op, w)?,
         c: checked_u32(op, c)?,
-        out_h: 0,
-        out_w: 0,
-        scale_h: 0.0,
-        scale_w: 0.0,
+        out_h: checked_u32(op, oh)?,
+        out_w: checked_u32(op, ow)?,
+        k: checked_u32(op, k)?,
+        mode: mode as u32,
+        ..Default::default()
     };
     let n = checked_u32(op, b * oh * ow * c)?;
-    let cost = Cost { flops: 4 * n as u64, bytes: x.byte_len() + y.byte_len() };
-    rec.launch(&AVG_POOL2X2, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
+    let cost = Cost { flops: (k * k) as u64 * n as u64, bytes: x.byte_len() + y.byte_len() };
+    rec.launch(&POOL2D, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(y)
 }
 
-/// CPU reference.
-pub fn avg_pool2x2_cpu(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
-    let (oh, ow) = (h / 2, w / 2);
-    let mut y = vec![0f32; b * oh * ow * c];
+/// 2×2 average pooling: [`record_pool2d`] with k = 2. x [b, h·w, c] → [b, (h/2)·(w/2), c].
+pub fn record_avg_pool2x2(rec: &mut Recorder, x: &Tensor, h: usize, w: usize) -> Result<Tensor> {
+    record_pool2d(rec, x, [h, w], 2, PoolMode::Average)
+}
+
+/// CPU reference for [`record_pool2d`] (f64 sums).
+pub fn pool2d_cpu(x: &[f32], b: usize, [h, w]: [usize; 2], c: usize, k: usize, mode: PoolMode) -> Vec<f32> {
+    let (oh, ow) = (h / k, w / k);
+    let mut y = Vec::with_capacity(b * oh * ow * c);
     for bi in 0..b {
         for oy in 0..oh {
             for ox in 0..ow {
                 for ch in 0..c {
-                    let at = |yy: usize, xx: usize| x[((bi * h + yy) * w + xx) * c + ch] as f64;
-                    let s = at(2 * oy, 2 * ox) + at(2 * oy, 2 * ox + 1) + at(2 * oy + 1, 2 * ox) + at(2 * oy + 1, 2 * ox + 1);
-                    y[((bi * oh + oy) * ow + ox) * c + ch] = (s / 4.0) as f32;
+                    let vals = (0..k * k).map(|i| x[((bi * h + k * oy + i / k) * w + k * ox + i % k) * c + ch] as f64);
+                    y.push(match mode {
+                        PoolMode::Average => (vals.sum::<f64>() / (k * k) as f64) as f32,
+                        PoolMode::Max => vals.fold(f64::NEG_INFINITY, f64::max) as f32,
+                    });
                 }
             }
         }
     }
     y
+}
+
+/// CPU reference for 2×2 average pooling.
+pub fn avg_pool2x2_cpu(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    pool2d_cpu(x, b, [h, w], c, 2, PoolMode::Average)
 }
 
 /// Each grid of x [b, h·w, c] (row-major) resized to `[out_h, out_w]` as
@@ -91,6 +118,7 @@ pub fn record_resize_bilinear(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2]
         out_w: checked_u32(op, ow)?,
         scale_h: h as f32 / oh as f32,
         scale_w: w as f32 / ow as f32,
+        ..Default::default()
     };
     let n = checked_u32(op, b * oh * ow * c)?;
     let cost = Cost { flops: 8 * n as u64, bytes: 4 * y.byte_len() + y.byte_len() };

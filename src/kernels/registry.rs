@@ -120,7 +120,7 @@ kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "s
 kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
-kernel!(AVG_POOL2X2, "avg_pool2x2", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
+kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(RESIZE_BILINEAR, "resize_bilinear", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
@@ -152,7 +152,7 @@ pub const ALL: &[&Kernel] = &[
     &GATED_ACTIVATION,
     &LAYERNORM,
     &RMSNORM,
-    &AVG_POOL2X2,
+    &POOL2D,
     &RESIZE_BILINEAR,
     &ANYRES_PACK,
     &ANYRES_RESIZE_PACK,
