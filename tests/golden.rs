@@ -286,10 +286,10 @@ fn llava_onevision_matches_transformers() {
     check_outputs("llava_onevision_anyres", &["output", "projected"]);
     let c: vlm_connectors::connectors::LlavaOnevision =
         Connector::from_dir(gpu(), case_dir("llava_onevision_anyres")).unwrap().into_model().unwrap();
-    assert_eq!(c.resized(6, 12, 2), Some([4, 8]));
-    assert_eq!(c.resized(6, 6, 2), None, "ratio ≤ 1.1 keeps the map as LLaVA-NeXT does");
+    assert_eq!(c.resized(6, 12, 2).unwrap(), Some([4, 8]));
+    assert_eq!(c.resized(6, 6, 2).unwrap(), None, "ratio ≤ 1.1 keeps the map as LLaVA-NeXT does");
     // Python's float floor division: 10 // (10/6) is 5.0 although 10 / (10/6) rounds to 6.0.
-    assert_eq!(c.resized(10, 10, 2), Some([5, 5]));
+    assert_eq!(c.resized(10, 10, 2).unwrap(), Some([5, 5]));
     // The token counts of the three paths, through the connector: a 150×150 image (5×5 grid,
     // 10×10 map → 5×5), a 30×60 one (1×2 grid, 2×4 map, kept), and the base tile alone.
     let g = gpu();

@@ -8,6 +8,7 @@ use super::registry::{Connector, Inputs, Model, Named};
 use super::LlavaProjector;
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::anyres::{record_anyres_pack, AnyResLayout};
+use crate::kernels::elementwise::record_copy_rows;
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
 /// The AnyRes geometry of a checkpoint: pinpoints, tile size, patch size.
@@ -27,13 +28,37 @@ impl AnyResPacker {
         AnyResPacker { pinpoints: vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]], tile: 336, patch: 14 }
     }
 
-    /// Reads `image_grid_pinpoints` and `vision_config.{image_size, patch_size}`, with LLaVA-NeXT's defaults.
+    /// Reads `image_grid_pinpoints` and `vision_config.{image_size, patch_size}` with transformers'
+    /// defaults: without a `vision_config`, the family's tower (`LlavaNextConfig`: CLIP-L/336 and
+    /// the five 1.6 pinpoints; `LlavaOnevisionConfig`: SigLIP-so400m/384, patch 14, and the 6×6
+    /// grid of multiples of 384); with one, its tower type's own defaults for absent fields
+    /// (`clip_vision_model` 224 / 32, `siglip_vision_model` 224 / 16).
     pub fn from_config(cfg: &Config) -> Result<AnyResPacker> {
-        let d = Self::llava_next_default();
-        let vc = cfg.sub("vision_config");
-        let tile = vc.as_ref().map(|v| v.opt_usize("image_size")).transpose()?.flatten().unwrap_or(d.tile);
-        let patch = vc.as_ref().map(|v| v.opt_usize("patch_size")).transpose()?.flatten().unwrap_or(d.patch);
-        let pinpoints = if cfg.has("image_grid_pinpoints") { cfg.pairs("image_grid_pinpoints")? } else { d.pinpoints };
+        let onevision = cfg.raw("model_type").and_then(|v| v.as_str()) == Some("llava_onevision");
+        let (tile, patch) = match cfg.sub("vision_config") {
+            None if onevision => (384, 14),
+            None => (336, 14),
+            Some(vc) => {
+                let family = if onevision { "siglip_vision_model" } else { "clip_vision_model" };
+                let tower = vc.opt_str("model_type")?.unwrap_or_else(|| family.to_string());
+                let defaults = match tower.as_str() {
+                    "clip_vision_model" => Some((224, 32)),
+                    "siglip_vision_model" => Some((224, 16)),
+                    _ => None,
+                };
+                let field = |name: &str, default: Option<usize>| -> Result<usize> {
+                    vc.opt_usize(name)?.or(default).ok_or_else(|| {
+                        Error::config(format!("vision_config.{name}"), format!("missing, and `{tower}` has no default known here"))
+                    })
+                };
+                (field("image_size", defaults.map(|d| d.0))?, field("patch_size", defaults.map(|d| d.1))?)
+            }
+        };
+        let pinpoints = match (cfg.has("image_grid_pinpoints"), onevision) {
+            (true, _) => cfg.pairs("image_grid_pinpoints")?,
+            (false, true) => (1..=6).flat_map(|i| (1..=6).map(move |j| [384 * i, 384 * j])).collect(),
+            (false, false) => Self::llava_next_default().pinpoints,
+        };
         Ok(AnyResPacker { pinpoints, tile, patch })
     }
 
@@ -100,9 +125,12 @@ impl LlavaNext {
     /// view alone) or 1 + the grid `image_size` selects; anything else is an [`Error::Shape`] naming
     /// `image_features` as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
-        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, image_size)?;
+        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, Some(image_size))?;
         let projected = self.projector.forward(rec, image_features)?;
-        let packed = record_anyres_pack(rec, &projected, &self.image_newline, &layout)?;
+        let packed = match layout {
+            Some(layout) => record_anyres_pack(rec, &projected, &self.image_newline, &layout)?,
+            None => append_newline(rec, &projected, &self.image_newline)?,
+        };
         Ok((packed, projected))
     }
 }
@@ -112,7 +140,8 @@ impl Model for LlavaNext {
         &["image_features", "image_size"]
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
+        let features = inputs.tensor("image_features")?;
+        let (packed, projected) = self.forward(rec, features, image_size(inputs, features)?)?;
         Ok(vec![("output", packed), ("projected", projected)])
     }
     fn describe(&self) -> Vec<String> {
@@ -130,33 +159,55 @@ pub(crate) fn load_anyres(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<
     Ok((projector, packer, image_newline))
 }
 
-/// Checks image_features [tiles, tokens, C] against the layout `image_size` selects: 1 tile (the
-/// base view alone) or 1 + the grid; the error names the input as passed.
+/// Checks image_features [tiles, tokens, C]: one tile (the base view alone: any token count, no
+/// layout, as `pack_image_features`'s single-patch branch reads it) gives `None`; more need
+/// `image_size` and must be 1 + the grid it selects. The error names the input as passed.
 pub(crate) fn check_tiles(
     rec: &Recorder,
     features: &Tensor,
     packer: &AnyResPacker,
     width: usize,
-    image_size: [usize; 2],
-) -> Result<AnyResLayout> {
+    image_size: Option<[usize; 2]>,
+) -> Result<Option<AnyResLayout>> {
     features.expect_float(rec.gpu(), "image_features")?;
-    if features.rank() != 3 {
-        return Err(Error::shape("image_features", format!("[tiles, tokens, {width}]"), features.shape()));
+    let tiles = match *features.shape() {
+        [t, _, c] if t > 0 && c == width => t,
+        _ => return Err(Error::shape("image_features", format!("[tiles, tokens, {width}]"), features.shape())),
+    };
+    if tiles == 1 {
+        return Ok(None);
     }
+    let image_size =
+        image_size.ok_or_else(|| Error::input("image_size", format!("missing: {tiles} tiles need the image size to be packed")))?;
     let layout = packer.layout(image_size)?;
-    let tiles = features.shape()[0];
-    if tiles != 1 && tiles != layout.tiles() {
+    if tiles != layout.tiles() {
         let [gh, gw] = layout.grid;
         let want = format!("[{} tiles (1 global + {gh}×{gw} grid for {image_size:?}) or 1, tokens, {width}]", layout.tiles());
         return Err(Error::shape("image_features", want, features.shape()));
     }
-    Ok(layout)
+    Ok(Some(layout))
 }
 
-/// The `image_size` input: two positive integers (h, w) in pixels.
-pub(crate) fn image_size(inputs: &Inputs) -> Result<[usize; 2]> {
+/// tokens [1, N, C] or [N, C] followed by `newline` [C] → [N + 1, C] (the single-tile packing, and
+/// the newline after a OneVision video).
+pub(crate) fn append_newline(rec: &mut Recorder, tokens: &Tensor, newline: &Tensor) -> Result<Tensor> {
+    let c = newline.numel();
+    let rows = tokens.numel() / c.max(1);
+    let out = Tensor::empty(rec.gpu(), &[rows + 1, c], tokens.dtype())?;
+    let dst = out.reshape(&[1, rows + 1, c])?;
+    record_copy_rows(rec, &tokens.reshape(&[1, rows, c])?, 0, &dst, 0, rows)?;
+    record_copy_rows(rec, &newline.reshape(&[1, 1, c])?, 0, &dst, rows, 1)?;
+    Ok(out)
+}
+
+/// The `image_size` input (h, w) in pixels, as `[2]` or `[1, 2]` (a processor's `image_sizes` for
+/// one image); absent is `[0, 0]`, which only a single tile accepts.
+pub(crate) fn image_size(inputs: &Inputs, features: &Tensor) -> Result<[usize; 2]> {
+    if !inputs.contains("image_size") && features.shape().first() == Some(&1) {
+        return Ok([0, 0]);
+    }
     match inputs.ints("image_size")? {
-        ([2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => Ok([h as usize, w as usize]),
+        ([2] | [1, 2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => Ok([h as usize, w as usize]),
         (_, size) => Err(Error::input("image_size", format!("expected 2 positive integers (h, w), got {size:?}"))),
     }
 }

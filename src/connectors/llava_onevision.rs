@@ -9,13 +9,12 @@
 
 use std::path::Path;
 
-use super::llava_next::{check_tiles, image_size, load_anyres, AnyResPacker};
+use super::llava_next::{append_newline, check_tiles, image_size, load_anyres, AnyResPacker};
 use super::registry::{Connector, Inputs, Model, Named};
 use super::LlavaProjector;
 use crate::checkpoint::{Config, WeightSource};
 use crate::kernels::anyres::record_anyres_pack;
 use crate::kernels::anyres_resize::record_anyres_resize_pack;
-use crate::kernels::elementwise::record_copy_rows;
 use crate::kernels::pool::record_resize_bilinear;
 use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 
@@ -27,19 +26,20 @@ pub struct LlavaOnevision {
     pub projector: LlavaProjector,
     /// The AnyRes geometry (pinpoints, tile and patch size).
     pub packer: AnyResPacker,
-    /// N of `vision_aspect_ratio: anyres_max_N`: the token budget is N base tiles.
+    /// N of `vision_aspect_ratio: anyres_max_N`: the token budget is N base tiles (0 when the
+    /// value gives no positive N: an error only once a multi-tile image needs it, as in transformers).
     pub max_num_patches: usize,
+    /// `vision_aspect_ratio` as written (default `anyres_max_9`).
+    pub vision_aspect_ratio: String,
     image_newline: Tensor,
 }
 
-/// `anyres_max_N` → N. transformers strips the characters of `"anyres_max_"` from both ends, which
-/// works because the tail is digits; anything else is refused here.
-fn max_patches(cfg: &Config) -> Result<usize> {
-    let v = cfg.opt_str("vision_aspect_ratio")?.unwrap_or_else(|| "anyres_max_9".into());
-    v.strip_prefix("anyres_max_")
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .ok_or_else(|| Error::config("vision_aspect_ratio", format!("`{v}`: expected anyres_max_N with N ≥ 1")))
+/// N of `vision_aspect_ratio` as transformers reads it: `int(v.strip("anyres_max_"))` strips those
+/// characters from both ends (so `anyres_max_9` and `9` both give 9); 0 when that is not a
+/// positive integer.
+fn max_patches(v: &str) -> usize {
+    let n = v.trim_matches(|c: char| "anyres_max_".contains(c)).trim();
+    n.strip_prefix('+').unwrap_or(n).replace('_', "").parse::<usize>().unwrap_or(0)
 }
 
 /// Python's `a // b` for positive floats (CPython `float_floor_div`): it floors the exact quotient
@@ -65,14 +65,21 @@ impl LlavaOnevision {
     /// weights (HF projector layout + `image_newline`).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<LlavaOnevision> {
         let (projector, packer, image_newline) = load_anyres(gpu, cfg, ws)?;
-        Ok(LlavaOnevision { projector, packer, max_num_patches: max_patches(cfg)?, image_newline })
+        let vision_aspect_ratio = cfg.opt_str("vision_aspect_ratio")?.unwrap_or_else(|| "anyres_max_9".into());
+        Ok(LlavaOnevision { projector, packer, max_num_patches: max_patches(&vision_aspect_ratio), vision_aspect_ratio, image_newline })
     }
 
     /// The resized size of the kept map, if it is resized: ratio = √(rows·cols / (N·side²)) > 1.1.
-    pub fn resized(&self, rows: usize, cols: usize, side: usize) -> Option<[usize; 2]> {
+    /// Errors: [`Error::Config`] when `vision_aspect_ratio` gives no positive N (transformers'
+    /// `int(...)` or division fails there, and only there).
+    pub fn resized(&self, rows: usize, cols: usize, side: usize) -> Result<Option<[usize; 2]>> {
+        if self.max_num_patches == 0 {
+            let why = "transformers reads int(value.strip(\"anyres_max_\")) as a tile budget, which must be a positive integer";
+            return Err(Error::config("vision_aspect_ratio", format!("`{}`: {why}", self.vision_aspect_ratio)));
+        }
         let budget = self.max_num_patches as f64 * side as f64 * side as f64;
         let ratio = (rows as f64 * cols as f64 / budget).sqrt();
-        (ratio > 1.1).then(|| [py_floor_div(rows as f64, ratio) as usize, py_floor_div(cols as f64, ratio) as usize])
+        Ok((ratio > 1.1).then(|| [py_floor_div(rows as f64, ratio) as usize, py_floor_div(cols as f64, ratio) as usize]))
     }
 
     /// Records the projector on every tile and the packing. image_features [tiles, side², C_vis]
@@ -80,12 +87,14 @@ impl LlavaOnevision {
     /// pixels → (packed [T, C_text], projected [tiles, side², C_text]). Errors: shapes naming the
     /// input as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
-        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, image_size)?;
-        let tiles = image_features.shape()[0];
+        let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, Some(image_size))?;
         let projected = self.projector.forward(rec, image_features)?;
-        let packed = match (tiles, self.resized(layout.rows, layout.cols, layout.h)) {
-            (t, Some(out)) if t > 1 => record_anyres_resize_pack(rec, &projected, &self.image_newline, &layout, out)?,
-            _ => record_anyres_pack(rec, &projected, &self.image_newline, &layout)?,
+        let packed = match layout {
+            None => append_newline(rec, &projected, &self.image_newline)?,
+            Some(layout) => match self.resized(layout.rows, layout.cols, layout.h)? {
+                Some(out) => record_anyres_resize_pack(rec, &projected, &self.image_newline, &layout, out)?,
+                None => record_anyres_pack(rec, &projected, &self.image_newline, &layout)?,
+            },
         };
         Ok((packed, projected))
     }
@@ -97,21 +106,17 @@ impl LlavaOnevision {
     pub fn forward_video(&self, rec: &mut Recorder, video_features: &Tensor) -> Result<(Tensor, Tensor)> {
         video_features.expect_float(rec.gpu(), "video_features")?;
         let side = self.packer.tile / self.packer.patch;
-        let frames = match *video_features.shape() {
-            [f, t, c] if t == side * side && c == self.projector.in_features => f,
+        match *video_features.shape() {
+            [_, t, c] if t == side * side && c == self.projector.in_features => {}
             _ => {
                 let want = format!("[frames, {} (= {side}²: image_size / patch_size), {}]", side * side, self.projector.in_features);
                 return Err(Error::shape("video_features", want, video_features.shape()));
             }
-        };
+        }
         let projected = self.projector.forward(rec, video_features)?;
         let half = side.div_ceil(2);
         let pooled = record_resize_bilinear(rec, &projected, [side, side], [half, half])?;
-        let (rows, c) = (frames * half * half, pooled.shape()[2]);
-        let packed = Tensor::empty(rec.gpu(), &[rows + 1, c], pooled.dtype())?;
-        let dst = packed.reshape(&[1, rows + 1, c])?;
-        record_copy_rows(rec, &pooled.reshape(&[1, rows, c])?, 0, &dst, 0, rows)?;
-        record_copy_rows(rec, &self.image_newline.reshape(&[1, 1, c])?, 0, &dst, rows, 1)?;
+        let packed = append_newline(rec, &pooled, &self.image_newline)?;
         Ok((packed, pooled))
     }
 }
@@ -120,21 +125,21 @@ impl Model for LlavaOnevision {
     fn inputs(&self) -> &'static [&'static str] {
         &["image_features", "image_size", "video_features"]
     }
-    /// `video_features` runs the video path (outputs `output`, `pooled`); otherwise
-    /// `image_features` + `image_size` the image path (`output`, `projected`).
+    /// `image_features` (+ `image_size` for more than one tile) runs the image path (`output`,
+    /// `projected`); `video_features` the video path (`output`, `pooled` alone, or `video_output`,
+    /// `pooled` beside an image, as one forward of the reference takes both).
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        if inputs.contains("video_features") {
-            if inputs.contains("image_features") {
-                return Err(Error::input(
-                    "video_features",
-                    "give `image_features` or `video_features`, not both: one run packs one or the other",
-                ));
-            }
-            let (packed, pooled) = self.forward_video(rec, inputs.tensor("video_features")?)?;
-            return Ok(vec![("output", packed), ("pooled", pooled)]);
+        let mut outs = Vec::new();
+        if !inputs.contains("video_features") || inputs.contains("image_features") {
+            let features = inputs.tensor("image_features")?;
+            let (packed, projected) = self.forward(rec, features, image_size(inputs, features)?)?;
+            outs.extend([("output", packed), ("projected", projected)]);
         }
-        let (packed, projected) = self.forward(rec, inputs.tensor("image_features")?, image_size(inputs)?)?;
-        Ok(vec![("output", packed), ("projected", projected)])
+        if inputs.contains("video_features") {
+            let (packed, pooled) = self.forward_video(rec, inputs.tensor("video_features")?)?;
+            outs.extend([(if outs.is_empty() { "output" } else { "video_output" }, packed), ("pooled", pooled)]);
+        }
+        Ok(outs)
     }
     fn describe(&self) -> Vec<String> {
         let side = self.packer.tile / self.packer.patch.max(1);
@@ -142,8 +147,8 @@ impl Model for LlavaOnevision {
             self.projector.summary(),
             self.packer.summary(),
             format!(
-                "anyres_max_{}: a kept map past 1.1× {} tiles' tokens is resized bilinearly",
-                self.max_num_patches, self.max_num_patches
+                "vision_aspect_ratio `{}`: a kept map past 1.1× {} tiles' tokens is resized bilinearly",
+                self.vision_aspect_ratio, self.max_num_patches
             ),
             format!("video: {side}×{side} tokens per frame pooled bilinearly to {h}×{h}, one newline per video", h = side.div_ceil(2)),
         ]
