@@ -117,6 +117,7 @@ fn activations_match_f64_reference() {
     // A sweep over [-12, 12] plus random values: covers both tails of erf and tanh.
     let mut xs: Vec<f32> = (0..2401).map(|i| -12.0 + i as f32 * 0.01).collect();
     xs.extend(Rng::new(3).vec(1000, 5.0));
+    xs.extend([19.5, 21.0, 25.0, -25.0, 60.0, -60.0]); // softplus threshold, saturated tails
     for act in Activation::ALL {
         let mut rec = Recorder::new(g);
         let y = record_activation(&mut rec, &up(&xs, &[xs.len()]), act).unwrap();

@@ -24,6 +24,8 @@ pub struct LlavaProjector {
 }
 
 /// Parses original LLaVA's `mm_projector_type`: number of Linear layers (GELU between them).
+/// `build_vision_projector` matches `^mlp(\d+)x_gelu$` and builds one Linear plus N − 1 more, so
+/// `mlp0x_gelu` is one Linear, as `linear` is; the checkpoint's weights bound N.
 fn original_depth(kind: &str) -> Result<usize> {
     match kind {
         "linear" => Ok(1),
@@ -31,8 +33,9 @@ fn original_depth(kind: &str) -> Result<usize> {
         _ => kind
             .strip_prefix("mlp")
             .and_then(|r| r.strip_suffix("x_gelu"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<usize>().ok())
-            .filter(|n| (1..=16).contains(n))
+            .map(|n| n.max(1))
             .ok_or_else(|| Error::UnknownProjectorType(kind.to_string())),
     }
 }
@@ -84,12 +87,13 @@ impl LlavaProjector {
         let vis = cfg.opt_usize("mm_hidden_size")?;
         let txt = cfg.opt_usize("hidden_size")?;
         if depth == 0 {
-            let w = vis.or(txt).ok_or_else(|| Error::config("mm_hidden_size", "missing (needed for an identity projector)"))?;
+            // IdentityMap needs no width: 0 here means any width passes through.
+            let w = vis.or(txt).unwrap_or(0);
             return Ok(LlavaProjector { layers: vec![], act: Activation::Identity, in_features: w, out_features: w });
         }
         let probe = if depth == 1 { "weight" } else { "0.weight" };
         let root = layouts::require(ws, layouts::LLAVA_ORIGINAL_PROJECTOR, probe)?;
-        let mut layers = Vec::with_capacity(depth);
+        let mut layers = Vec::new(); // grows as weights are found: `depth` comes from a string
         for i in 0..depth {
             // nn.Sequential(Linear, GELU, Linear, GELU, ...): Linear i sits at index 2·i.
             let w = if depth == 1 { root.clone() } else { root.pp((2 * i).to_string()) };
@@ -104,15 +108,17 @@ impl LlavaProjector {
         })
     }
 
-    /// Records the projector. x: [..., in_features] (rank ≥ 2) → [..., out_features]; an empty
-    /// batch gives an empty output.
+    /// Records the projector. x: [..., in_features] (any rank ≥ 1, as `nn.Linear` takes) →
+    /// [..., out_features]; an empty batch gives an empty output. An identity projector of unknown
+    /// width (`in_features` 0) passes any width through.
     /// Errors: [`crate::Error::Shape`] naming the input, [`crate::Error::OtherGpu`] /
     /// [`crate::Error::DType`] for a tensor of another `Gpu` or a U32 one.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         x.expect_float(rec.gpu(), "image_features")?;
         let w = *x.shape().last().unwrap_or(&0);
-        if x.rank() < 2 || w != self.in_features {
-            return Err(Error::shape("image_features", format!("[.., {}] (rank ≥ 2)", self.in_features), x.shape()));
+        let any_width = self.layers.is_empty() && self.in_features == 0;
+        if x.rank() < 1 || (w != self.in_features && !any_width) {
+            return Err(Error::shape("image_features", format!("[.., {}]", self.in_features), x.shape()));
         }
         let mut h = x.clone();
         for (i, l) in self.layers.iter().enumerate() {
@@ -158,8 +164,8 @@ impl Model for LlavaProjector {
     }
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
         let x = inputs.tensor("image_features")?;
-        if x.rank() != 3 {
-            return Err(Error::shape("image_features", format!("[B, N, {}]", self.in_features), x.shape()));
+        if !(2..=3).contains(&x.rank()) {
+            return Err(Error::shape("image_features", format!("[B, N, {}] or [N, {}]", self.in_features, self.in_features), x.shape()));
         }
         Ok(vec![("output", self.forward(rec, x)?)])
     }
@@ -251,7 +257,10 @@ mod tests {
         assert_eq!(original_depth("linear").unwrap(), 1);
         assert_eq!(original_depth("mlp2x_gelu").unwrap(), 2);
         assert_eq!(original_depth("mlp3x_gelu").unwrap(), 3);
-        assert!(original_depth("mlp0x_gelu").is_err());
+        assert_eq!(original_depth("mlp0x_gelu").unwrap(), 1);
+        assert_eq!(original_depth("mlp40x_gelu").unwrap(), 40);
+        assert!(original_depth("mlpx_gelu").is_err());
+        assert!(original_depth("mlp-1x_gelu").is_err());
         assert!(original_depth("resampler").is_err());
     }
 }

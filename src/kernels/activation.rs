@@ -18,18 +18,52 @@ pub enum Activation {
     Relu = 4,
     /// `silu` / `swish`.
     Silu = 5,
+    /// `gelu_10`: exact GELU clipped to [-10, 10] (`ClippedGELUActivation`).
+    Gelu10 = 6,
+    /// `relu6`.
+    Relu6 = 7,
+    /// `relu2`: relu(x)² (`ReLUSquaredActivation`).
+    Relu2 = 8,
+    /// `sigmoid`.
+    Sigmoid = 9,
+    /// `tanh`.
+    Tanh = 10,
+    /// `leaky_relu`: `nn.LeakyReLU()` (slope 0.01).
+    LeakyRelu = 11,
+    /// `mish`: x·tanh(softplus(x)).
+    Mish = 12,
 }
 
 impl Activation {
     /// Every activation, for tests.
-    pub const ALL: [Activation; 6] =
-        [Activation::Identity, Activation::Gelu, Activation::GeluTanh, Activation::QuickGelu, Activation::Relu, Activation::Silu];
+    pub const ALL: [Activation; 13] = [
+        Activation::Identity,
+        Activation::Gelu,
+        Activation::GeluTanh,
+        Activation::QuickGelu,
+        Activation::Relu,
+        Activation::Silu,
+        Activation::Gelu10,
+        Activation::Relu6,
+        Activation::Relu2,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::LeakyRelu,
+        Activation::Mish,
+    ];
 
     /// Parses an ACT2FN name.
     pub fn from_name(name: &str) -> Result<Activation> {
         Ok(match name {
-            "gelu" => Activation::Gelu,
-            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Activation::GeluTanh,
+            "gelu" | "gelu_python" => Activation::Gelu,
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" | "gelu_accurate" => Activation::GeluTanh,
+            "gelu_10" => Activation::Gelu10,
+            "relu6" => Activation::Relu6,
+            "relu2" => Activation::Relu2,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "leaky_relu" => Activation::LeakyRelu,
+            "mish" => Activation::Mish,
             "quick_gelu" => Activation::QuickGelu,
             "relu" => Activation::Relu,
             "silu" | "swish" => Activation::Silu,
@@ -50,6 +84,19 @@ impl Activation {
             Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
             Activation::Relu => x.max(0.0),
             Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Gelu10 => Activation::Gelu.apply(x).clamp(-10.0, 10.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Relu2 => x.max(0.0).powi(2),
+            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Activation::Tanh => x.tanh(),
+            Activation::LeakyRelu => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    0.01 * x
+                }
+            }
+            Activation::Mish => x * (if x > 20.0 { x } else { x.exp().ln_1p() }).tanh(),
         }
     }
 }
