@@ -181,7 +181,7 @@ fn tome_ties_resolve_the_same_way_every_run() {
 }
 
 #[test]
-fn tome_rounds_compose_and_r_past_the_tokens_is_an_error() {
+fn tome_rounds_compose_and_r_past_the_tokens_clamps() {
     let g = gpu();
     let mut rng = Rng::new(5);
     let (t, c) = (24, 8);
@@ -203,6 +203,16 @@ fn tome_rounds_compose_and_r_past_the_tokens_is_an_error() {
     rec.submit().unwrap();
     assert_eq!(big.shape(), &[1, 13, c]);
     assert_eq!(big.to_vec(g).unwrap(), eleven.to_vec(g).unwrap());
+    // No tokens or no channels: ToMe returns what it gets (t = 0), or merges sizes only (C = 0).
+    let mut rec = Recorder::new(g);
+    let (none, none_size) = record_tome(&mut rec, &up(&[], &[2, 0, c]), &up(&[], &[2, 0, c]), &up(&[], &[2, 0, 1]), 3, false).unwrap();
+    let (bare, bare_size) = record_tome(&mut rec, &up(&[], &[1, t, 0]), &xt, &st, 5, true).unwrap();
+    let (full, full_size) = record_tome(&mut rec, &xt, &xt, &st, 5, true).unwrap();
+    rec.submit().unwrap();
+    assert_eq!((none.shape(), none_size.shape()), (&[2, 0, c][..], &[2, 0, 1][..]));
+    assert_eq!((bare.shape(), bare.to_vec(g).unwrap()), (&[1, t - 5, 0][..], vec![]));
+    assert_eq!(bare_size.to_vec(g).unwrap(), full_size.to_vec(g).unwrap(), "the sizes do not depend on the channels");
+    assert_eq!(full.shape(), &[1, t - 5, c]);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Inputs at the edges that the references accept, against what they compute there
 //! (`tests/data/edge`, written by `tests/data/tools/make_edge_cases.py` with OpenFlamingo 2.0.1):
 //! zero frames or tokens per frame, more `<image>` tokens than media, `<image>` counts above 1,
-//! one media row shared by every text row, and one-row embedding tables that broadcast.
+//! one media row shared by every text row, one-row embedding tables that broadcast, and zero layers.
 
 mod common;
 use common::*;
@@ -61,4 +61,54 @@ fn one_row_embedding_tables_broadcast_over_frames_and_media() {
     let e = edge("perceiver_one_row_embs.safetensors");
     let c = Connector::load(gpu(), &cfg, Some(&e)).unwrap();
     check_output(&c, Inputs::new().with_tensor("vision_features", tensor(&e, "vision_features")), &e, "output", "one-row embs");
+}
+
+/// Zero layers build fine in transformers (`Blip2QFormerConfig(num_hidden_layers=0)`) and
+/// OpenFlamingo (`depth=0`): the queries / latents are only normalised (and projected).
+#[test]
+fn zero_layers_normalise_the_queries_and_latents() {
+    use vlm_connectors::kernels::layernorm::layernorm_cpu;
+    let g = gpu();
+    let ws = WeightSource::random(11);
+    let host = |name: &str, shape: &[usize]| ws.get_host(name, shape).unwrap().data;
+    // BLIP-2: language_projection(LayerNorm(query_tokens)) for every image.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(case_dir("blip2_tiny").join("config.json")).unwrap()).unwrap();
+    v["qformer_config"]["num_hidden_layers"] = serde_json::json!(0);
+    let (q, h, eps) =
+        (v["num_query_tokens"].as_u64().unwrap() as usize, 64, v["qformer_config"]["layer_norm_eps"].as_f64().unwrap() as f32);
+    let c = Connector::load(g, &Config::from_value(v), Some(&ws)).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.3; 2 * 5 * 48], &[2, 5, 48]).unwrap();
+    let out = c.run_inputs(g, &Inputs::new().with_tensor("image_embeds", x)).unwrap();
+    let n = layernorm_cpu(
+        &host("query_tokens", &[1, q, h]),
+        None,
+        &host("qformer.layernorm.weight", &[h]),
+        &host("qformer.layernorm.bias", &[h]),
+        h,
+        eps,
+    );
+    let got = out.get("qformer_output").unwrap();
+    assert_eq!(got.shape, [2, q, h]);
+    assert_close("qformer 0 layers", &got.data[..q * h], &n, 1e-6);
+    assert_eq!(got.data[..q * h], got.data[q * h..], "every image gets the same queries");
+    // OpenFlamingo: LayerNorm(latents) for every media.
+    let cfg = Config::from_value(serde_json::json!({
+        "model_type": "open_flamingo", "perceiver": { "dim": 16, "depth": 0, "dim_head": 4, "heads": 2, "num_latents": 3 }
+    }));
+    let c = Connector::load(g, &cfg, Some(&ws)).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.3; 2 * 4 * 16], &[1, 2, 1, 4, 16]).unwrap();
+    let out = c.run_inputs(g, &Inputs::new().with_tensor("vision_features", x)).unwrap();
+    let n = layernorm_cpu(
+        &host("perceiver.latents", &[3, 16]),
+        None,
+        &host("perceiver.norm.weight", &[16]),
+        &host("perceiver.norm.bias", &[16]),
+        16,
+        1e-5,
+    );
+    let got = out.get("output").unwrap();
+    assert_eq!(got.shape, [1, 2, 3, 16]);
+    assert_close("perceiver depth 0", &got.data[..48], &n, 1e-6);
+    assert_close("perceiver depth 0, media 2", &got.data[48..], &n, 1e-6);
 }

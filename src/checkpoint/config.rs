@@ -127,6 +127,18 @@ impl Config {
         }
     }
 
+    /// The count `key` (0 ..= 2^31, e.g. a layer count: transformers and OpenFlamingo build zero
+    /// layers fine) if present; [`Error::Config`] otherwise.
+    pub fn opt_count(&self, key: &str) -> Result<Option<usize>> {
+        match self.read(key) {
+            None => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n <= (1 << 31) => Ok(Some(n as usize)),
+                _ => Err(Error::config(self.field(key), format!("expected a count (an integer from 0), got {v}"))),
+            },
+        }
+    }
+
     /// The index `key` (0 ..= 2^31, e.g. `layer_index`) if present; [`Error::Config`] otherwise.
     /// A selection made by the caller, not a model field: its absence is not noted.
     pub fn opt_index(&self, key: &str) -> Result<Option<usize>> {
@@ -167,7 +179,8 @@ impl Config {
         let arr = v.as_array().ok_or_else(|| bad(v))?;
         arr.iter()
             .map(|p| match p.as_array().map(|a| a.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
-                Some(a) if a.len() == 2 && a.iter().all(|x| matches!(x, Some(n) if *n > 0 && *n < (1 << 31))) => {
+                // A zero side is accepted as LlavaNextConfig accepts it; AnyRes refuses it only if chosen.
+                Some(a) if a.len() == 2 && a.iter().all(|x| matches!(x, Some(n) if *n < (1 << 31))) => {
                     Ok([a[0].unwrap() as usize, a[1].unwrap() as usize])
                 }
                 _ => Err(bad(p)),

@@ -61,6 +61,9 @@ impl TokenMerger {
     /// From a `tome` stage config: `{"r": 6, "class_token": false}`.
     pub fn from_config(cfg: &Config) -> Result<TokenMerger> {
         let r = cfg.raw("r").and_then(|v| v.as_u64()).ok_or_else(|| Error::config("r", "expected a non-negative integer"))? as usize;
+        if cfg.opt_bool("distill_token")?.unwrap_or(false) {
+            return Err(Error::config("distill_token", "true: protecting DeiT's distillation token is not implemented"));
+        }
         Ok(TokenMerger { r, class_token: cfg.opt_bool("class_token")?.unwrap_or(false) })
     }
 
@@ -97,8 +100,19 @@ impl Model for TokenMerger {
     fn inputs(&self) -> &'static [&'static str] {
         &["tokens", "metric", "size"]
     }
+    /// Without `size` every token counts once (`merge_wavg`: `size = ones_like(x[..., 0, None])`).
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let (x, size) = self.forward(rec, inputs.tensor("tokens")?, inputs.tensor("metric")?, inputs.tensor("size")?)?;
+        let x = inputs.tensor("tokens")?;
+        let ones;
+        let size = match inputs.contains("size") {
+            true => inputs.tensor("size")?,
+            false => {
+                let [b, t] = [x.shape().first().copied().unwrap_or(0), x.shape().get(1).copied().unwrap_or(0)];
+                ones = Tensor::from_host(rec.gpu(), &vec![1.0; b * t], &[b, t, 1], x.dtype())?;
+                &ones
+            }
+        };
+        let (x, size) = self.forward(rec, x, inputs.tensor("metric")?, size)?;
         Ok(vec![("output", x), ("size", size)])
     }
     fn describe(&self) -> Vec<String> {

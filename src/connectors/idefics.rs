@@ -37,14 +37,13 @@ impl Idefics {
         let perceiver = match cfg.opt_bool("use_resampler")?.unwrap_or(false) {
             false => None,
             true => {
-                let p = cfg.sub("perceiver_config");
-                let field = |name: &str, default: usize| -> Result<usize> {
-                    Ok(p.as_ref().map(|p| p.opt_usize(name)).transpose()?.flatten().unwrap_or(default))
-                };
-                let qk = p.as_ref().map(|p| p.opt_bool("qk_layer_norms_perceiver")).transpose()?.flatten().unwrap_or(false);
+                // IdeficsPerceiverConfig's defaults for an absent block or field.
+                let p = cfg.sub_or_default("perceiver_config");
+                let field = |name: &str, default: usize| -> Result<usize> { Ok(p.opt_usize(name)?.unwrap_or(default)) };
+                let qk = p.opt_bool("qk_layer_norms_perceiver")?.unwrap_or(false);
                 let c = PerceiverConfig {
                     dim: IdeficsGatedConfig::from_config(cfg)?.embed_dim,
-                    depth: field("resampler_depth", 6)?,
+                    depth: p.opt_count("resampler_depth")?.unwrap_or(6),
                     dim_head: field("resampler_head_dim", 96)?,
                     heads: field("resampler_n_heads", 16)?,
                     num_latents: field("resampler_n_latents", 64)?,
@@ -55,7 +54,7 @@ impl Idefics {
                 Some(PerceiverResampler::load_idefics(gpu, c, qk, ws)?)
             }
         };
-        let layers = cfg.opt_usize("num_hidden_layers")?.unwrap_or(32);
+        let layers = cfg.opt_count("num_hidden_layers")?.unwrap_or(32);
         let interval = cfg.opt_usize("cross_layer_interval")?.unwrap_or(1);
         if interval == 0 {
             return Err(Error::config("cross_layer_interval", "0; IdeficsModel needs at least 1 (it divides num_hidden_layers)"));

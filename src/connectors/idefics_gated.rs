@@ -41,10 +41,9 @@ pub struct IdeficsGatedConfig {
 impl IdeficsGatedConfig {
     /// Reads the top level of an `idefics` config.
     pub fn from_config(c: &Config) -> Result<IdeficsGatedConfig> {
-        let vision = c.sub("vision_config");
         Ok(IdeficsGatedConfig {
             hidden_size: c.opt_usize("hidden_size")?.unwrap_or(4096),
-            embed_dim: vision.as_ref().map(|v| v.opt_usize("embed_dim")).transpose()?.flatten().unwrap_or(768),
+            embed_dim: c.sub_or_default("vision_config").opt_usize("embed_dim")?.unwrap_or(768),
             num_attention_heads: c.opt_usize("num_attention_heads")?.unwrap_or(32),
             intermediate_size: c.opt_usize("intermediate_size")?.unwrap_or(11008),
             hidden_act: Activation::from_name(&c.opt_str("hidden_act")?.unwrap_or_else(|| "silu".into()))?,

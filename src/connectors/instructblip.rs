@@ -66,7 +66,7 @@ impl InstructBlip {
         let h = c.hidden_size;
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
         let e = ws.pp("qformer.embeddings");
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let mut layers = Vec::new(); // grows as the weights load: the count is a config value
         for i in 0..c.num_hidden_layers {
             let l = ws.pp(format!("qformer.encoder.layer.{i}"));
             layers.push(Layer {

@@ -45,7 +45,7 @@ impl PerceiverConfig {
     pub fn from_config(c: &Config) -> Result<PerceiverConfig> {
         Ok(PerceiverConfig {
             dim: c.usize("dim")?,
-            depth: c.opt_usize("depth")?.unwrap_or(6),
+            depth: c.opt_count("depth")?.unwrap_or(6),
             dim_head: c.opt_usize("dim_head")?.unwrap_or(64),
             heads: c.opt_usize("heads")?.unwrap_or(8),
             num_latents: c.opt_usize("num_latents")?.unwrap_or(64),
@@ -112,7 +112,7 @@ impl PerceiverResampler {
         };
         let frame_embs = embs("frame_embs", c.max_num_frames, &[d])?;
         let media_time_embs = embs("media_time_embs", c.max_num_media, &[1, d])?;
-        let mut layers = Vec::with_capacity(c.depth);
+        let mut layers = Vec::new(); // grows as the weights load: the count is a config value
         for i in 0..c.depth {
             let a = ws.pp(format!("layers.{i}.0"));
             layers.push(PerceiverLayer {
@@ -135,7 +135,7 @@ impl PerceiverResampler {
     pub fn load_idefics(gpu: &Gpu, c: PerceiverConfig, qk_layer_norms: bool, ws: &WeightSource) -> Result<PerceiverResampler> {
         let ws = layouts::require(ws, layouts::IDEFICS_ROOT, "perceiver_resampler.latents")?.pp("perceiver_resampler");
         let (d, inner) = (c.dim, c.heads * c.dim_head);
-        let mut layers = Vec::with_capacity(c.depth);
+        let mut layers = Vec::new(); // grows as the weights load: the count is a config value
         for i in 0..c.depth {
             let (a, m) = (ws.pp(format!("blocks.{i}.0")), ws.pp(format!("blocks.{i}.1")));
             let qk_norm = match qk_layer_norms {

@@ -54,7 +54,7 @@ impl QFormerConfig {
         Ok(QFormerConfig {
             hidden_size: q.opt_usize("hidden_size")?.unwrap_or(768),
             num_attention_heads: q.opt_usize("num_attention_heads")?.unwrap_or(12),
-            num_hidden_layers: q.opt_usize("num_hidden_layers")?.unwrap_or(12),
+            num_hidden_layers: q.opt_count("num_hidden_layers")?.unwrap_or(12),
             intermediate_size: q.opt_usize("intermediate_size")?.unwrap_or(3072),
             cross_attention_frequency: q.opt_usize("cross_attention_frequency")?.unwrap_or(2),
             encoder_hidden_size: vision_width,
@@ -168,7 +168,7 @@ impl QFormer {
         crate::nn::attention::head_dim(h, c.num_attention_heads, "qformer_config.num_attention_heads")?;
         let query_tokens = ws.get(gpu, "query_tokens", &[1, c.num_query_tokens, h])?;
         let layernorm = LayerNorm::load(gpu, &ws.pp("qformer.layernorm"), h, c.layer_norm_eps)?;
-        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let mut layers = Vec::new(); // grows as the weights load: the count is a config value
         for i in 0..c.num_hidden_layers {
             let l = ws.pp(format!("qformer.encoder.layer.{i}"));
             let cross = i % c.cross_attention_frequency == 0;

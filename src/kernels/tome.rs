@@ -38,9 +38,10 @@ pub fn record_tome(
 ) -> Result<(Tensor, Tensor)> {
     let gpu = rec.gpu();
     let (b, t, c) = match *x.shape() {
-        [b, t, c] if t * c > 0 => (b, t, c), // an empty batch gives an empty output
+        [b, t, c] => (b, t, c), // an empty batch, no tokens or no channels: ToMe returns them as they are
         _ => return Err(Error::shape("tokens", "[b, t, C]", x.shape())),
     };
+    // Cm = 0 ties every score: ToMe's argsort order is then arbitrary, so it is refused.
     let cm = match *metric.shape() {
         [mb, mt, cm] if mb == b && mt == t && cm > 0 => cm,
         _ => return Err(Error::shape("metric", format!("[{b}, {t}, Cm]"), metric.shape())),
@@ -52,6 +53,12 @@ pub fn record_tome(
         super::elementwise::record_copy_rows(rec, x, 0, &out, 0, t)?;
         super::elementwise::record_copy_rows(rec, size, 0, &out_size, 0, t)?;
         return Ok((out, out_size));
+    }
+    if c == 0 {
+        // No channels to merge, but the sizes still merge: run on one zero channel, keep the sizes.
+        let zeros = Tensor::from_host(gpu, &vec![0.0; b * t], &[b, t, 1], x.dtype())?;
+        let (_, out_size) = record_tome(rec, &zeros, metric, size, r, class_token)?;
+        return Ok((Tensor::from_host(gpu, &[], &[b, t - r, 0], x.dtype())?, out_size));
     }
     let (t1, t2) = (t.div_ceil(2), t / 2);
     let rows = t - r;
