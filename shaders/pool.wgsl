@@ -29,11 +29,10 @@ fn pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let i = group_index(wid, nwg) * 256u + li;
     if (i >= p.batch * p.out_h * p.out_w * p.c) { return; }
     let ch = i % p.c;
-    let o = (i / p.c) % (p.out_h * p.out_w);
-    let b = i / (p.c * p.out_h * p.out_w);
+    let o = (i / p.c) % (p.out_h * p.out_w);   // output pixel
+    let base = (i / (p.c * p.out_h * p.out_w)) * p.h * p.w;   // the batch row's first input pixel
     let y0 = p.k * (o / p.out_w);
     let x0 = p.k * (o % p.out_w);
-    let base = b * p.h * p.w;
     var s = 0.0;
     var m = -3.4028235e38;
     for (var dy = 0u; dy < p.k; dy++) {
@@ -52,11 +51,10 @@ fn resize_bilinear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let i = group_index(wid, nwg) * 256u + li;
     if (i >= p.batch * p.out_h * p.out_w * p.c) { return; }
     let ch = i % p.c;
-    let o = (i / p.c) % (p.out_h * p.out_w);
-    let b = i / (p.c * p.out_h * p.out_w);
+    let o = (i / p.c) % (p.out_h * p.out_w);   // output pixel
+    let base = (i / (p.c * p.out_h * p.out_w)) * p.h * p.w;   // the batch row's first input pixel
     let ty = bilinear_taps(o / p.out_w, p.scale_h, p.h);
     let tx = bilinear_taps(o % p.out_w, p.scale_w, p.w);
-    let base = b * p.h * p.w;
     let top = (1.0 - tx.l) * x[(base + ty.i1 * p.w + tx.i1) * p.c + ch] + tx.l * x[(base + ty.i1 * p.w + tx.i2) * p.c + ch];
     let bottom = (1.0 - tx.l) * x[(base + ty.i2 * p.w + tx.i1) * p.c + ch] + tx.l * x[(base + ty.i2 * p.w + tx.i2) * p.c + ch];
     y[i] = (1.0 - ty.l) * top + ty.l * bottom;

@@ -118,35 +118,28 @@ impl Config {
 
     /// The positive integer `key` (at most 2^31) if present; [`Error::Config`] otherwise.
     pub fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
-        match self.read(key) {
-            None => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n > 0 && n <= (1 << 31) => Ok(Some(n as usize)),
-                _ => Err(Error::config(self.field(key), format!("expected a positive integer, got {v}"))),
-            },
-        }
+        self.integer(key, self.read(key), 1, "a positive integer")
     }
 
     /// The count `key` (0 ..= 2^31, e.g. a layer count: transformers and OpenFlamingo build zero
     /// layers fine) if present; [`Error::Config`] otherwise.
     pub fn opt_count(&self, key: &str) -> Result<Option<usize>> {
-        match self.read(key) {
-            None => Ok(None),
-            Some(v) => match v.as_u64() {
-                Some(n) if n <= (1 << 31) => Ok(Some(n as usize)),
-                _ => Err(Error::config(self.field(key), format!("expected a count (an integer from 0), got {v}"))),
-            },
-        }
+        self.integer(key, self.read(key), 0, "a count (an integer from 0)")
     }
 
     /// The index `key` (0 ..= 2^31, e.g. `layer_index`) if present; [`Error::Config`] otherwise.
     /// A selection made by the caller, not a model field: its absence is not noted.
     pub fn opt_index(&self, key: &str) -> Result<Option<usize>> {
-        match self.raw(key) {
+        self.integer(key, self.raw(key), 0, "an index (an integer from 0)")
+    }
+
+    /// `v` as an integer in `min ..= 2^31`, else an error naming the field and `what` it should be.
+    fn integer(&self, key: &str, v: Option<&Value>, min: u64, what: &str) -> Result<Option<usize>> {
+        match v {
             None => Ok(None),
             Some(v) => match v.as_u64() {
-                Some(n) if n <= (1 << 31) => Ok(Some(n as usize)),
-                _ => Err(Error::config(self.field(key), format!("expected an index (an integer from 0), got {v}"))),
+                Some(n) if n >= min && n <= (1 << 31) => Ok(Some(n as usize)),
+                _ => Err(Error::config(self.field(key), format!("expected {what}, got {v}"))),
             },
         }
     }

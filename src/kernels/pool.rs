@@ -24,6 +24,14 @@ pub(crate) struct PoolParams {
     pub _p: [u32; 2],
 }
 
+impl PoolParams {
+    /// The geometry every entry reads, each checked to fit a u32.
+    fn new(op: &str, b: usize, [h, w]: [usize; 2], c: usize, [oh, ow]: [usize; 2]) -> Result<PoolParams> {
+        let u = |v: usize| checked_u32(op, v);
+        Ok(PoolParams { batch: u(b)?, h: u(h)?, w: u(w)?, c: u(c)?, out_h: u(oh)?, out_w: u(ow)?, ..Default::default() })
+    }
+}
+
 /// What a pooling window keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMode {
@@ -38,31 +46,26 @@ pub enum PoolMode {
 /// [`Error::Input`] for a grid smaller than one window (where torch raises too) or k = 0.
 pub fn record_pool2d(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], k: usize, mode: PoolMode) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let (b, c) = match *x.shape() {
-        [b, t, c] if t == h * w => (b, c),
-        _ => return Err(Error::shape("tokens", format!("[b, {} (= {h}×{w} grid), C]", h * w), x.shape())),
-    };
+    let (b, c) = grid_dims(x, [h, w])?;
     if k == 0 || h < k || w < k {
         return Err(Error::input("grid", format!("{h}×{w}: {k}×{k} pooling needs at least {k}×{k} tokens")));
     }
     let (oh, ow) = (h / k, w / k);
     let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
     let op = "pool2d";
-    let params = PoolParams {
-        batch: checked_u32(op, b)?,
-        h: checked_u32(op, h)?,
-        w: checked_u32(op, w)?,
-        c: checked_u32(op, c)?,
-        out_h: checked_u32(op, oh)?,
-        out_w: checked_u32(op, ow)?,
-        k: checked_u32(op, k)?,
-        mode: mode as u32,
-        ..Default::default()
-    };
+    let params = PoolParams { k: checked_u32(op, k)?, mode: mode as u32, ..PoolParams::new(op, b, [h, w], c, [oh, ow])? };
     let n = checked_u32(op, b * oh * ow * c)?;
     let cost = Cost { flops: (k * k) as u64 * n as u64, bytes: x.byte_len() + y.byte_len() };
     rec.launch(&POOL2D, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
     Ok(y)
+}
+
+/// (b, C) of tokens [b, h·w, C], or an error naming the grid.
+fn grid_dims(x: &Tensor, [h, w]: [usize; 2]) -> Result<(usize, usize)> {
+    match *x.shape() {
+        [b, t, c] if t == h * w => Ok((b, c)),
+        _ => Err(Error::shape("tokens", format!("[b, {} (= {h}×{w} grid), C]", h * w), x.shape())),
+    }
 }
 
 /// 2×2 average pooling: [`record_pool2d`] with k = 2. x [b, h·w, c] → [b, (h/2)·(w/2), c].
@@ -100,26 +103,14 @@ pub fn avg_pool2x2_cpu(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec
 /// → [b, out_h·out_w, c]. Errors: [`Error::Shape`] for x, [`Error::Input`] for an empty grid or output.
 pub fn record_resize_bilinear(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let (b, c) = match *x.shape() {
-        [b, t, c] if t == h * w => (b, c),
-        _ => return Err(Error::shape("tokens", format!("[b, {} (= {h}×{w} grid), C]", h * w), x.shape())),
-    };
+    let (b, c) = grid_dims(x, [h, w])?;
     if h == 0 || w == 0 || oh == 0 || ow == 0 {
         return Err(Error::input("grid", format!("resizing {h}×{w} to {oh}×{ow}: both need at least one token")));
     }
     let y = Tensor::empty(gpu, &[b, oh * ow, c], x.dtype())?;
     let op = "resize_bilinear";
-    let params = PoolParams {
-        batch: checked_u32(op, b)?,
-        h: checked_u32(op, h)?,
-        w: checked_u32(op, w)?,
-        c: checked_u32(op, c)?,
-        out_h: checked_u32(op, oh)?,
-        out_w: checked_u32(op, ow)?,
-        scale_h: h as f32 / oh as f32,
-        scale_w: w as f32 / ow as f32,
-        ..Default::default()
-    };
+    let params =
+        PoolParams { scale_h: h as f32 / oh as f32, scale_w: w as f32 / ow as f32, ..PoolParams::new(op, b, [h, w], c, [oh, ow])? };
     let n = checked_u32(op, b * oh * ow * c)?;
     let cost = Cost { flops: 8 * n as u64, bytes: 4 * y.byte_len() + y.byte_len() };
     rec.launch(&RESIZE_BILINEAR, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
