@@ -31,8 +31,10 @@ fn main() -> vlm_connectors::Result<()> {
         _ => {
             let x = common::tensor(&gpu, &inputs, "hidden_states")?;
             let (shape, mask) = inputs.get_int("image_attention_mask")?; // [b, L, num_images]
-            let n = images.shape()[1] / shape[2].max(1);
-            let mask = model.gated.upload_mask(&gpu, &mask, [shape[0], shape[1], shape[2]], n)?;
+            let bad = |what: &str, s: &[usize]| vlm_connectors::Error::shape(what, "rank 3", s);
+            let [b, len, num] = <[usize; 3]>::try_from(shape.as_slice()).map_err(|_| bad("image_attention_mask", &shape))?;
+            let tokens = *images.shape().get(1).ok_or_else(|| bad("image_hidden_states", images.shape()))?;
+            let mask = model.gated.upload_mask(&gpu, &mask, [b, len, num], tokens / num.max(1))?;
             model.gated.forward(&mut rec, &x, &images, &mask)?
         }
     };

@@ -83,7 +83,8 @@ struct Taps {
 };
 
 fn bilinear_taps(o: u32, scale: f32, n: u32) -> Taps {
+    let last = max(n, 1u) - 1u;   // launchers refuse empty axes; this keeps reads in bounds anyway
     let s = max((f32(o) + 0.5) * scale - 0.5, 0.0);
-    let i1 = min(u32(s), n - 1u);
-    return Taps(i1, i1 + select(0u, 1u, i1 < n - 1u), s - f32(i1));
+    let i1 = min(u32(s), last);
+    return Taps(i1, i1 + select(0u, 1u, i1 < last), s - f32(i1));
 }

@@ -34,7 +34,7 @@ fn pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let y0 = p.k * (o / p.out_w);
     let x0 = p.k * (o % p.out_w);
     var s = 0.0;
-    var m = -3.4028235e38;
+    var m = x[(base + y0 * p.w + x0) * p.c + ch];   // the first tap (k ≥ 1): -inf stays -inf
     for (var dy = 0u; dy < p.k; dy++) {
         for (var dx = 0u; dx < p.k; dx++) {
             let v = x[(base + (y0 + dy) * p.w + x0 + dx) * p.c + ch];

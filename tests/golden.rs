@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 
-use vlm_connectors::checkpoint::{Config, WeightSource};
+use vlm_connectors::checkpoint::{save_f32, Config, WeightSource};
 use vlm_connectors::connectors::{Connector, LlavaProjector};
 use vlm_connectors::{Recorder, Tensor};
 
@@ -32,6 +32,22 @@ fn llava_projector_kinds_are_read_from_the_config() {
     assert_eq!((p.depth(), p.in_features, p.out_features), (2, 48, 80));
     let p = LlavaProjector::from_dir(g, case_dir("llava_tanh_legacy")).unwrap();
     assert_eq!(p.activation(), vlm_connectors::kernels::Activation::GeluTanh);
+    // mlp1x_gelu and mlp0x_gelu are one Linear inside nn.Sequential: llava_linear's weights under
+    // `.0.` give llava_linear's output.
+    let src = WeightSource::open_dir(case_dir("llava_linear")).unwrap();
+    let dir = std::env::temp_dir().join(format!("vlmc-mlp1x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (w, b) = (src.get_any("model.mm_projector.weight").unwrap(), src.get_any("model.mm_projector.bias").unwrap());
+    let views: [(&str, &[usize], &[f32]); 2] =
+        [("model.mm_projector.0.weight", &w.shape, &w.data), ("model.mm_projector.0.bias", &b.shape, &b.data)];
+    save_f32(dir.join("model.safetensors"), &views).unwrap();
+    for kind in ["mlp1x_gelu", "mlp0x_gelu"] {
+        let cfg = serde_json::json!({ "model_type": "llava_llama", "mm_projector_type": kind, "mm_hidden_size": 32, "hidden_size": 48 });
+        std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+        let out = Connector::from_dir(g, &dir).unwrap().run(g, &inputs("llava_linear")).unwrap();
+        assert_close(kind, &out.get("output").unwrap().data, &expected("llava_linear").get_any("output").unwrap().data, 1e-5);
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

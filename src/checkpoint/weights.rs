@@ -103,28 +103,30 @@ fn parse(path: &Path, bytes: Backing) -> Result<(MappedFile, HashMap<String, Ten
 }
 
 impl WeightSource {
-    /// Opens a checkpoint folder: `model.safetensors`, the shards named by
-    /// `model.safetensors.index.json`, or a PyTorch checkpoint: `pytorch_model.bin.index.json`'s
-    /// shards, `checkpoint.pt`, `pytorch_model.bin`, or the one `.pt` / `.pth` / `.bin` file.
+    /// Opens a checkpoint folder, in transformers' order (`from_pretrained`): `model.safetensors`,
+    /// the shards named by `model.safetensors.index.json`, `pytorch_model.bin`, the shards of
+    /// `pytorch_model.bin.index.json`; then OpenFlamingo's `checkpoint.pt`, or the one `.pt` /
+    /// `.pth` / `.bin` file in the folder.
     pub fn open_dir(dir: impl AsRef<Path>) -> Result<WeightSource> {
         let dir = dir.as_ref();
-        if let Some(paths) = super::shards::read_index(dir, "model.safetensors.index.json")? {
-            return Self::open_files(&paths, dir.display().to_string());
-        }
         let single = dir.join("model.safetensors");
         if single.exists() {
             return Self::open_files(&[single], dir.display().to_string());
+        }
+        if let Some(paths) = super::shards::read_index(dir, "model.safetensors.index.json")? {
+            return Self::open_files(&paths, dir.display().to_string());
+        }
+        if dir.join("pytorch_model.bin").exists() {
+            return Self::open_torch(dir.join("pytorch_model.bin"));
         }
         if let Some(paths) = super::shards::read_index(dir, "pytorch_model.bin.index.json")? {
             let file = torch::open_shards(&paths, &dir.join("pytorch_model.bin.index.json"))?;
             return Ok(Self::torch(file, dir.display().to_string()));
         }
-        // PyTorch checkpoints: OpenFlamingo's `checkpoint.pt`, `pytorch_model.bin`, else the one `.pt` /
-        // `.pth` / `.bin` file in the folder.
         let torch_files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_torch_file(p)).collect())
             .unwrap_or_default();
-        let pick = ["checkpoint.pt", "pytorch_model.bin"].iter().map(|n| dir.join(n)).find(|p| p.exists());
+        let pick = Some(dir.join("checkpoint.pt")).filter(|p| p.exists());
         match (pick, torch_files.as_slice()) {
             (Some(p), _) => Self::open_torch(&p),
             (None, [p]) => Self::open_torch(p),

@@ -102,17 +102,21 @@ impl Model for TokenMerger {
     }
     /// Without `size` every token counts once (`merge_wavg`: `size = ones_like(x[..., 0, None])`).
     fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
-        let x = inputs.tensor("tokens")?;
+        let (x, metric) = (inputs.tensor("tokens")?, inputs.tensor("metric")?);
         let ones;
         let size = match inputs.contains("size") {
             true => inputs.tensor("size")?,
             false => {
-                let [b, t] = [x.shape().first().copied().unwrap_or(0), x.shape().get(1).copied().unwrap_or(0)];
+                // Sized from metric [b, t, Cm ≥ 1], whose data bounds b·t (tokens may have C = 0).
+                let (b, t) = match *metric.shape() {
+                    [b, t, cm] if cm > 0 => (b, t),
+                    _ => return Err(Error::shape("metric", "[b, t, Cm]", metric.shape())),
+                };
                 ones = Tensor::from_host(rec.gpu(), &vec![1.0; b * t], &[b, t, 1], x.dtype())?;
                 &ones
             }
         };
-        let (x, size) = self.forward(rec, x, inputs.tensor("metric")?, size)?;
+        let (x, size) = self.forward(rec, x, metric, size)?;
         Ok(vec![("output", x), ("size", size)])
     }
     fn describe(&self) -> Vec<String> {

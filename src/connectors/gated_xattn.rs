@@ -89,6 +89,8 @@ pub struct GatedCrossAttention {
     pub attn_alpha: f32,
     /// tanh(ff_gate), read once at load: the feed-forward branch's weight.
     pub ff_alpha: f32,
+    /// The key prefix the layer was loaded from (e.g. `lang_encoder.gated_cross_attn_layers.3`).
+    pub prefix: String,
 }
 
 impl GatedCrossAttention {
@@ -137,6 +139,7 @@ impl GatedCrossAttention {
             ff: FeedForward::load(gpu, &l.pp("ff"), c.dim, c.ff_mult, EPS)?,
             attn_alpha: gate("attn_gate")?,
             ff_alpha: gate("ff_gate")?,
+            prefix: l.prefix().to_string(),
             config: c,
         })
     }
@@ -145,8 +148,8 @@ impl GatedCrossAttention {
     pub fn summary(&self) -> String {
         let c = &self.config;
         format!(
-            "gated cross-attention layer {}: text width {}, media width {}, {} heads × {}, ff ×{}, {} media; tanh gates {:.4} / {:.4}",
-            c.layer_index.unwrap_or(0),
+            "gated cross-attention layer `{}`: text width {}, media width {}, {} heads × {}, ff ×{}, {} media; tanh gates {:.4} / {:.4}",
+            self.prefix,
             c.dim,
             c.dim_visual,
             c.heads,

@@ -32,7 +32,8 @@ impl Idefics {
 
     /// Loads the Perceiver (if `use_resampler`) and gated layer `layer_index` (top-level config
     /// field, set by `vlmc run --layer N`; default 0). Errors: a `layer_index` past
-    /// `num_hidden_layers / cross_layer_interval` layers, a zero `cross_layer_interval`.
+    /// `num_hidden_layers / cross_layer_interval` layers, a zero `cross_layer_interval` (both raise
+    /// in `IdeficsModel`).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<Idefics> {
         let perceiver = match cfg.opt_bool("use_resampler")?.unwrap_or(false) {
             false => None,
@@ -55,10 +56,8 @@ impl Idefics {
             }
         };
         let layers = cfg.opt_count("num_hidden_layers")?.unwrap_or(32);
+        // opt_usize refuses 0, where IdeficsModel's `num_hidden_layers // cross_layer_interval` raises.
         let interval = cfg.opt_usize("cross_layer_interval")?.unwrap_or(1);
-        if interval == 0 {
-            return Err(Error::config("cross_layer_interval", "0; IdeficsModel needs at least 1 (it divides num_hidden_layers)"));
-        }
         let count = layers / interval;
         let layer_index = cfg.opt_index("layer_index")?.unwrap_or(0);
         if layer_index >= count {
@@ -105,9 +104,10 @@ impl Model for Idefics {
         }
         let x = inputs.tensor("hidden_states")?;
         let (shape, values) = inputs.ints("image_attention_mask")?;
-        let (b, len, num_images) = match *shape {
-            [b, l, m] => (b, l, m),
-            _ => return Err(Error::shape("image_attention_mask", "[b, L, num_images]", shape)),
+        // The mask must match the text it masks (checked first: it sizes what upload_mask builds).
+        let (b, len, num_images) = match (shape, x.shape()) {
+            (&[b, l, m], &[xb, xl, _]) if (b, l) == (xb, xl) => (b, l, m),
+            _ => return Err(Error::shape("image_attention_mask", "[b, L, num_images] with hidden_states' [b, L]", shape)),
         };
         // IdeficsModel.forward views the images as [b, num_images · n, E]: n must divide evenly.
         let n = match *images.shape() {

@@ -158,10 +158,26 @@ impl IdeficsGatedCrossAttention {
     /// Checks `image_attention_mask` [b, L, num_images] and builds what the layer reads for images
     /// of `n` tokens each, as `IdeficsModel.forward` (transformers 5) does: any nonzero value means
     /// "sees this image" (`torch.where(mask.bool(), 0, finfo.min)`), repeated over the image's
-    /// tokens, and `cross_attention_gate = any(mask)`. Errors: a length other than b·L·num_images.
+    /// tokens, and `cross_attention_gate = any(mask)`. `n` is the token count per image that
+    /// [`Self::forward`] will see (image_hidden_states [b, num_images·n, E]). Errors:
+    /// [`Error::Shape`] for a length other than b·L·num_images; [`Error::Limit`] when b·L, or the
+    /// per-token mask [b, L, num_images·n] built for tokens that see images with gaps between
+    /// them, passes the device's storage-binding size.
     pub fn upload_mask(&self, gpu: &Gpu, mask: &[i64], [b, len, images]: [usize; 3], n: usize) -> Result<ImageAttentionMask> {
         if Some(mask.len()) != b.checked_mul(len).and_then(|v| v.checked_mul(images)) {
             return Err(Error::shape("image_attention_mask", [b, len, images], mask.len()));
+        }
+        // With no images the mask is empty whatever b·L says: bound the ranges by the binding size
+        // before building them (16 bytes a token).
+        let max = gpu.limits().max_storage_buffer_binding_size;
+        if b.checked_mul(len).is_none_or(|t| t as u64 * 16 > max) {
+            let requested = (b as u64).saturating_mul(len as u64).saturating_mul(16);
+            return Err(Error::Limit {
+                op: "image_attention_mask".into(),
+                limit: "max_storage_buffer_binding_size".into(),
+                requested,
+                max,
+            });
         }
         let mut ranges = Vec::with_capacity(b * len * 4);
         let mut gate = Vec::with_capacity(b * len);
@@ -176,7 +192,8 @@ impl IdeficsGatedCrossAttention {
             };
             gaps |= !seen.is_empty() && seen.len() != seen[seen.len() - 1] - seen[0] + 1;
             ranges.extend([lo as u32, hi as u32, 0, 0]);
-            gate.push(if seen.is_empty() { 0.0 } else { 1.0 });
+            // any(mask repeated over n tokens): nothing is seen when the images have no tokens.
+            gate.push(if seen.is_empty() || n == 0 { 0.0 } else { 1.0 });
         }
         // Tokens that see images with a gap between them also need the images in between masked.
         let mask_t = match gaps {

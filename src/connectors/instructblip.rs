@@ -123,7 +123,6 @@ impl InstructBlip {
             let got = (input_ids.len(), attention_mask.len());
             return Err(Error::shape("qformer_input_ids / qformer_attention_mask", format!("[{b}, {t}] each"), got));
         }
-        // HF adds (1 − m)·finfo.min: only 0 and 1 mean "hidden" and "seen".
         // 1. Embeddings: cat(queries, words + positions), then LayerNorm over all Q + T rows.
         let gpu = rec.gpu();
         let text = record_gather_rows(rec, &self.word_embeddings, input_ids, "qformer_input_ids")?;

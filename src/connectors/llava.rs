@@ -24,8 +24,9 @@ pub struct LlavaProjector {
 }
 
 /// Parses original LLaVA's `mm_projector_type`: number of Linear layers (GELU between them).
-/// `build_vision_projector` matches `^mlp(\d+)x_gelu$` and builds one Linear plus N − 1 more, so
-/// `mlp0x_gelu` is one Linear, as `linear` is; the checkpoint's weights bound N.
+/// `build_vision_projector` matches `^mlp(\d+)x_gelu$` and builds `nn.Sequential` of one Linear
+/// plus N − 1 more, so `mlp0x_gelu` is one Linear (at `.0`, not bare as `linear`'s); the
+/// checkpoint's weights bound N.
 fn original_depth(kind: &str) -> Result<usize> {
     match kind {
         "linear" => Ok(1),
@@ -91,12 +92,13 @@ impl LlavaProjector {
             let w = vis.or(txt).unwrap_or(0);
             return Ok(LlavaProjector { layers: vec![], act: Activation::Identity, in_features: w, out_features: w });
         }
-        let probe = if depth == 1 { "weight" } else { "0.weight" };
+        // `linear` is a bare nn.Linear; every mlpNx_gelu an nn.Sequential (Linear i at index 2·i).
+        let bare = kind == "linear";
+        let probe = if bare { "weight" } else { "0.weight" };
         let root = layouts::require(ws, layouts::LLAVA_ORIGINAL_PROJECTOR, probe)?;
         let mut layers = Vec::new(); // grows as weights are found: `depth` comes from a string
         for i in 0..depth {
-            // nn.Sequential(Linear, GELU, Linear, GELU, ...): Linear i sits at index 2·i.
-            let w = if depth == 1 { root.clone() } else { root.pp((2 * i).to_string()) };
+            let w = if bare { root.clone() } else { root.pp((2 * i).to_string()) };
             let in_f = if i == 0 { vis } else { Some(layers.last().map(|l: &Linear| l.out_features).unwrap_or(0)) };
             layers.push(Linear::load(gpu, &w, in_f, txt, Bias::Required)?);
         }

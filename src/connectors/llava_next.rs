@@ -121,9 +121,10 @@ impl LlavaNext {
 
     /// Records the projector on every tile and the packing.
     /// image_features [tiles, tokens, C_vis] (tile 0 = global view), image_size (h, w) in pixels →
-    /// (packed [T, C_text], projected tiles [tiles, tokens, C_text]). `tiles` is 1 (the global
-    /// view alone) or 1 + the grid `image_size` selects; anything else is an [`Error::Shape`] naming
-    /// `image_features` as passed.
+    /// (packed [T, C_text], projected tiles [tiles, tokens, C_text]). One tile (the global view
+    /// alone) may have any token count N and packs to [N + 1, C_text] (its tokens, then the
+    /// newline); `image_size` is not read then. More tiles must be 1 + the grid `image_size`
+    /// selects; anything else is an [`Error::Shape`] naming `image_features` as passed.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
         let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, Some(image_size))?;
         let projected = self.projector.forward(rec, image_features)?;

@@ -39,7 +39,14 @@ pub struct LlavaOnevision {
 /// positive integer.
 fn max_patches(v: &str) -> usize {
     let n = v.trim_matches(|c: char| "anyres_max_".contains(c)).trim();
-    n.strip_prefix('+').unwrap_or(n).replace('_', "").parse::<usize>().unwrap_or(0)
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    // Python's int(): single underscores between digits only.
+    let groups_ok = digits.split('_').all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()));
+    if groups_ok {
+        digits.replace('_', "").parse::<usize>().unwrap_or(0)
+    } else {
+        0
+    }
 }
 
 /// Python's `a // b` for positive floats (CPython `float_floor_div`): it floors the exact quotient
@@ -83,9 +90,10 @@ impl LlavaOnevision {
     }
 
     /// Records the projector on every tile and the packing. image_features [tiles, side², C_vis]
-    /// (tile 0 = base view; 1 tile, or 1 + the grid `image_size` selects), image_size (h, w) in
-    /// pixels → (packed [T, C_text], projected [tiles, side², C_text]). Errors: shapes naming the
-    /// input as passed.
+    /// (tile 0 = base view; 1 tile of any token count N, packed to [N + 1, C_text] without reading
+    /// `image_size`, or 1 + the grid `image_size` selects), image_size (h, w) in pixels →
+    /// (packed [T, C_text], projected [tiles, side², C_text]). Errors: shapes naming the input as
+    /// passed; [`Error::Config`] when a large map needs `vision_aspect_ratio` and it gives no N.
     pub fn forward(&self, rec: &mut Recorder, image_features: &Tensor, image_size: [usize; 2]) -> Result<(Tensor, Tensor)> {
         let layout = check_tiles(rec, image_features, &self.packer, self.projector.in_features, Some(image_size))?;
         let projected = self.projector.forward(rec, image_features)?;
@@ -105,9 +113,9 @@ impl LlavaOnevision {
     /// `LlavaOnevisionModel`. Errors: [`Error::Shape`] naming `video_features`.
     pub fn forward_video(&self, rec: &mut Recorder, video_features: &Tensor) -> Result<(Tensor, Tensor)> {
         video_features.expect_float(rec.gpu(), "video_features")?;
-        let side = self.packer.tile / self.packer.patch;
+        let side = self.packer.tile / self.packer.patch.max(1);
         match *video_features.shape() {
-            [_, t, c] if t == side * side && c == self.projector.in_features => {}
+            [_, t, c] if side > 0 && t == side * side && c == self.projector.in_features => {}
             _ => {
                 let want = format!("[frames, {} (= {side}²: image_size / patch_size), {}]", side * side, self.projector.in_features);
                 return Err(Error::shape("video_features", want, video_features.shape()));

@@ -227,8 +227,9 @@ impl Connector {
     }
 
     /// [`Connector::from_dir`] with config overrides: (dotted field, JSON value) pairs set on the
-    /// config read or inferred, e.g. `("gated_xattn.layer_index", 1)` (`vlmc run --layer 1`) or
-    /// `("gated_xattn.heads", 16)` for a checkpoint whose defaults were assumed.
+    /// config read or inferred, e.g. `("layer_index", 1)` (`vlmc run --layer 1`: the gated layer of
+    /// an `open_flamingo` or `idefics` folder; an [`Error::Config`] for a connector without gated
+    /// layers) or `("gated_xattn.heads", 16)` for a checkpoint whose defaults were assumed.
     pub fn from_dir_with(gpu: &Gpu, dir: impl AsRef<Path>, overrides: &[(String, serde_json::Value)]) -> Result<Connector> {
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");

@@ -119,10 +119,12 @@ pub fn record_resize_bilinear(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2]
 
 /// PyTorch's `upsample_bilinear2d` taps along one axis (align_corners=False): output `o` of an axis
 /// of `n` read with `scale` = in / out (f32, as PyTorch computes it) → (i1, i2, weight of i2).
+/// An empty axis (n = 0, which the launchers refuse) gives index 0.
 pub fn bilinear_taps(o: usize, scale: f32, n: usize) -> (usize, usize, f64) {
+    let last = n.max(1) - 1;
     let s = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
-    let i1 = (s as usize).min(n - 1);
-    (i1, i1 + (i1 < n - 1) as usize, (s - i1 as f32) as f64)
+    let i1 = (s as usize).min(last);
+    (i1, i1 + (i1 < last) as usize, (s - i1 as f32) as f64)
 }
 
 /// CPU reference for `resize_bilinear` (f32 coordinates, f64 blend). x: [b, h·w, c].

@@ -19,15 +19,21 @@ pub struct Attention {
     heads: usize,
     head_dim: usize,
     scale: f32,
-    qk_norm: Option<QkNorm>,
 }
 
 #[derive(Debug)]
 enum KeyValue {
     /// K and V stacked: weight [2·inner, kv_dim].
     Stacked(Linear),
-    /// Separate (K is normalised per head before the attention).
-    Split(Linear, Linear),
+    /// Separate, with per-head norms of Q and K (K is normalised on its own before the attention).
+    Normed(Box<NormedKv>),
+}
+
+#[derive(Debug)]
+struct NormedKv {
+    k: Linear,
+    v: Linear,
+    norm: QkNorm,
 }
 
 /// Per-head norms of the queries and keys, applied over head_dim after the projections
@@ -67,7 +73,7 @@ impl Attention {
         let head_dim = head_dim(dim, heads, "num_attention_heads")?;
         let q = Linear::load(gpu, q, Some(dim), Some(dim), bias)?;
         let kv = KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, dim, bias)?);
-        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), qk_norm: None })
+        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
     }
 
     /// `to_q` and a fused `to_kv` (OpenFlamingo layout, no biases). `inner = heads · dim_head`.
@@ -84,7 +90,7 @@ impl Attention {
         head_dim(inner, heads, "heads")?;
         let q = Linear::load(gpu, to_q, Some(dim), Some(inner), Bias::None)?;
         let kv = KeyValue::Stacked(Linear::load(gpu, to_kv, Some(kv_dim), Some(2 * inner), Bias::None)?);
-        Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt(), qk_norm: None })
+        Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt() })
     }
 
     /// Separate `q`/`k`/`v` Linears without biases and an inner width `heads · head_dim` that need
@@ -111,12 +117,13 @@ impl Attention {
         let q = Linear::load(gpu, q, Some(dim), Some(inner), Bias::None)?;
         let kv = match qk_norm {
             None => KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, inner, Bias::None)?),
-            Some(_) => KeyValue::Split(
-                Linear::load(gpu, k, Some(kv_dim), Some(inner), Bias::None)?,
-                Linear::load(gpu, v, Some(kv_dim), Some(inner), Bias::None)?,
-            ),
+            Some(norm) => KeyValue::Normed(Box::new(NormedKv {
+                k: Linear::load(gpu, k, Some(kv_dim), Some(inner), Bias::None)?,
+                v: Linear::load(gpu, v, Some(kv_dim), Some(inner), Bias::None)?,
+                norm,
+            })),
         };
-        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), qk_norm })
+        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
     }
 
     /// heads · head_dim.
@@ -136,22 +143,18 @@ impl Attention {
 
     /// Context (before the output projection): x_q [B, Lq, dim], x_kv [B, Lk, kv_dim] → [B, Lq, inner].
     pub fn context(&self, rec: &mut Recorder, x_q: &Tensor, x_kv: &Tensor, opts: AttnOpts) -> Result<Tensor> {
-        let mut q = self.q.forward(rec, x_q, Activation::Identity)?;
-        let inner = self.inner();
-        let (k, v) = match &self.kv {
+        let q = self.q.forward(rec, x_q, Activation::Identity)?;
+        // (Q, K, V, V's first column): K and V as column slices of one GEMM output, or normed apart.
+        let (q, k, v, v_off) = match &self.kv {
             KeyValue::Stacked(kv) => {
                 let kv = kv.forward(rec, x_kv, Activation::Identity)?;
-                (kv.clone(), kv)
+                (q, kv.clone(), kv, self.inner())
             }
-            KeyValue::Split(k, v) => (k.forward(rec, x_kv, Activation::Identity)?, v.forward(rec, x_kv, Activation::Identity)?),
-        };
-        let (k, v_off) = match (&self.qk_norm, &self.kv) {
-            (Some(n), _) => {
-                q = per_head(rec, &n.q, &q, self.head_dim)?;
-                (per_head(rec, &n.k, &k, self.head_dim)?, 0)
+            KeyValue::Normed(n) => {
+                let k = n.k.forward(rec, x_kv, Activation::Identity)?;
+                let (q, k) = (per_head(rec, &n.norm.q, &q, self.head_dim)?, per_head(rec, &n.norm.k, &k, self.head_dim)?);
+                (q, k, n.v.forward(rec, x_kv, Activation::Identity)?, 0)
             }
-            (None, KeyValue::Stacked(_)) => (k, inner),
-            (None, KeyValue::Split(..)) => (k, 0),
         };
         record_attention(
             rec,

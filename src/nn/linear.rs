@@ -66,8 +66,9 @@ impl Linear {
     /// Several Linears with the same input stacked into one ([W1; W2; ...] rows): one GEMM instead
     /// of several. Each part is `[out_f, in_f]` under its own prefix.
     pub fn stack(gpu: &Gpu, parts: &[&WeightSource], in_f: usize, out_f: usize, bias: Bias) -> Result<Linear> {
-        let mut w = Vec::with_capacity(parts.len() * out_f * in_f);
-        let mut b = Vec::with_capacity(parts.len() * out_f);
+        // No reservation from out_f · in_f: they come from a config; get_host checks each stored
+        // shape before reading it.
+        let (mut w, mut b) = (Vec::new(), Vec::new());
         let mut has_bias = bias != Bias::None;
         for ws in parts {
             w.extend(ws.get_host("weight", &[out_f, in_f])?.data);
