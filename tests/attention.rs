@@ -177,7 +177,9 @@ fn attention_per_query_mask_matches_cpu() {
         let (q, k, v) = (rng.vec(b * lq * w, 1.0), rng.vec(b * lk * w, 1.0), rng.vec(b * lk * w, 1.0));
         // Key j of query i is masked when (i + j) % 3 == 1, except the first key of the range,
         // so every row keeps a key (an all-masked row is uniform in f32, not in the f64 reference).
-        let masked = |i: usize, j: usize| (i + j) % 3 == 1 && j != i % lk;
+        // Odd queries see only their last key: whole tiles masked before it, so the online softmax
+        // runs from -FLT_MAX tiles (kept in range: the last key is ≥ i % lk).
+        let masked = |i: usize, j: usize| if i % 2 == 1 { j + 1 != lk } else { (i + j) % 3 == 1 && j != i % lk };
         let mask: Vec<f32> =
             (0..b * lq * lk).map(|x| if masked((x / lk) % lq, x % lk) { -f32::MAX } else { rng.uniform(-1.0, 0.0) }).collect();
         // Ranges start at key i % lk (the unmasked one) and end at lk.

@@ -112,3 +112,27 @@ fn zero_layers_normalise_the_queries_and_latents() {
     assert_close("perceiver depth 0", &got.data[..48], &n, 1e-6);
     assert_close("perceiver depth 0, media 2", &got.data[48..], &n, 1e-6);
 }
+
+/// The grid resampling kernels against torch itself (`edge/resample.safetensors`):
+/// `F.interpolate(bilinear, align_corners=False)` down, up and mixed, `MaxPool2d(3)` (one input
+/// -inf) and `AvgPool2d(3)` on grids that are not multiples of 3.
+#[test]
+fn grid_resampling_matches_torch() {
+    use vlm_connectors::kernels::pool::{record_pool2d, record_resize_bilinear, PoolMode};
+    let g = gpu();
+    let e = edge("resample.safetensors");
+    let mut rec = vlm_connectors::Recorder::new(g);
+    let mut runs = Vec::new();
+    for (name, hw, out) in [("down", [5, 5], [3, 3]), ("up", [3, 4], [7, 9]), ("mixed", [7, 3], [12, 2])] {
+        runs.push((format!("{name}_y"), record_resize_bilinear(&mut rec, &tensor(&e, &format!("{name}_x")), hw, out).unwrap()));
+    }
+    runs.push(("max3_y".into(), record_pool2d(&mut rec, &tensor(&e, "pool_x"), [7, 8], 3, PoolMode::Max).unwrap()));
+    runs.push(("avg3_y".into(), record_pool2d(&mut rec, &tensor(&e, "pool_x_finite"), [7, 8], 3, PoolMode::Average).unwrap()));
+    rec.submit().unwrap();
+    for (name, y) in runs {
+        let want = e.get_any(&name).unwrap();
+        let got = y.to_vec(g).unwrap();
+        assert_eq!(y.shape(), &want.shape[..], "{name}");
+        assert_close(&name, &got, &want.data, 1e-6);
+    }
+}

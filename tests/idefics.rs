@@ -3,7 +3,7 @@
 //! same layer written from `modeling_idefics.py`.
 
 mod common;
-use common::{assert_close, case_dir, expected, gpu, inputs};
+use common::{assert_close, case_dir, data_dir, expected, gpu, inputs};
 
 use vlm_connectors::connectors::Connector;
 
@@ -261,4 +261,31 @@ fn idefics_inputs_are_checked_by_name() {
         let e = Connector::load(g, &Config::from_value(cfg), Some(&WeightSource::random(1))).unwrap_err().to_string();
         assert!(e.contains(field), "{e}");
     }
+}
+
+/// The options the golden cases leave out, against transformers 5.24 itself
+/// (`tests/data/edge/idefics_qk_vector`, from `tests/data/tools/make_idefics_variants.py`): RMSNorm
+/// q/k norms and vector alphas in gated layer 1, LayerNorm q/k norms in the Perceiver, a mask with
+/// gaps, counts above 1 and a negative value (all read as bool), and tokens that see nothing.
+#[test]
+fn idefics_variants_match_transformers() {
+    let g = gpu();
+    let dir = data_dir().join("edge/idefics_qk_vector");
+    let io = WeightSource::open_file(dir.join("io.safetensors")).unwrap();
+    let t = |name: &str| {
+        let h = io.get_any(name).unwrap();
+        Tensor::from_slice(g, &h.data, &h.shape).unwrap()
+    };
+    let c = Connector::from_dir_with(g, &dir, &[("layer_index".to_string(), serde_json::json!(1))]).unwrap();
+    let (shape, mask) = io.get_int("image_attention_mask").unwrap();
+    let inputs = Inputs::new()
+        .with_tensor("hidden_states", t("hidden_states"))
+        .with_tensor("image_hidden_states", t("resampled_images"))
+        .with_ints("image_attention_mask", &shape, mask);
+    let outs = c.run_inputs(g, &inputs).unwrap();
+    for name in ["output", "cross_attention_gate"] {
+        assert_close(&format!("idefics_qk_vector/{name}"), &outs.get(name).unwrap().data, &io.get_any(name).unwrap().data, 1e-5);
+    }
+    let outs = c.run_inputs(g, &Inputs::new().with_tensor("image_hidden_states", t("image_hidden_states"))).unwrap();
+    assert_close("idefics_qk_vector/perceiver", &outs.get("output").unwrap().data, &io.get_any("perceiver_output").unwrap().data, 1e-5);
 }

@@ -134,6 +134,24 @@ fn activations_match_f64_reference() {
 }
 
 #[test]
+fn activations_keep_relative_accuracy_at_small_arguments() {
+    // Where |y| ≪ 1 the absolute floor above says nothing: tanh's series, softplus' log1p and
+    // erfc's tails are checked relative to the value here, down to |x| = 1e-7.
+    let g = gpu();
+    let xs: Vec<f32> = (0..60).flat_map(|i| [1e-7f32 * 1.3f32.powi(i), -1e-7 * 1.3f32.powi(i)]).filter(|x| x.abs() < 0.5).collect();
+    for act in Activation::ALL {
+        let mut rec = Recorder::new(g);
+        let y = record_activation(&mut rec, &up(&xs, &[xs.len()]), act).unwrap();
+        rec.submit().unwrap();
+        for (x, v) in xs.iter().zip(y.to_vec(g).unwrap()) {
+            let want = act.apply(*x as f64);
+            let err = (v as f64 - want).abs();
+            assert!(err <= 2e-6 * want.abs() + 1e-37, "{act:?}({x:e}) = {v:e}, want {want:e} (relative {:.1e})", err / want.abs());
+        }
+    }
+}
+
+#[test]
 fn erf_gelu_is_accurate_to_1e7() {
     let g = gpu();
     let xs: Vec<f32> = (0..4001).map(|i| -8.0 + i as f32 * 0.004).collect();

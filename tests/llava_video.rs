@@ -117,6 +117,8 @@ fn anyres_inputs_and_defaults_follow_transformers() {
     let (projected, _) = ov.projector.run(g, &x, &[1, 5, 16]).unwrap();
     assert_eq!(outs.get("output").unwrap().shape, [6, 24]);
     assert_eq!(&outs.get("output").unwrap().data[..5 * 24], &projected[..]);
+    let newline = WeightSource::random(2).get_host("image_newline", &[24]).unwrap().data;
+    assert_eq!(&outs.get("output").unwrap().data[5 * 24..], &newline[..], "the last row is image_newline");
     // Several tiles need the size, as [2] or [1, 2].
     let tiles = Tensor::from_slice(g, &vec![0.1; 3 * 4 * 16], &[3, 4, 16]).unwrap();
     let e = c.run_inputs(g, &Inputs::new().with_tensor("image_features", tiles.clone())).unwrap_err().to_string();
