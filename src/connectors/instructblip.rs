@@ -106,6 +106,7 @@ impl InstructBlip {
         let c = &self.config;
         let (q, h) = (c.num_query_tokens, c.hidden_size);
         let b = match *image_embeds.shape() {
+            // N = 0 raises in transformers 5, as for BLIP-2 (the cross-attention's view).
             [b, n, w] if w == c.encoder_hidden_size && n > 0 => b,
             _ => {
                 return Err(Error::shape(
@@ -117,6 +118,7 @@ impl InstructBlip {
         };
         let max_pos = self.position_embeddings.shape()[0];
         if t > max_pos {
+            // InstructBlipQFormerEmbeddings slices position_ids[:T] and fails to add past the table.
             return Err(Error::input("qformer_input_ids", format!("{t} tokens, past max_position_embeddings {max_pos}")));
         }
         if input_ids.len() != b * t || attention_mask.len() != b * t {

@@ -37,6 +37,7 @@ fn original_depth(kind: &str) -> Result<usize> {
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|n| n.parse::<usize>().ok())
             .map(|n| n.max(1))
+            // build_vision_projector raises ValueError('Unknown projector type') for the rest.
             .ok_or_else(|| Error::UnknownProjectorType(kind.to_string())),
     }
 }

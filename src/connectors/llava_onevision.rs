@@ -115,6 +115,7 @@ impl LlavaOnevision {
         video_features.expect_float(rec.gpu(), "video_features")?;
         let side = self.packer.tile / self.packer.patch.max(1);
         match *video_features.shape() {
+            // apply_pooling views each frame as [side, side, C]: another token count fails there.
             [_, t, c] if side > 0 && t == side * side && c == self.projector.in_features => {}
             _ => {
                 let want = format!("[frames, {} (= {side}²: image_size / patch_size), {}]", side * side, self.projector.in_features);

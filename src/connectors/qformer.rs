@@ -195,7 +195,9 @@ impl QFormer {
         image_embeds.expect_float(rec.gpu(), "image_embeds")?;
         let c = &self.config;
         let b = match *image_embeds.shape() {
-            [b, n, w] if w == c.encoder_hidden_size && n > 0 => b, // b = 0: an empty batch, as in PyTorch
+            // b = 0: an empty batch, as in PyTorch. N = 0 image tokens raises in transformers 5
+            // (the cross-attention's `view(b, 0, -1, head_dim)` cannot reshape 0 elements).
+            [b, n, w] if w == c.encoder_hidden_size && n > 0 => b,
             _ => {
                 return Err(Error::shape(
                     "image_embeds",

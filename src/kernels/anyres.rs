@@ -56,6 +56,9 @@ impl AnyResLayout {
     /// Geometry for an image of `image_size` (h, w): tile side `tile` pixels, `patch` pixels per token.
     pub fn new(image_size: [usize; 2], pinpoints: &[[usize; 2]], tile: usize, patch: usize) -> Result<AnyResLayout> {
         let [ih, iw] = image_size;
+        // The layout is read only for more than one tile, where transformers raises on each of
+        // these: select_best_resolution divides by the sides, an empty tile side makes a 0-sized
+        // view, no pinpoint leaves best_fit None, and a pinpoint under one tile a 0×N grid.
         if ih == 0 || iw == 0 {
             return Err(Error::input("image_size", format!("{ih}×{iw}: sides must be positive")));
         }
@@ -165,6 +168,7 @@ pub fn record_anyres_pack(rec: &mut Recorder, tiles: &Tensor, newline: &Tensor, 
     };
     newline.expect_shape("image_newline", &[c])?;
     let single = n_tiles == 1;
+    // pack_image_features views the grid tiles as [nph, npw, h, w, C]: another count fails there.
     if !single && n_tiles != layout.tiles() {
         return Err(Error::shape(
             "image_features",

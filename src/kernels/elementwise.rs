@@ -127,6 +127,7 @@ pub fn record_gather_rows(rec: &mut Recorder, table: &Tensor, ids: &[i64], name:
         _ => return Err(Error::shape("embedding table", "[vocab, C]", table.shape())),
     };
     if let Some((i, id)) = ids.iter().enumerate().find(|(_, &id)| id < 0 || id as u64 >= v as u64) {
+        // nn.Embedding raises IndexError for these too.
         return Err(Error::input(name, format!("id {id} at position {i} is outside the table's {v} rows")));
     }
     let idx: Vec<u32> = ids.iter().map(|&id| id as u32).collect();

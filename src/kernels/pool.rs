@@ -47,6 +47,7 @@ pub enum PoolMode {
 pub fn record_pool2d(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], k: usize, mode: PoolMode) -> Result<Tensor> {
     let gpu = rec.gpu();
     let (b, c) = grid_dims(x, [h, w])?;
+    // AvgPool2d / MaxPool2d raise "Output size is too small" here.
     if k == 0 || h < k || w < k {
         return Err(Error::input("grid", format!("{h}×{w}: {k}×{k} pooling needs at least {k}×{k} tokens")));
     }
@@ -104,6 +105,7 @@ pub fn avg_pool2x2_cpu(x: &[f32], b: usize, h: usize, w: usize, c: usize) -> Vec
 pub fn record_resize_bilinear(rec: &mut Recorder, x: &Tensor, [h, w]: [usize; 2], [oh, ow]: [usize; 2]) -> Result<Tensor> {
     let gpu = rec.gpu();
     let (b, c) = grid_dims(x, [h, w])?;
+    // F.interpolate raises "Input and output sizes should be greater than 0".
     if h == 0 || w == 0 || oh == 0 || ow == 0 {
         return Err(Error::input("grid", format!("resizing {h}×{w} to {oh}×{ow}: both need at least one token")));
     }

@@ -48,6 +48,8 @@ pub struct QkNorm {
 
 /// Checks `heads` divides `inner` and the head fits the kernel; returns the head dim.
 pub fn head_dim(inner: usize, heads: usize, field: &str) -> Result<usize> {
+    // Blip2QFormerMultiHeadAttention and IdeficsAttention raise ValueError here; past MAX_HEAD_DIM
+    // the reference runs but this kernel does not (it keeps a head in registers): a stated limit.
     if heads == 0 || !inner.is_multiple_of(heads) {
         return Err(Error::config(field, format!("{heads} heads do not divide the width {inner}")));
     }
