@@ -27,9 +27,9 @@ struct AnyResParams {
 };
 
 @group(0) @binding(0) var<uniform> p: AnyResParams;
-@group(0) @binding(1) var<storage, read> tiles: array<f32>;
-@group(0) @binding(2) var<storage, read> newline: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> tiles: array<elem>;
+@group(0) @binding(2) var<storage, read> newline: array<elem>;
+@group(0) @binding(3) var<storage, read_write> y: array<elem>;
 
 // Pixel (yy, xx) of the kept map, read from its tile.
 fn kept(yy: u32, xx: u32, ch: u32) -> f32 {
@@ -37,7 +37,7 @@ fn kept(yy: u32, xx: u32, ch: u32) -> f32 {
     let xm = p.x0 + xx;
     let tile = 1u + (ym / p.h) * p.npw + xm / p.w;
     let tok = (ym % p.h) * p.w + xm % p.w;
-    return tiles[(tile * p.hw + tok) * p.c + ch];
+    return f32(tiles[(tile * p.hw + tok) * p.c + ch]);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -48,16 +48,16 @@ fn anyres_pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let ch = i % p.c;
     let r = i / p.c;
     if (r < p.hw) {                       // the global view
-        y[i] = tiles[r * p.c + ch];
+        y[i] = elem(f32(tiles[r * p.c + ch]));
         return;
     }
     let q = r - p.hw;
     let xx = q % (p.cols + 1u);
     if (xx == p.cols) {                   // end of a kept row
-        y[i] = newline[ch];
+        y[i] = elem(f32(newline[ch]));
         return;
     }
-    y[i] = kept(q / (p.cols + 1u), xx, ch);
+    y[i] = elem(kept(q / (p.cols + 1u), xx, ch));
 }
 
 // LLaVA-OneVision: the kept map bilinearly resized to out_h × out_w (F.interpolate mode="bilinear",
@@ -71,13 +71,13 @@ fn anyres_resize_pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let ch = i % p.c;
     let r = i / p.c;
     if (r < p.hw) {                       // the global view
-        y[i] = tiles[r * p.c + ch];
+        y[i] = elem(f32(tiles[r * p.c + ch]));
         return;
     }
     let q = r - p.hw;
     let ox = q % (p.out_w + 1u);
     if (ox == p.out_w) {                  // end of a row
-        y[i] = newline[ch];
+        y[i] = elem(f32(newline[ch]));
         return;
     }
     let oy = q / (p.out_w + 1u);
@@ -85,5 +85,5 @@ fn anyres_resize_pack(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let tx = bilinear_taps(ox, p.scale_w, p.cols);
     let top = (1.0 - tx.l) * kept(ty.i1, tx.i1, ch) + tx.l * kept(ty.i1, tx.i2, ch);
     let bottom = (1.0 - tx.l) * kept(ty.i2, tx.i1, ch) + tx.l * kept(ty.i2, tx.i2, ch);
-    y[i] = (1.0 - ty.l) * top + ty.l * bottom;
+    y[i] = elem((1.0 - ty.l) * top + ty.l * bottom);
 }

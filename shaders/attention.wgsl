@@ -31,12 +31,12 @@ struct AttnParams {
 };
 
 @group(0) @binding(0) var<uniform> p: AttnParams;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read> mask: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<elem>;
+@group(0) @binding(2) var<storage, read> k: array<elem>;
+@group(0) @binding(3) var<storage, read> v: array<elem>;
+@group(0) @binding(4) var<storage, read> mask: array<elem>;
 @group(0) @binding(5) var<storage, read> ranges: array<vec4<u32>>;
-@group(0) @binding(6) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read_write> o: array<elem>;
 
 const WG: u32 = 64u;
 const DMAX: u32 = 128u;   // largest head dim (checked on the host): channels li and li + 64
@@ -53,7 +53,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 
     // 1. Stage the query row; read this row's key range (the same for the whole workgroup).
     let qbase = (b * p.lq + i) * p.q_stride + p.q_off + h * d;
-    for (var c = li; c < d; c += WG) { qs[c] = q[qbase + c] * p.scale; }
+    for (var c = li; c < d; c += WG) { qs[c] = f32(q[qbase + c]) * p.scale; }
     var lo = 0u;
     var hi = p.lk;
     var uniform_scores = false;
@@ -79,7 +79,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             var sc = 0.0;
             if (!uniform_scores) {
                 let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
-                for (var c = 0u; c < d; c++) { sc = fma(qs[c], k[kbase + c], sc); }
+                for (var c = 0u; c < d; c++) { sc = fma(qs[c], f32(k[kbase + c]), sc); }
                 if (p.has_mask != 0u) { sc += mask_at(b, i, j); }
             }
             ps[li] = sc;
@@ -103,8 +103,8 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             let pt = ps[t];
             tsum += pt;
             let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
-            if (li < d) { a0 = fma(pt, v[vbase + li], a0); }
-            if (c1 < d) { a1 = fma(pt, v[vbase + c1], a1); }
+            if (li < d) { a0 = fma(pt, f32(v[vbase + li]), a0); }
+            if (c1 < d) { a1 = fma(pt, f32(v[vbase + c1]), a1); }
         }
         l = l * corr + tsum;
         acc0 = acc0 * corr + a0;
@@ -116,8 +116,8 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     // 5. Normalise and store (empty range → zeros).
     let inv = select(0.0, 1.0 / l, l > 0.0);
     let obase = (b * p.lq + i) * (p.heads * d) + h * d;
-    if (li < d) { o[obase + li] = acc0 * inv; }
-    if (c1 < d) { o[obase + c1] = acc1 * inv; }
+    if (li < d) { o[obase + li] = elem(acc0 * inv); }
+    if (c1 < d) { o[obase + c1] = elem(acc1 * inv); }
 }
 
 // attention_q8: the same attention for a block of 8 query rows per workgroup (v3). Each key and
@@ -196,7 +196,7 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             for (var q = 0u; q < QB; q++) { s[q] = 0.0; }
             let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
             for (var c = 0u; c < d; c++) {
-                let kc = k[kbase + c];
+                let kc = f32(k[kbase + c]);
                 for (var q = 0u; q < QB; q++) { s[q] = fma(qs8[q * DMAX + c], kc, s[q]); }
             }
             for (var q = 0u; q < QB; q++) {
@@ -239,8 +239,8 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
             var v0 = 0.0;
             var v1 = 0.0;
-            if (li < d) { v0 = v[vbase + li]; }
-            if (c1 < d) { v1 = v[vbase + c1]; }
+            if (li < d) { v0 = f32(v[vbase + li]); }
+            if (c1 < d) { v1 = f32(v[vbase + c1]); }
             for (var q = 0u; q < QB; q++) {
                 let pt = ps8[q * WG + t];
                 acc0[q] = fma(pt, v0, acc0[q]);
@@ -256,16 +256,16 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let l = l8[q];
         let inv = select(0.0, 1.0 / l, l > 0.0);
         let obase = (b * p.lq + i0 + q) * (p.heads * d) + h * d;
-        if (li < d) { o[obase + li] = acc0[q] * inv; }
-        if (c1 < d) { o[obase + c1] = acc1[q] * inv; }
+        if (li < d) { o[obase + li] = elem(acc0[q] * inv); }
+        if (c1 < d) { o[obase + c1] = elem(acc1[q] * inv); }
     }
 }
 
 // The additive mask of query i (clamped to the last mask row: rows past lq in a q8 block are never stored).
 fn mask_at(b: u32, i: u32, j: u32) -> f32 {
-    return mask[(b * p.mask_rows + min(i, p.mask_rows - 1u)) * p.lk + j];
+    return f32(mask[(b * p.mask_rows + min(i, p.mask_rows - 1u)) * p.lk + j]);
 }
 
 fn q_in(b: u32, i: u32, h: u32, c: u32) -> f32 {
-    return q[(b * p.lq + i) * p.q_stride + p.q_off + h * p.d + c];
+    return f32(q[(b * p.lq + i) * p.q_stride + p.q_off + h * p.d + c]);
 }

@@ -25,8 +25,8 @@ struct EwParams {
 };
 
 @group(0) @binding(0) var<uniform> p: EwParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<elem>;
+@group(0) @binding(2) var<storage, read_write> dst: array<elem>;
 @group(0) @binding(3) var<storage, read> ids: array<u32>;
 
 @compute @workgroup_size(256, 1, 1)
@@ -34,7 +34,7 @@ fn activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) li: u32) {
     let i = group_index(wid, nwg) * 256u + li;
     if (i >= p.n) { return; }
-    dst[i] = activate(src[i], p.act);
+    dst[i] = elem(activate(f32(src[i]), p.act));
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -46,7 +46,7 @@ fn copy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let r = (i / p.cols) % p.rows;
     let b = i / (p.cols * p.rows);
     let sb = b % p.src_batch;
-    dst[(b * p.dst_rows + p.dst_off + r) * p.cols + c] = src[(sb * p.src_rows + p.src_off + r) * p.cols + c];
+    dst[(b * p.dst_rows + p.dst_off + r) * p.cols + c] = elem(f32(src[(sb * p.src_rows + p.src_off + r) * p.cols + c]));
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -56,7 +56,7 @@ fn add_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (i >= p.n) { return; }          // n = rows · cols
     let c = i % p.cols;
     let r = i / p.cols;
-    dst[i] += src[((r / p.div) % p.modulo) * p.cols + c];
+    dst[i] = elem(f32(dst[i]) + f32(src[((r / p.div) % p.modulo) * p.cols + c]));
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -66,7 +66,7 @@ fn gather_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= p.n) { return; }          // n = rows · cols; src holds src_rows rows
     let c = i % p.cols;
     let id = min(ids[i / p.cols], p.src_rows - 1u);   // checked on the host; clamped so a bad id cannot read out of bounds
-    dst[i] = src[id * p.cols + c];
+    dst[i] = elem(f32(src[id * p.cols + c]));
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -77,5 +77,5 @@ fn gated_activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let c = i % p.cols;
     let r = i / p.cols;
     let base = r * 2u * p.cols;
-    dst[i] = activate(src[base + c], p.act) * src[base + p.cols + c];
+    dst[i] = elem(activate(f32(src[base + c]), p.act) * f32(src[base + p.cols + c]));
 }

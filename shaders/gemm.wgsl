@@ -22,11 +22,11 @@ struct GemmParams {
 };
 
 @group(0) @binding(0) var<uniform> p: GemmParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> res: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> w: array<elem>;
+@group(0) @binding(3) var<storage, read> bias: array<elem>;
+@group(0) @binding(4) var<storage, read> res: array<elem>;
+@group(0) @binding(5) var<storage, read_write> y: array<elem>;
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -42,11 +42,11 @@ fn epilogue(row: u32, col0: u32, acc: vec4<f32>) {
         let col = col0 + j;
         if (col >= p.n) { return; }
         var v = acc[j];
-        if (p.has_bias != 0u) { v += bias[col]; }
+        if (p.has_bias != 0u) { v += f32(bias[col]); }
         v = activate(v, p.act);
         let at = row * p.ldy + p.y_off + col;
-        if (p.has_res != 0u) { v = res[at] + p.alpha * v; }
-        y[at] = v;
+        if (p.has_res != 0u) { v = f32(res[at]) + p.alpha * v; }
+        y[at] = elem(v);
     }
 }
 
@@ -71,9 +71,9 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gm = m0 + r;
             let gn = n0 + r;
             var xv = 0.0;
-            if (gm < p.m && gk < p.k) { xv = x[gm * p.k + gk]; }
+            if (gm < p.m && gk < p.k) { xv = f32(x[gm * p.k + gk]); }
             var wv = 0.0;
-            if (gn < p.n && gk < p.k) { wv = w[gn * p.k + gk]; }
+            if (gn < p.n && gk < p.k) { wv = f32(w[gn * p.k + gk]); }
             xs[c * 16u + r / 4u][r % 4u] = xv;
             ws[c * 16u + r / 4u][r % 4u] = wv;
         }
@@ -131,9 +131,9 @@ fn gemm_128(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
             let c = idx % BK2;
             let gk = k0 + c;
             var xv = 0.0;
-            if (m0 + r < p.m && gk < p.k) { xv = x[(m0 + r) * p.k + gk]; }
+            if (m0 + r < p.m && gk < p.k) { xv = f32(x[(m0 + r) * p.k + gk]); }
             var wv = 0.0;
-            if (n0 + r < p.n && gk < p.k) { wv = w[(n0 + r) * p.k + gk]; }
+            if (n0 + r < p.n && gk < p.k) { wv = f32(w[(n0 + r) * p.k + gk]); }
             xs2[c * 32u + r / 4u][r % 4u] = xv;
             ws2[c * 32u + r / 4u][r % 4u] = wv;
         }
@@ -176,10 +176,10 @@ fn gemm_reg(@builtin(global_invocation_id) gid: vec3<u32>) {
         wr[i] = min(c0 + i, p.n - 1u) * p.k;
     }
     for (var k = 0u; k < p.k; k++) {
-        let b0 = vec4<f32>(w[wr[0] + k], w[wr[1] + k], w[wr[2] + k], w[wr[3] + k]);
-        let b1 = vec4<f32>(w[wr[4] + k], w[wr[5] + k], w[wr[6] + k], w[wr[7] + k]);
+        let b0 = vec4<f32>(f32(w[wr[0] + k]), f32(w[wr[1] + k]), f32(w[wr[2] + k]), f32(w[wr[3] + k]));
+        let b1 = vec4<f32>(f32(w[wr[4] + k]), f32(w[wr[5] + k]), f32(w[wr[6] + k]), f32(w[wr[7] + k]));
         for (var i = 0u; i < 8u; i++) {
-            let a = vec4<f32>(x[xr[i] + k]);
+            let a = vec4<f32>(f32(x[xr[i] + k]));
             acc[2u * i] = fma(a, b0, acc[2u * i]);
             acc[2u * i + 1u] = fma(a, b1, acc[2u * i + 1u]);
         }

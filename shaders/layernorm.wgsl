@@ -11,18 +11,18 @@ struct LnParams {
 };
 
 @group(0) @binding(0) var<uniform> p: LnParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> res: array<f32>;
-@group(0) @binding(3) var<storage, read> gamma: array<f32>;
-@group(0) @binding(4) var<storage, read> beta: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read> res: array<elem>;
+@group(0) @binding(3) var<storage, read> gamma: array<elem>;
+@group(0) @binding(4) var<storage, read> beta: array<elem>;
+@group(0) @binding(5) var<storage, read_write> y: array<elem>;
 
 const WG: u32 = 256u;
 var<workgroup> red: array<f32, 256>;
 
 fn load(r: u32, c: u32) -> f32 {
-    var v = x[r * p.cols + c];
-    if (p.has_res != 0u) { v += res[r * p.cols + c]; }
+    var v = f32(x[r * p.cols + c]);
+    if (p.has_res != 0u) { v += f32(res[r * p.cols + c]); }
     return v;
 }
 
@@ -57,7 +57,7 @@ fn layernorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     // 3. normalise, scale, shift
     if (live) {
         for (var c = li; c < p.cols; c += WG) {
-            y[r * p.cols + c] = (load(r, c) - mean) * inv * gamma[c] + beta[c];
+            y[r * p.cols + c] = elem((load(r, c) - mean) * inv * f32(gamma[c]) + f32(beta[c]));
         }
     }
 }
@@ -72,7 +72,7 @@ fn rmsnorm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let inv = inverseSqrt(block_sum(s, li) / f32(p.cols) + p.eps);
     if (live) {
         for (var c = li; c < p.cols; c += WG) {
-            y[r * p.cols + c] = (load(r, c) * inv) * gamma[c];
+            y[r * p.cols + c] = elem((load(r, c) * inv) * f32(gamma[c]));
         }
     }
 }

@@ -20,8 +20,8 @@ struct PoolParams {
 };
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<elem>;
 
 @compute @workgroup_size(256, 1, 1)
 fn pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -34,15 +34,15 @@ fn pool2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let y0 = p.k * (o / p.out_w);
     let x0 = p.k * (o % p.out_w);
     var s = 0.0;
-    var m = x[(base + y0 * p.w + x0) * p.c + ch];   // the first tap (k ≥ 1): -inf stays -inf
+    var m = f32(x[(base + y0 * p.w + x0) * p.c + ch]);   // the first tap (k ≥ 1): -inf stays -inf
     for (var dy = 0u; dy < p.k; dy++) {
         for (var dx = 0u; dx < p.k; dx++) {
-            let v = x[(base + (y0 + dy) * p.w + x0 + dx) * p.c + ch];
+            let v = f32(x[(base + (y0 + dy) * p.w + x0 + dx) * p.c + ch]);
             s += v;
             m = max(m, v);
         }
     }
-    y[i] = select(s / f32(p.k * p.k), m, p.mode == 1u);
+    y[i] = elem(select(s / f32(p.k * p.k), m, p.mode == 1u));
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -55,7 +55,7 @@ fn resize_bilinear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let base = (i / (p.c * p.out_h * p.out_w)) * p.h * p.w;   // the batch row's first input pixel
     let ty = bilinear_taps(o / p.out_w, p.scale_h, p.h);
     let tx = bilinear_taps(o % p.out_w, p.scale_w, p.w);
-    let top = (1.0 - tx.l) * x[(base + ty.i1 * p.w + tx.i1) * p.c + ch] + tx.l * x[(base + ty.i1 * p.w + tx.i2) * p.c + ch];
-    let bottom = (1.0 - tx.l) * x[(base + ty.i2 * p.w + tx.i1) * p.c + ch] + tx.l * x[(base + ty.i2 * p.w + tx.i2) * p.c + ch];
-    y[i] = (1.0 - ty.l) * top + ty.l * bottom;
+    let top = (1.0 - tx.l) * f32(x[(base + ty.i1 * p.w + tx.i1) * p.c + ch]) + tx.l * f32(x[(base + ty.i1 * p.w + tx.i2) * p.c + ch]);
+    let bottom = (1.0 - tx.l) * f32(x[(base + ty.i2 * p.w + tx.i1) * p.c + ch]) + tx.l * f32(x[(base + ty.i2 * p.w + tx.i2) * p.c + ch]);
+    y[i] = elem((1.0 - ty.l) * top + ty.l * bottom);
 }

@@ -22,19 +22,19 @@ struct TomeParams {
 };
 
 @group(0) @binding(0) var<uniform> p: TomeParams;
-@group(0) @binding(1) var<storage, read> metric: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> size: array<f32>;
+@group(0) @binding(1) var<storage, read> metric: array<elem>;
+@group(0) @binding(2) var<storage, read> x: array<elem>;
+@group(0) @binding(3) var<storage, read> size: array<elem>;
 @group(0) @binding(4) var<storage, read_write> info: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> slot_src: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out_size: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<elem>;
+@group(0) @binding(7) var<storage, read_write> out_size: array<elem>;
 
 const NEG_MAX: f32 = -3.4028235e38;
 
 fn inv_norm(b: u32, tok: u32) -> f32 {
     var s = 0.0;
-    for (var k = 0u; k < p.cm; k++) { let v = metric[(b * p.t + tok) * p.cm + k]; s = fma(v, v, s); }
+    for (var k = 0u; k < p.cm; k++) { let v = f32(metric[(b * p.t + tok) * p.cm + k]); s = fma(v, v, s); }
     return inverseSqrt(s);
 }
 
@@ -50,7 +50,7 @@ fn tome_match(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < p.t2; j++) {
         let tb = 2u * j + 1u;
         var d = 0.0;
-        for (var k = 0u; k < p.cm; k++) { d = fma(metric[(b * p.t + ta) * p.cm + k], metric[(b * p.t + tb) * p.cm + k], d); }
+        for (var k = 0u; k < p.cm; k++) { d = fma(f32(metric[(b * p.t + ta) * p.cm + k]), f32(metric[(b * p.t + tb) * p.cm + k]), d); }
         let s = d * ia * inv_norm(b, tb);
         if (s > best || j == 0u) { best = s; best_j = j; }
     }
@@ -101,23 +101,23 @@ fn tome_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     var sz = 0.0;
     if (o < unm) {
         let ta = 2u * slot_src[b * p.t1 + o];
-        sz = size[b * p.t + ta];
-        acc = x[(b * p.t + ta) * p.c + ch] * sz;
+        sz = f32(size[b * p.t + ta]);
+        acc = f32(x[(b * p.t + ta) * p.c + ch]) * sz;
     } else {
         let j = o - unm;
         let tb = 2u * j + 1u;
-        sz = size[b * p.t + tb];
-        acc = x[(b * p.t + tb) * p.c + ch] * sz;
+        sz = f32(size[b * p.t + tb]);
+        acc = f32(x[(b * p.t + tb) * p.c + ch]) * sz;
         for (var i = 0u; i < p.t1; i++) {
             let inf = info[b * p.t1 + i];
             if (inf.z < p.r && inf.y == j) {
                 let ta = 2u * i;
-                let s = size[b * p.t + ta];
-                acc += x[(b * p.t + ta) * p.c + ch] * s;
+                let s = f32(size[b * p.t + ta]);
+                acc += f32(x[(b * p.t + ta) * p.c + ch]) * s;
                 sz += s;
             }
         }
     }
-    out[(b * rows + o) * p.c + ch] = acc / sz;
-    if (ch == 0u) { out_size[b * rows + o] = sz; }
+    out[(b * rows + o) * p.c + ch] = elem(acc / sz);
+    if (ch == 0u) { out_size[b * rows + o] = elem(sz); }
 }

@@ -104,13 +104,13 @@ fn a_tensor_of_the_wrong_dtype_is_refused_at_launch() {
     let mut rec = Recorder::new(g);
     let e = record_linear(&mut rec, &x, &up(g, &[8, 64]), None, Activation::Identity, None).unwrap_err().to_string();
     assert!(e.contains("gemm.x") && e.contains("U32"), "{e}");
-    // f16 weights need kernels built for f16: an error naming the kernel, not a wgpu failure.
+    // f16 weights with an f32 input: an error naming the kernel's binding and both dtypes.
     let ws = WeightSource::open_dir(case_dir("llava_tiny")).unwrap().with_dtype(DType::F16).unwrap();
     let cfg = Config::from_file(case_dir("llava_tiny").join("config.json")).unwrap();
     let p = LlavaProjector::load(g, &cfg, &ws).unwrap();
-    let x = Tensor::from_host(g, &vec![0.5; 2 * 36 * 64], &[2, 36, 64], DType::F16).unwrap();
+    let x = Tensor::from_host(g, &vec![0.5; 2 * 36 * 64], &[2, 36, 64], DType::F32).unwrap();
     let e = p.forward(&mut Recorder::new(g), &x).unwrap_err().to_string();
-    assert!(e.contains("gemm") && e.contains("F16"), "{e}");
+    assert!(e.contains("gemm.w") && e.contains("F16") && e.contains("F32"), "{e}");
     assert!(WeightSource::random(1).with_dtype(DType::U32).is_err());
 }
 

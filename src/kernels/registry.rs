@@ -5,11 +5,12 @@
 //! the `enable` directives, then `alias elem = f32;` (or `f16`), then `common.wgsl`, then the file.
 //! `Recorder::launch` checks every bound tensor's dtype against the kernel's declared bindings.
 //!
-//! Adding a dtype to a kernel: write its body in terms of `elem` (storage and loads; accumulate in
-//! f32) and list the dtype in its `dtypes`; composition, the pipeline cache, the dtype checks at
-//! launch and the shader tests (which check every float binding's width against the dtype) follow.
-//! Today every body still declares `array<f32>`, so every kernel lists `F32` only. Adding a variant:
-//! a new constant here and an arm of its family's `Variant` enum.
+//! Dtypes: every float binding is `array<elem>`; bodies load with `f32(…)`, compute and accumulate
+//! in f32 (GEMM, attention scores and running max / sum, norm statistics) and store with
+//! `elem(…)`. Every kernel lists `F32` and `F16`, except the benchmark ceilings and the u32-only
+//! media mask (`F32` only); composition, the pipeline cache, the dtype checks at launch and the
+//! shader tests (which check every float binding's width against the dtype) follow the list.
+//! Adding a variant: a new constant here and an arm of its family's `Variant` enum.
 
 use crate::runtime::DType;
 
@@ -85,17 +86,21 @@ impl Kernel {
 }
 
 const F32: &[DType] = &[DType::F32];
+const F32_F16: &[DType] = &[DType::F32, DType::F16];
 const NONE: wgpu::Features = wgpu::Features::empty();
 
 macro_rules! kernel {
     ($id:ident, $name:literal, $family:literal, $file:literal, $bindings:expr) => {
+        kernel!($id, $name, $family, $file, $bindings, F32_F16);
+    };
+    ($id:ident, $name:literal, $family:literal, $file:literal, $bindings:expr, $dtypes:expr) => {
         #[doc = concat!("`", $name, "` in `", $file, "` (family `", $family, "`).")]
         pub const $id: Kernel = Kernel {
             name: $name,
             family: $family,
             file: $file,
             entry: $name,
-            dtypes: F32,
+            dtypes: $dtypes,
             features: NONE,
             constants: &[],
             bindings: $bindings,
@@ -112,7 +117,7 @@ kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_REG, "gemm_reg", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
-kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")]);
+kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")], F32);
 kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
@@ -134,8 +139,8 @@ kernel!(
     "tome.wgsl",
     &[f(2, "x"), f(3, "size"), u(4, "info"), u(5, "slot_src"), out(6, "out"), out(7, "out_size")]
 );
-kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[out(2, "dst")]);
-kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(FMA_PEAK, "fma_peak", "ceiling", "ceiling.wgsl", &[out(2, "dst")], F32);
+kernel!(COPY_BW, "copy_bw", "ceiling", "ceiling.wgsl", &[f(1, "src"), out(2, "dst")], F32);
 
 /// Every kernel, for the shader tests and `vlmc info`.
 pub const ALL: &[&Kernel] = &[
