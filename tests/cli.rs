@@ -229,3 +229,39 @@ fn vlmc_runs_idefics_and_picks_its_gated_layer() {
         assert!(text.contains(want), "{want}: {text}");
     }
 }
+
+#[test]
+fn vlmc_run_in_f16_matches_within_f16_rounding() {
+    if !gpu().features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+        eprintln!("adapter without SHADER_F16: `vlmc run --dtype f16` not run here");
+        return;
+    }
+    for case in ["llava_next_wide", "idefics_gated_xattn", "perceiver_video"] {
+        let out = tmp(&format!("{case}_f16.safetensors"));
+        let dir = case_dir(case);
+        let inputs = dir.join("inputs.safetensors");
+        let st = vlmc()
+            .args(["run", dir.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--output", out.to_str().unwrap(), "--dtype", "f16"])
+            .output()
+            .unwrap();
+        assert!(st.status.success() && String::from_utf8_lossy(&st.stdout).contains("F16"), "{}", String::from_utf8_lossy(&st.stderr));
+        let got = WeightSource::open_file(&out).unwrap().get_any("output").unwrap();
+        let want = expected(case).get_any("output").unwrap();
+        let e = vlm_connectors::kernels::rel_l2(&got.data, &want.data);
+        assert!(e <= 5e-3, "{case}: f16 rel L2 {e:.2e}");
+    }
+}
+
+#[test]
+fn a_healthy_run_prints_nothing_that_looks_like_an_error() {
+    // Without XDG_RUNTIME_DIR, Mesa's window-system code would print an error per instance.
+    let dir = case_dir("llava_tiny");
+    let out = tmp("quiet.safetensors");
+    let inputs = dir.join("inputs.safetensors");
+    for args in [vec!["info"], vec!["run", dir.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--output", out.to_str().unwrap()]]
+    {
+        let st = vlmc().args(&args).env_remove("XDG_RUNTIME_DIR").output().unwrap();
+        let err = String::from_utf8_lossy(&st.stderr);
+        assert!(st.status.success() && !err.to_lowercase().contains("error"), "{args:?}: {err}");
+    }
+}

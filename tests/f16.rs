@@ -135,3 +135,51 @@ fn norms_activations_and_resampling_f16_match_cpu() {
     check("avg pool 2", &a, &pool2d_cpu(&x, 2, [7, 9], 5, 2, PoolMode::Average));
     check("resize", &r, &resize_bilinear_cpu(&x, 2, [7, 9], 5, [4, 5]));
 }
+
+/// Every golden case loaded in f16 (`LoadOptions::dtype`) against the same PyTorch outputs, at
+/// the f16 tolerance (rel-L2 ≤ 5e-3).
+#[test]
+fn every_golden_case_matches_in_f16() {
+    use vlm_connectors::checkpoint::WeightSource;
+    use vlm_connectors::connectors::{Connector, LoadOptions};
+    if skip() {
+        return;
+    }
+    let g = gpu();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(common::data_dir()).unwrap() {
+        let dir = entry.unwrap().path();
+        let (inputs, expected) = (dir.join("inputs.safetensors"), dir.join("expected.safetensors"));
+        if !inputs.exists() || !expected.exists() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let c = Connector::from_dir_opts(g, &dir, &LoadOptions { dtype: DType::F16, ..Default::default() })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(c.dtype(), DType::F16);
+        let outs = c.run(g, &WeightSource::open_file(&inputs).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = WeightSource::open_file(&expected).unwrap();
+        for o in outs.iter().filter(|o| want.contains(&o.name)) {
+            let w = want.get_any(&o.name).unwrap();
+            assert_eq!(o.shape, w.shape, "{name}/{}", o.name);
+            let e = rel_l2(&o.data, &w.data);
+            eprintln!("{name}/{}: f16 rel L2 {e:.2e}", o.name);
+            assert!(e <= 5e-3, "{name}/{}: f16 rel L2 {e:.2e} > 5e-3", o.name);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} golden cases found");
+}
+
+#[test]
+fn inputs_in_another_dtype_are_refused_by_name() {
+    use vlm_connectors::connectors::{Connector, Inputs, LoadOptions};
+    if skip() {
+        return;
+    }
+    let g = gpu();
+    let c = Connector::from_dir_opts(g, common::case_dir("llava_tiny"), &LoadOptions { dtype: DType::F16, ..Default::default() }).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.5; 2 * 36 * 64], &[2, 36, 64]).unwrap();
+    let e = c.run_inputs(g, &Inputs::new().with_tensor("image_features", x)).unwrap_err().to_string();
+    assert!(e.contains("image_features") && e.contains("F32") && e.contains("F16"), "{e}");
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use vlm_connectors::checkpoint::{save_f32, WeightSource};
-use vlm_connectors::connectors::Connector;
+use vlm_connectors::connectors::{Connector, LoadOptions};
 use vlm_connectors::runtime::gpu::{choose_adapter, enumerate_adapters, GpuOptions};
 use vlm_connectors::{Gpu, Result};
 
@@ -35,6 +35,9 @@ enum Cmd {
         /// Set a config field, e.g. `--set gated_xattn.heads=16` (dotted path = JSON value); repeatable.
         #[arg(long = "set", value_name = "FIELD=JSON")]
         set: Vec<String>,
+        /// Compute dtype: f32, or f16 (weights and activations in f16, f32 accumulation; needs SHADER_F16).
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+        dtype: String,
     },
     /// List every adapter wgpu sees and the one that would be chosen; with MODEL_DIR, what that
     /// folder loads as (connector, config read or inferred, defaults assumed).
@@ -87,10 +90,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    quiet_window_system();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run { model_dir, inputs, output, layer, set } => overrides(layer, &set).and_then(|o| run(model_dir, inputs, output, &o)),
+        Cmd::Run { model_dir, inputs, output, layer, set, dtype } => overrides(layer, &set).and_then(|o| {
+            let dtype = if dtype == "f16" { vlm_connectors::DType::F16 } else { vlm_connectors::DType::F32 };
+            run(model_dir, inputs, output, &LoadOptions { overrides: o, dtype })
+        }),
         Cmd::Info { model_dir: None, .. } => info(),
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters } => demo::demo(iters),
@@ -105,6 +112,30 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Mesa's Vulkan window-system code prints `error: XDG_RUNTIME_DIR is invalid or not set` on a
+/// headless machine, though a compute-only instance never uses it. Give it a private runtime
+/// folder (0700, as the XDG spec wants) when the variable is unset or names no folder. Called
+/// first in `main`, before any thread exists, so changing the environment is sound.
+#[cfg(unix)]
+fn quiet_window_system() {
+    let ok = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if ok {
+        return;
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
+    let dir = std::env::temp_dir().join(format!("vlmc-runtime-{user}"));
+    let made = std::fs::create_dir_all(&dir).is_ok() && {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+    };
+    if made {
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
+
+#[cfg(not(unix))]
+fn quiet_window_system() {}
 
 /// `--layer` and `--set` as config overrides.
 fn overrides(layer: Option<usize>, set: &[String]) -> Result<Vec<(String, serde_json::Value)>> {
@@ -174,9 +205,9 @@ fn prefixes(names: &[String]) -> String {
     groups.iter().map(|(k, c)| format!("{k} ({c})")).collect::<Vec<_>>().join(", ")
 }
 
-fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf, overrides: &[(String, serde_json::Value)]) -> Result<()> {
+fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf, opts: &LoadOptions) -> Result<()> {
     let gpu = Gpu::new()?;
-    let connector = Connector::from_dir_with(&gpu, &model_dir, overrides)?;
+    let connector = Connector::from_dir_opts(&gpu, &model_dir, opts)?;
     let inputs = WeightSource::open_file(&inputs)?;
     let t0 = Instant::now();
     let outs = connector.run(&gpu, &inputs)?;
@@ -186,7 +217,7 @@ fn run(model_dir: PathBuf, inputs: PathBuf, output: PathBuf, overrides: &[(Strin
     for o in &outs {
         println!("{} {:?}", o.name, o.shape);
     }
-    println!("adapter: {}  ({ms:.2} ms incl. upload and readback)", gpu.describe());
+    println!("adapter: {}  ({ms:.2} ms incl. upload and readback, {:?})", gpu.describe(), connector.dtype());
     Ok(())
 }
 

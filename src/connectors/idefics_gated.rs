@@ -15,7 +15,7 @@ use crate::checkpoint::{Config, WeightSource};
 use crate::kernels::attention::AttnOpts;
 use crate::kernels::Activation;
 use crate::nn::{Attention, Bias, GatedFeedForward, Linear, Norm, QkNorm, RmsNorm};
-use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
 
 /// What a gated layer reads from an `idefics` config (transformers `IdeficsConfig` defaults for absent fields).
 #[derive(Clone, Debug)]
@@ -86,6 +86,8 @@ pub struct IdeficsGatedCrossAttention {
     pub attn_alpha: f32,
     /// tanh(alpha_dense) (1 when a vector alpha is folded into `down_proj`).
     pub ff_alpha: f32,
+    /// The compute dtype (the weights'; masks are made in it).
+    pub dtype: DType,
 }
 
 impl IdeficsGatedCrossAttention {
@@ -135,6 +137,7 @@ impl IdeficsGatedCrossAttention {
             mlp,
             attn_alpha: scalar(&alpha_attn),
             ff_alpha: scalar(&alpha_ff),
+            dtype: ws.dtype(),
             config: c,
         })
     }
@@ -213,11 +216,12 @@ impl IdeficsGatedCrossAttention {
                         m[t * lk + img * n..t * lk + (img + 1) * n].fill(-f32::MAX);
                     }
                 }
-                Some(Tensor::from_slice(gpu, &m, &[b, len, lk])?)
+                Some(Tensor::from_host(gpu, &m, &[b, len, lk], self.dtype)?)
             }
         };
         let ranges = Tensor::from_u32(gpu, &ranges, &[b * len * 4])?;
-        Ok(ImageAttentionMask { ranges, mask: mask_t, gate: Tensor::from_slice(gpu, &gate, &[b, len])?, dims: [b, len, images, n] })
+        let gate = Tensor::from_host(gpu, &gate, &[b, len], self.dtype)?;
+        Ok(ImageAttentionMask { ranges, mask: mask_t, gate, dims: [b, len, images, n] })
     }
 
     /// Records the layer. x [b, L, D], images [b, num_images·n, E], mask from [`Self::upload_mask`]

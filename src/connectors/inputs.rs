@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::checkpoint::WeightSource;
-use crate::runtime::{Error, Gpu, Result, Tensor};
+use crate::runtime::{DType, Error, Gpu, Result, Tensor};
 
 /// One named input.
 #[derive(Clone, Debug)]
@@ -52,13 +52,18 @@ impl Inputs {
     /// host. A name the connector then needs and the file lacks is an [`Error::Input`] naming it
     /// and the file (some connectors pick their path by which inputs are given).
     pub fn read(gpu: &Gpu, file: &WeightSource, names: &[&str]) -> Result<Inputs> {
+        Self::read_as(gpu, file, names, DType::F32)
+    }
+
+    /// [`Inputs::read`] with float tensors uploaded in `dtype` (a connector's compute dtype).
+    pub fn read_as(gpu: &Gpu, file: &WeightSource, names: &[&str], dtype: DType) -> Result<Inputs> {
         let mut inputs = Inputs { source: Some(file.location().to_string()), ..Inputs::new() };
         for &name in names {
             if !file.contains(name) {
                 continue;
             }
             inputs = match file.get_any(name) {
-                Ok(h) => inputs.with_tensor(name, Tensor::from_slice(gpu, &h.data, &h.shape)?),
+                Ok(h) => inputs.with_tensor(name, Tensor::from_host(gpu, &h.data, &h.shape, dtype)?),
                 Err(Error::DType { .. }) => {
                     let (shape, data) = file.get_int(name)?;
                     inputs.with_ints(name, &shape, data)
@@ -87,6 +92,14 @@ impl Inputs {
             Input::Tensor(t) => Ok(t),
             Input::Ints { .. } => Err(Error::DType { tensor: name.into(), dtype: "integer".into(), expected: "a float tensor".into() }),
         }
+    }
+
+    /// The float tensors, by name.
+    pub(crate) fn tensors(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.map.iter().filter_map(|(n, i)| match i {
+            Input::Tensor(t) => Some((n.as_str(), t)),
+            Input::Ints { .. } => None,
+        })
     }
 
     /// The integers `name` with their shape.

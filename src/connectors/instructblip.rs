@@ -142,7 +142,7 @@ impl InstructBlip {
                 (0..q).map(|_| 0.0).chain(attention_mask[r * t..(r + 1) * t].iter().map(|&m| if m != 0 { 0.0 } else { f32::MIN }))
             })
             .collect();
-        let mask = Tensor::from_slice(gpu, &mask, &[b, q + t])?;
+        let mask = Tensor::from_host(gpu, &mask, &[b, q + t], image_embeds.dtype())?;
         for l in &self.layers {
             x = l.self_attn.forward_opts(rec, &x, &x, AttnOpts { mask: Some(&mask), ranges: None })?;
             let (mut qs, ts) = (Tensor::empty(gpu, &[b, q, h], x.dtype())?, Tensor::empty(gpu, &[b, t, h], x.dtype())?);

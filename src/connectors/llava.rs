@@ -8,7 +8,7 @@ use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::pool::{record_pool2d, PoolMode};
 use crate::kernels::Activation;
 use crate::nn::{Bias, Linear};
-use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
 
 /// The LLaVA projector (transformers `LlavaMultiModalProjector`, `models/llava/modeling_llava.py`;
 /// original LLaVA's `build_vision_projector`, `llava/model/multimodal_projector/builder.py`):
@@ -131,9 +131,14 @@ impl LlavaProjector {
         Ok(h)
     }
 
-    /// Uploads `x`, runs one forward (one submit) and reads the result back.
+    /// The compute dtype (its weights'; F32 for an identity projector).
+    pub fn dtype(&self) -> DType {
+        self.layers.first().and_then(|l| l.parts.first()).map_or(DType::F32, |p| p.weight.dtype())
+    }
+
+    /// Uploads `x` in [`Self::dtype`], runs one forward (one submit) and reads the result back.
     pub fn run(&self, gpu: &Gpu, x: &[f32], shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
-        let t = Tensor::from_slice(gpu, x, shape)?;
+        let t = Tensor::from_host(gpu, x, shape, self.dtype())?;
         let mut rec = Recorder::new(gpu);
         let y = self.forward(&mut rec, &t)?;
         rec.submit()?;

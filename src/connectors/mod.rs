@@ -28,4 +28,4 @@ pub use llava_onevision::LlavaOnevision;
 pub use open_flamingo::OpenFlamingo;
 pub use perceiver::{PerceiverConfig, PerceiverResampler};
 pub use qformer::{QFormer, QFormerConfig};
-pub use registry::{Connector, Model, ModelEntry, MODELS};
+pub use registry::{Connector, LoadOptions, Model, ModelEntry, MODELS};

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
-use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result, Tensor};
 
 /// Named output tensors of one forward, in the order the model lists them.
 pub type Named = Vec<(&'static str, Tensor)>;
@@ -197,9 +197,26 @@ pub fn lookup(model_type: &str) -> Result<&'static ModelEntry> {
         .ok_or_else(|| Error::UnknownModelType { model_type: model_type.to_string(), known: known_model_types() })
 }
 
+/// How [`Connector::from_dir_opts`] loads a folder.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// (dotted field, JSON value) pairs set on the config read or inferred.
+    pub overrides: Vec<(String, serde_json::Value)>,
+    /// The compute dtype: weights are uploaded in it, inputs must be in it, activations stay in
+    /// it (accumulation is f32 either way). [`DType::F16`] needs the adapter's SHADER_F16.
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions { overrides: Vec::new(), dtype: DType::F32 }
+    }
+}
+
 /// Any connector this crate can load, picked by `config.json`'s `model_type`.
 pub struct Connector {
     model_type: String,
+    dtype: DType,
     entry: &'static ModelEntry,
     model: Box<dyn Model>,
     config: Config,
@@ -231,6 +248,17 @@ impl Connector {
     /// an `open_flamingo` or `idefics` folder; an [`Error::Config`] for a connector without gated
     /// layers) or `("gated_xattn.heads", 16)` for a checkpoint whose defaults were assumed.
     pub fn from_dir_with(gpu: &Gpu, dir: impl AsRef<Path>, overrides: &[(String, serde_json::Value)]) -> Result<Connector> {
+        Self::from_dir_opts(gpu, dir, &LoadOptions { overrides: overrides.to_vec(), ..Default::default() })
+    }
+
+    /// [`Connector::from_dir`] with overrides and a compute dtype ([`LoadOptions`]). Errors as
+    /// `from_dir`, and [`Error::Unsupported`] naming SHADER_F16 when F16 is asked of an adapter
+    /// without it.
+    pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Connector> {
+        let (overrides, dtype) = (&opts.overrides, opts.dtype);
+        if dtype == DType::F16 && !gpu.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::Unsupported { what: "F16 compute".into(), needs: "the adapter feature SHADER_F16".into() });
+        }
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let (mut value, mut ws, inferred) = if cfg_path.exists() || !dir.is_dir() {
@@ -255,7 +283,9 @@ impl Connector {
         if entry.needs_weights && ws.is_none() {
             ws = Some(WeightSource::open_dir(dir)?);
         }
+        let ws = ws.map(|w| w.with_dtype(dtype)).transpose()?;
         let mut c = Self::load(gpu, &cfg, ws.as_ref())?;
+        c.dtype = dtype;
         c.inferred = inferred;
         Ok(c)
     }
@@ -288,7 +318,8 @@ impl Connector {
         let entry = lookup(&model_type)?;
         let model = (entry.load)(gpu, cfg, ws)?;
         let weights_read = ws.map_or((Vec::new(), 0), |w| (w.read_names(), w.names().len()));
-        Ok(Connector { model_type, entry, model, config: cfg.clone(), inferred: None, weights_read })
+        let dtype = ws.map_or(DType::F32, |w| w.dtype());
+        Ok(Connector { model_type, dtype, entry, model, config: cfg.clone(), inferred: None, weights_read })
     }
 
     /// The `model_type` it was loaded as.
@@ -323,8 +354,21 @@ impl Connector {
         })
     }
 
-    /// Records the forward on in-memory inputs (no submit): outputs by name.
+    /// The compute dtype it was loaded in (its weights', and what its float inputs must be).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Records the forward on in-memory inputs (no submit): outputs by name. Errors: an
+    /// [`Error::DType`] naming a float input that is not in [`Connector::dtype`].
     pub fn record(&self, rec: &mut Recorder, inputs: &Inputs) -> Result<Named> {
+        if let Some((name, t)) = inputs.tensors().find(|(_, t)| t.dtype() != self.dtype && t.dtype() != DType::U32) {
+            return Err(Error::DType {
+                tensor: name.to_string(),
+                dtype: format!("{:?}", t.dtype()),
+                expected: format!("{:?} (the connector's dtype)", self.dtype),
+            });
+        }
         self.model.record(rec, inputs)
     }
 
@@ -350,6 +394,6 @@ impl Connector {
     /// Runs on inputs read from a safetensors file (names as in the golden README): what
     /// `vlmc run` does. The forward is one submit; outputs are read back after it.
     pub fn run(&self, gpu: &Gpu, inputs: &WeightSource) -> Result<Outputs> {
-        self.run_inputs(gpu, &Inputs::read(gpu, inputs, self.input_names())?)
+        self.run_inputs(gpu, &Inputs::read_as(gpu, inputs, self.input_names(), self.dtype)?)
     }
 }
