@@ -148,6 +148,20 @@ fn vlmc_bench_reads_costs_from_the_launches() {
     assert!(ln["pct_of_fma_peak"].as_f64().is_some_and(|p| p > 0.0), "{ln}");
     let st = vlmc().args(["bench", "--only", "fma_peak,conv"]).output().unwrap();
     assert!(!st.status.success() && String::from_utf8_lossy(&st.stderr).contains("`conv` is not one of"));
+    // In f16: the kernels say so (the ceilings stay f32), and a connector's weights take half.
+    if gpu().features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+        let st =
+            vlmc().args(["bench", "--only", "layernorm,llava", "--repeats", "1", "--dtype", "f16", "--json"]).arg(&json).output().unwrap();
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let find = |n: &str| records.as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
+        let (ln, llava) = (find("layernorm"), find("llava"));
+        assert_eq!((ln["dtype"].as_str(), ln["bytes"].as_u64()), (Some("f16"), Some(4 * 576 * 4096)));
+        // 1024·4096 + 4096 + 4096·4096 + 4096 parameters, 2 bytes each; the peak adds intermediates.
+        let weights = 2 * (1024 * 4096 + 4096 + 4096 * 4096 + 4096);
+        let (w, peak) = (llava["weights_bytes"].as_u64().unwrap(), llava["peak_bytes"].as_u64().unwrap());
+        assert!(w >= weights && w <= weights * 9 / 8 && peak > w, "weights {w}, peak {peak}");
+    }
 }
 
 #[test]

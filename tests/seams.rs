@@ -80,7 +80,7 @@ fn launches_add_up_their_cost() {
     assert_eq!(c.flops, 2 * (m * k * n) as u64);
     assert_eq!(c.bytes, 4 * (m * k + n * k + m * n) as u64);
     // A connector's cost is the sum of its launches: the LLaVA-1.5 projector is two GEMMs.
-    let proj = seed::llava(g).unwrap();
+    let proj = seed::llava(g, vlm_connectors::DType::F32).unwrap();
     let mut rec = Recorder::new(g);
     let x = Tensor::from_slice(g, &vec![0.0; 576 * 1024], &[1, 576, 1024]).unwrap();
     proj.record(&mut rec, &registry::Inputs::new().with_tensor("image_features", x)).unwrap();

@@ -6,68 +6,25 @@
 //! GPU timestamps around the forward's one compute pass when the adapter has TIMESTAMP_QUERY, else
 //! from the wall clock around submit + wait.
 
-use crate::checkpoint::{Config, WeightSource};
 use crate::connectors::{Connector, Inputs};
 use crate::kernels::attention::{record_attention, AttnOpts, Heads};
 use crate::kernels::ceiling::{record_copy, record_fma_peak};
 use crate::kernels::gemm::record_linear;
 use crate::kernels::layernorm::record_layernorm;
 use crate::kernels::Activation;
-use crate::runtime::{Cost, Error, Gpu, Recorder, Result, Tensor};
+use crate::runtime::{Cost, DType, Error, Gpu, Recorder, Result, Tensor};
 use crate::util::Rng;
 
-/// Connectors with seeded random weights (`WeightSource::random`) at the shapes the project is
-/// measured at, loaded through the model registry like any checkpoint.
-pub mod seed {
-    use super::*;
-
-    fn load(gpu: &Gpu, config: serde_json::Value, seed: u64) -> Result<Connector> {
-        Connector::load(gpu, &Config::from_value(config), Some(&WeightSource::random(seed)))
-    }
-
-    /// LLaVA-1.5 projector: 1024 → 4096 → 4096 (CLIP-L/336 into Vicuna-7B).
-    pub fn llava(gpu: &Gpu) -> Result<Connector> {
-        let c = serde_json::json!({"model_type": "llava", "projector_hidden_act": "gelu",
-            "vision_config": {"hidden_size": 1024}, "text_config": {"hidden_size": 4096}});
-        load(gpu, c, 1)
-    }
-
-    /// BLIP-2 Q-Former on ViT-g: 32 queries × 768, 12 layers, 12 heads, FFN 3072, into OPT-2.7b (2560).
-    pub fn qformer(gpu: &Gpu) -> Result<Connector> {
-        let c = serde_json::json!({"model_type": "blip-2", "num_query_tokens": 32,
-            "qformer_config": {"hidden_size": 768, "num_attention_heads": 12, "num_hidden_layers": 12, "intermediate_size": 3072,
-                "cross_attention_frequency": 2, "encoder_hidden_size": 1408, "hidden_act": "gelu", "layer_norm_eps": 1e-12},
-            "text_config": {"hidden_size": 2560}});
-        load(gpu, c, 2)
-    }
-
-    /// OpenFlamingo Perceiver on CLIP-L features: depth 6, 8 heads × 64, 64 latents.
-    pub fn perceiver(gpu: &Gpu) -> Result<Connector> {
-        let c = serde_json::json!({"model_type": "open_flamingo",
-            "perceiver": {"dim": 1024, "depth": 6, "dim_head": 64, "heads": 8, "num_latents": 64, "ff_mult": 4}});
-        load(gpu, c, 3)
-    }
-
-    /// One gated cross-attention block: 4096-wide text reading 1024-wide media, 8 heads × 64.
-    pub fn gated_xattn(gpu: &Gpu) -> Result<Connector> {
-        let c = serde_json::json!({"model_type": "open_flamingo",
-            "gated_xattn": {"dim": 4096, "dim_visual": 1024, "dim_head": 64, "heads": 8, "ff_mult": 4,
-                "only_attend_immediate_media": true}});
-        load(gpu, c, 4)
-    }
-
-    /// 128 text tokens interleaving 4 images: an `<image>` token opens each quarter.
-    pub fn media_locations() -> Vec<i64> {
-        (0..128).map(|i| (i % 32 == 0) as i64).collect()
-    }
-}
+pub use super::seed;
 
 /// One benchmark result.
 #[derive(Clone, Debug)]
 pub struct Record {
     pub name: String,
     pub shape: Vec<usize>,
-    pub dtype: &'static str,
+    pub dtype: DType,
+    /// A connector's GPU memory: (weights, peak during a forward incl. weights), bytes.
+    pub memory: Option<(u64, u64)>,
     pub median_ms: f64,
     pub flops: u64,
     pub bytes: u64,
@@ -96,13 +53,15 @@ pub struct BenchOptions {
     pub repeats: usize,
     /// Warm-up forwards per entry.
     pub warmup: usize,
+    /// Compute dtype of the kernels and connectors (the ceilings stay f32).
+    pub dtype: DType,
 }
 
 impl BenchOptions {
     /// Defaults for the adapter: CPU drivers get 1 repeat and no warm-up (one forward takes seconds).
     pub fn for_gpu(gpu: &Gpu) -> BenchOptions {
         let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
-        BenchOptions { only: None, shape: None, repeats: if cpu { 1 } else { 10 }, warmup: if cpu { 0 } else { 2 } }
+        BenchOptions { only: None, shape: None, repeats: if cpu { 1 } else { 10 }, warmup: if cpu { 0 } else { 2 }, dtype: DType::F32 }
     }
 }
 
@@ -149,9 +108,9 @@ pub fn record_connector(c: &Connector, rec: &mut Recorder, inputs: &Inputs) -> R
     c.record(rec, inputs).map(|_| ())
 }
 
-/// A tensor of fresh random values in [-1, 1).
-pub fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> Result<Tensor> {
-    Tensor::from_slice(gpu, &rng.vec(shape.iter().product(), 1.0), shape)
+/// A tensor of fresh random values in [-1, 1), in `dtype`.
+pub fn fresh(gpu: &Gpu, rng: &mut Rng, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    Tensor::from_host(gpu, &rng.vec(shape.iter().product(), 1.0), shape, dtype)
 }
 
 /// Names of the entries, in the order they run.
@@ -189,13 +148,15 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             _ => default,
         }
     };
-    let (w, r) = (opts.warmup, opts.repeats);
+    let (w, r, dt) = (opts.warmup, opts.repeats, opts.dtype);
     let mut out = Vec::new();
-    let mut rec_of = |name: &str, shape: Vec<usize>, t: Timed| {
+    let mut rec_of = |name: &str, shape: Vec<usize>, t: Timed, memory: Option<(u64, u64)>| {
+        let dtype = if name == "fma_peak" || name == "copy_bw" { DType::F32 } else { dt };
         out.push(Record {
             name: name.to_string(),
             shape,
-            dtype: "f32",
+            dtype,
+            memory,
             median_ms: t.ms,
             flops: t.cost.flops,
             bytes: t.cost.bytes,
@@ -208,14 +169,14 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
         progress("fma_peak: the adapter's FMA ceiling");
         let (threads, iters) = if cpu { (1 << 14, 1024) } else { (1 << 20, 4096) };
         let t = time_forward(gpu, w, r, |rec, _| record_fma_peak(rec, threads, iters).map(|_| ()))?;
-        rec_of("fma_peak", vec![threads, iters], t);
+        rec_of("fma_peak", vec![threads, iters], t, None);
     }
     if wanted("copy_bw") {
         progress("copy_bw: the adapter's copy bandwidth");
         let n = if cpu { 1 << 22 } else { 1 << 26 };
         let src = Tensor::from_slice(gpu, &Rng::new(1).vec(n, 1.0), &[n])?;
         let t = time_forward(gpu, w, r, |rec, _| record_copy(rec, &src).map(|_| ()))?;
-        rec_of("copy_bw", vec![n], t);
+        rec_of("copy_bw", vec![n], t, None);
     }
     if wanted("gemm") {
         let mut shapes = vec![vec![576, 1024, 4096]];
@@ -227,12 +188,12 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
                 return Err(Error::Input { name: "--shape".into(), message: format!("gemm takes M,K,N; got {s:?}") });
             };
             progress(&format!("gemm {m}×{k}×{n}"));
-            let wt = fresh(gpu, &mut Rng::new(2), &[n, k])?;
+            let wt = fresh(gpu, &mut Rng::new(2), &[n, k], dt)?;
             let t = time_forward(gpu, w, r, |rec, rng| {
-                let x = fresh(gpu, rng, &[m, k])?;
+                let x = fresh(gpu, rng, &[m, k], dt)?;
                 record_linear(rec, &x, &wt, None, Activation::Identity, None).map(|_| ())
             })?;
-            rec_of("gemm", s.clone(), t);
+            rec_of("gemm", s.clone(), t, None);
         }
     }
     if wanted("attention") {
@@ -243,10 +204,11 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             };
             progress(&format!("attention b{b} q{lq} k{lk} {h}×{d}"));
             let t = time_forward(gpu, w, r, |rec, rng| {
-                let (q, k, v) = (fresh(gpu, rng, &[b, lq, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?, fresh(gpu, rng, &[b, lk, h * d])?);
+                let (q, k, v) =
+                    (fresh(gpu, rng, &[b, lq, h * d], dt)?, fresh(gpu, rng, &[b, lk, h * d], dt)?, fresh(gpu, rng, &[b, lk, h * d], dt)?);
                 record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), h, d, 0.125, AttnOpts::default(), None).map(|_| ())
             })?;
-            rec_of("attention", s.clone(), t);
+            rec_of("attention", s.clone(), t, None);
         }
     }
     if wanted("layernorm") {
@@ -255,38 +217,38 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
                 return Err(Error::Input { name: "--shape".into(), message: format!("layernorm takes rows,cols; got {s:?}") });
             };
             progress(&format!("layernorm {rows}×{cols}"));
-            let (g, bta) = (fresh(gpu, &mut Rng::new(3), &[cols])?, fresh(gpu, &mut Rng::new(4), &[cols])?);
+            let (g, bta) = (fresh(gpu, &mut Rng::new(3), &[cols], dt)?, fresh(gpu, &mut Rng::new(4), &[cols], dt)?);
             let t = time_forward(gpu, w, r, |rec, rng| {
-                let x = fresh(gpu, rng, &[rows, cols])?;
+                let x = fresh(gpu, rng, &[rows, cols], dt)?;
                 record_layernorm(rec, &x, None, &g, &bta, 1e-5).map(|_| ())
             })?;
-            rec_of("layernorm", s.clone(), t);
+            rec_of("layernorm", s.clone(), t, None);
         }
     }
     if wanted("gather_rows") {
         // InstructBLIP's word embeddings: 32 instruction tokens from BERT's 30523 × 768 table.
         progress("gather_rows 32 ids from 30523 × 768");
-        let table = fresh(gpu, &mut Rng::new(5), &[30523, 768])?;
+        let table = fresh(gpu, &mut Rng::new(5), &[30523, 768], dt)?;
         let t = time_forward(gpu, w, r, |rec, rng| {
             let ids: Vec<i64> = (0..32).map(|_| rng.below(30523) as i64).collect();
             crate::kernels::elementwise::record_gather_rows(rec, &table, &ids, "ids").map(|_| ())
         })?;
-        rec_of("gather_rows", vec![32, 30523, 768], t);
+        rec_of("gather_rows", vec![32, 30523, 768], t, None);
     }
     if wanted("anyres_resize") {
         // LLaVA-OneVision-0.5B on a 1920² image: 26 SigLIP tiles of 27² tokens × 896, a 135² map → 80².
         progress("anyres_resize 26 × 729 × 896, 135² → 80²");
         let pinpoints: Vec<[usize; 2]> = (1..=6).flat_map(|i| (1..=6).map(move |j| [i * 384, j * 384])).collect();
         let layout = crate::kernels::anyres::AnyResLayout::new([1920, 1920], &pinpoints, 384, 14)?;
-        let newline = fresh(gpu, &mut Rng::new(6), &[896])?;
+        let newline = fresh(gpu, &mut Rng::new(6), &[896], dt)?;
         let t = time_forward(gpu, w, r, |rec, rng| {
-            let tiles = fresh(gpu, rng, &[layout.tiles(), 729, 896])?;
+            let tiles = fresh(gpu, rng, &[layout.tiles(), 729, 896], dt)?;
             crate::kernels::anyres_resize::record_anyres_resize_pack(rec, &tiles, &newline, &layout, [80, 80]).map(|_| ())
         })?;
-        rec_of("anyres_resize", vec![layout.tiles(), 729, 896, 80, 80], t);
+        rec_of("anyres_resize", vec![layout.tiles(), 729, 896, 80, 80], t, None);
     }
     // Connectors with one float input: (entry, description, seed, input name, input shape, reported shape).
-    type Seed = fn(&Gpu) -> Result<Connector>;
+    type Seed = fn(&Gpu, DType) -> Result<Connector>;
     type Entry<'a> = (&'a str, &'a str, Seed, &'a str, &'a [usize], [usize; 4]);
     let single: [Entry; 3] = [
         ("llava", "llava projector 576 × 1024 → 4096 → 4096", seed::llava, "image_features", &[1, 576, 1024], [576, 1024, 4096, 4096]),
@@ -303,25 +265,38 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     for (name, what, load, input, shape, reported) in single {
         if wanted(name) {
             progress(what);
-            let c = load(gpu)?;
-            let t =
-                time_forward(gpu, w, r, |rec, rng| record_connector(&c, rec, &Inputs::new().with_tensor(input, fresh(gpu, rng, shape)?)))?;
-            rec_of(name, reported.to_vec(), t);
+            let base = start_memory(gpu);
+            let c = load(gpu, dt)?;
+            let weights = gpu.memory_in_use().0.saturating_sub(base);
+            let t = time_forward(gpu, w, r, |rec, rng| {
+                record_connector(&c, rec, &Inputs::new().with_tensor(input, fresh(gpu, rng, shape, dt)?))
+            })?;
+            rec_of(name, reported.to_vec(), t, Some((weights, gpu.memory_in_use().1.saturating_sub(base))));
         }
     }
     if wanted("gated_xattn") {
         progress("gated_xattn 128 × 4096 text, 4 × 64 × 1024 media");
-        let c = seed::gated_xattn(gpu)?;
+        let base = start_memory(gpu);
+        let c = seed::gated_xattn(gpu, dt)?;
+        let weights = gpu.memory_in_use().0.saturating_sub(base);
         let t = time_forward(gpu, w, r, |rec, rng| {
             let inputs = Inputs::new()
-                .with_tensor("hidden_states", fresh(gpu, rng, &[1, 128, 4096])?)
-                .with_tensor("media", fresh(gpu, rng, &[1, 4, 64, 1024])?)
+                .with_tensor("hidden_states", fresh(gpu, rng, &[1, 128, 4096], dt)?)
+                .with_tensor("media", fresh(gpu, rng, &[1, 4, 64, 1024], dt)?)
                 .with_ints("media_locations", &[1, 128], seed::media_locations());
             record_connector(&c, rec, &inputs)
         })?;
-        rec_of("gated_xattn", vec![128, 4096, 256, 1024], t);
+        rec_of("gated_xattn", vec![128, 4096, 256, 1024], t, Some((weights, gpu.memory_in_use().1.saturating_sub(base))));
     }
     Ok(out)
+}
+
+/// Frees idle buffers and starts a new memory peak; returns the bytes alive now (what the
+/// measured connector's numbers are taken above).
+fn start_memory(gpu: &Gpu) -> u64 {
+    gpu.trim_pool();
+    gpu.reset_memory_peak();
+    gpu.memory_in_use().0
 }
 
 /// Records as JSON (one object per record) with the adapter's name and backend.
@@ -336,7 +311,9 @@ pub fn to_json(records: &[Record], gpu: &Gpu) -> serde_json::Value {
                 serde_json::json!({
                     "name": r.name,
                     "shape": r.shape,
-                    "dtype": r.dtype,
+                    "dtype": r.dtype.wgsl(),
+                    "weights_bytes": r.memory.map(|m| m.0),
+                    "peak_bytes": r.memory.map(|m| m.1),
                     "median_ms": r.median_ms,
                     "gflops": r.gflops(),
                     "gbps": r.gbps(),
@@ -359,29 +336,35 @@ pub fn render(records: &[Record], gpu: &Gpu) -> String {
     let peak_flops = records.iter().find(|r| r.name == "fma_peak").map(|r| r.gflops());
     let peak_bw = records.iter().find(|r| r.name == "copy_bw").map(|r| r.gbps());
     let mut s = format!(
-        "adapter: {}\n{:<12} {:<22} {:>11} {:>10} {:>9} {:>8} {:>8}  timer\n",
+        "adapter: {}\n{:<12} {:<22} {:>5} {:>11} {:>10} {:>9} {:>8} {:>8} {:>16}  timer\n",
         gpu.describe(),
         "name",
         "shape",
+        "dtype",
         "median ms",
         "GFLOP/s",
         "GB/s",
         "%FMA",
-        "%BW"
+        "%BW",
+        "MiB weights/peak"
     );
     for r in records {
         let pf = peak_flops.filter(|_| r.flops > 0).map(|p| format!("{:.1}", 100.0 * r.gflops() / p)).unwrap_or("-".into());
         let pb = peak_bw.map(|p| format!("{:.1}", 100.0 * r.gbps() / p)).unwrap_or("-".into());
         let shape = r.shape.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("×");
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let mem = r.memory.map(|(w, p)| format!("{:.1}/{:.1}", mib(w), mib(p))).unwrap_or("-".into());
         s += &format!(
-            "{:<12} {:<22} {:>11.3} {:>10.1} {:>9.1} {:>8} {:>8}  {}\n",
+            "{:<12} {:<22} {:>5} {:>11.3} {:>10.1} {:>9.1} {:>8} {:>8} {:>16}  {}\n",
             r.name,
             shape,
+            r.dtype.wgsl(),
             r.median_ms,
             r.gflops(),
             r.gbps(),
             pf,
             pb,
+            mem,
             r.timer
         );
     }

@@ -373,6 +373,18 @@ impl Gpu {
         self.pool.trim()
     }
 
+    /// (bytes of tensors alive now, the most alive at once since [`Self::reset_memory_peak`]), in
+    /// the pool's size classes (at most 12.5% above the tensors' own sizes): weights are what
+    /// stays alive after a load, the peak of a forward adds its intermediates.
+    pub fn memory_in_use(&self) -> (u64, u64) {
+        self.pool.in_use()
+    }
+
+    /// Starts a new peak for [`Self::memory_in_use`] from what is alive now.
+    pub fn reset_memory_peak(&self) {
+        self.pool.reset_peak()
+    }
+
     /// Number of pipelines compiled so far (each (kernel, dtype) at most once).
     pub fn cached_pipelines(&self) -> usize {
         self.compiled.load(Ordering::Relaxed)

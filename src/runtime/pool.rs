@@ -16,6 +16,8 @@ struct FreeLists {
     free: HashMap<(u32, u64), Vec<wgpu::Buffer>>,
     free_bytes: u64,
     allocated_bytes: u64,
+    /// Most bytes on loan (allocated − free) since the last `reset_peak`.
+    peak_in_use: u64,
 }
 
 /// The pool shared by all tensors of one `Gpu`.
@@ -97,6 +99,7 @@ impl BufferPool {
             } else {
                 lists.allocated_bytes += class;
             }
+            lists.peak_in_use = lists.peak_in_use.max(lists.allocated_bytes - lists.free_bytes);
             b
         };
         let buffer = reused.unwrap_or_else(|| {
@@ -109,6 +112,18 @@ impl BufferPool {
     pub(crate) fn stats(&self) -> (u64, u64) {
         let l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         (l.allocated_bytes, l.free_bytes)
+    }
+
+    /// (bytes on loan now, the most on loan since the last reset).
+    pub(crate) fn in_use(&self) -> (u64, u64) {
+        let l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (l.allocated_bytes - l.free_bytes, l.peak_in_use)
+    }
+
+    /// Starts a new peak from what is on loan now.
+    pub(crate) fn reset_peak(&self) {
+        let mut l = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        l.peak_in_use = l.allocated_bytes - l.free_bytes;
     }
 
     /// Frees every idle buffer.
