@@ -14,16 +14,23 @@ package is not installed), gated_xattn (GatedCrossAttentionBlock, likewise).
 import argparse
 import json
 import statistics
+import time
 
 import torch
 from torch import einsum, nn
 
 
-def median_ms(fn, repeats, warmup=5):
+def median_ms(fn, repeats, dev, warmup=5):
     for _ in range(warmup):
         fn()
-    torch.cuda.synchronize()
     times = []
+    if dev.type != "cuda":  # wall clock on the CPU (a check of the script more than a baseline)
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(times)
+    torch.cuda.synchronize()
     for _ in range(repeats):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
@@ -132,7 +139,9 @@ def entries(dev, dtype):
     for m, k, n in [(576, 1024, 4096), (4096, 4096, 4096)]:
         a, b = rnd(m, k), rnd(n, k)
         out.append(("gemm", [m, k, n], 2 * m * k * n, lambda a=a, b=b: a @ b.T))
-    cfg = LlavaConfig(vision_config={"model_type": "clip_vision_model", "hidden_size": 1024}, text_config={"model_type": "llama", "hidden_size": 4096})
+    # CLIP-L/336 into Vicuna-7B; transformers 5 checks the heads divide the width, so CLIP-L's 16 heads.
+    vision = {"model_type": "clip_vision_model", "hidden_size": 1024, "num_attention_heads": 16, "intermediate_size": 4096}
+    cfg = LlavaConfig(vision_config=vision, text_config={"model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32})
     proj = LlavaMultiModalProjector(cfg).to(dev, dtype).eval()
     x = rnd(1, 576, 1024)
     out.append(("llava", [576, 1024, 4096, 4096], 2 * 576 * (1024 * 4096 + 4096 * 4096), lambda: proj(x)))
@@ -160,17 +169,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--json")
+    ap.add_argument("--device", default="cuda", help="cuda (the baseline) or cpu (to check the script)")
+    ap.add_argument("--modes", default="f32,tf32,f16", help="comma list of f32, tf32, f16")
+    ap.add_argument("--only", help="comma list of entry names")
     args = ap.parse_args()
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
     records = []
-    for mode, dtype, tf32 in [("f32", torch.float32, False), ("tf32", torch.float32, True), ("f16", torch.float16, False)]:
+    all_modes = {"f32": (torch.float32, False), "tf32": (torch.float32, True), "f16": (torch.float16, False)}
+    for mode in args.modes.split(","):
+        dtype, tf32 = all_modes[mode]
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         with torch.no_grad():
             for name, shape, flops, fn in entries(dev, dtype):
-                ms = median_ms(fn, args.repeats)
+                if args.only and name not in args.only.split(","):
+                    continue
+                ms = median_ms(fn, args.repeats, dev)
+                adapter = torch.cuda.get_device_name() if dev.type == "cuda" else "cpu"
                 rec = {"name": name, "shape": shape, "dtype": mode, "median_ms": ms, "gflops": (flops / ms / 1e6) if flops else None,
-                       "adapter": torch.cuda.get_device_name(), "backend": "cuda (pytorch %s)" % torch.__version__}
+                       "adapter": adapter, "backend": "%s (pytorch %s)" % (dev.type, torch.__version__)}
                 records.append(rec)
                 print(f"{mode:5} {name:12} {str(shape):24} {ms:9.3f} ms" + (f" {rec['gflops']:10.1f} GFLOP/s" if flops else ""))
     if args.json:

@@ -279,3 +279,15 @@ fn a_healthy_run_prints_nothing_that_looks_like_an_error() {
         assert!(st.status.success() && !err.to_lowercase().contains("error"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_closed_pipe_ends_vlmc_without_a_panic() {
+    use std::io::Read;
+    // `vlmc info | head -1`: the reader goes away after the first bytes.
+    let mut child = vlmc().arg("info").stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut first = [0u8; 8];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the pipe is closed
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
