@@ -74,6 +74,9 @@ enum Cmd {
         /// Compute dtype of the kernels and connectors: f32 or f16 (the ceilings stay f32).
         #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
         dtype: String,
+        /// Measure every kernel choice afresh (even with VLMC_AUTOTUNE=off) and fill the tuning cache.
+        #[arg(long)]
+        tune: bool,
     },
     /// How much of the context each connector scheme leaves for text, with measured connector times.
     Budget {
@@ -116,7 +119,7 @@ fn main() -> ExitCode {
         Cmd::Info { model_dir: None, .. } => info(),
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters, dtype } => demo::demo(iters, parse_dtype(&dtype)),
-        Cmd::Bench { only, shape, json, repeats, dtype } => demo::bench_cmd(only, shape, json, repeats, parse_dtype(&dtype)),
+        Cmd::Bench { only, shape, json, repeats, dtype, tune } => demo::bench_cmd(only, shape, json, repeats, parse_dtype(&dtype), tune),
         Cmd::Budget { context, image, tome_r, svg, no_time, dtype } => {
             demo::budget(context, &image, tome_r, svg, no_time, parse_dtype(&dtype))
         }

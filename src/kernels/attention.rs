@@ -95,6 +95,18 @@ impl Variant for AttnVariant {
             AttnVariant::Q8 => &registry::ATTENTION_Q8,
         }
     }
+    /// 4·(B·heads)·Lq·Lk·d for the tuning shape [B·heads, Lq, Lk, d].
+    fn work(shape: &[usize]) -> u64 {
+        4 * shape.iter().map(|&d| d as u64).product::<u64>()
+    }
+    fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()> {
+        let &[bh, lq, lk, d] = shape else { return Err(Error::shape("attention tuning shape", "[B·heads, Lq, Lk, d]", shape)) };
+        let mut rng = crate::util::Rng::new(0x7e57);
+        let mut t = |l: usize| Tensor::from_host(rec.gpu(), &rng.vec(bh * l * d, 1.0), &[bh, l, d], dtype);
+        let (q, k, v) = (t(lq)?, t(lk)?, t(lk)?);
+        let scale = 1.0 / (d as f32).sqrt();
+        record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), 1, d, scale, AttnOpts::default(), Some(self)).map(|_| ())
+    }
 }
 
 /// out[b, i, h·d + c] = Σ_j softmax_j(q_i·k_j·scale + mask_j) v_j. Returns [batch, lq, heads·d].

@@ -4,7 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::registry::{self, Kernel};
 use super::{checked_u32, choose, Activation, Variant};
-use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
+use crate::runtime::{Cost, DType, Error, Recorder, Result, Tensor};
 
 /// Mirrors `GemmParams` in gemm.wgsl.
 #[repr(C)]
@@ -154,6 +154,18 @@ impl Variant for GemmVariant {
             GemmVariant::T128 => &registry::GEMM_128,
             GemmVariant::Reg8 => &registry::GEMM_REG,
         }
+    }
+    /// 2·M·N·K for the tuning shape [M, N, K].
+    fn work(shape: &[usize]) -> u64 {
+        2 * shape.iter().map(|&d| d as u64).product::<u64>()
+    }
+    fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()> {
+        let &[m, n, k] = shape else { return Err(Error::shape("gemm tuning shape", "[M, N, K]", shape)) };
+        let mut rng = crate::util::Rng::new(0x7e57);
+        let x = Tensor::from_host(rec.gpu(), &rng.vec(m * k, 1.0), &[m, k], dtype)?;
+        let w = Tensor::from_host(rec.gpu(), &rng.vec(n * k, 1.0), &[n, k], dtype)?;
+        let y = Tensor::empty(rec.gpu(), &[m, n], dtype)?;
+        record_gemm_into(rec, &x, &w, None, &y, 0, Activation::Identity, None, Some(self))
     }
 }
 

@@ -35,6 +35,7 @@ pub mod activation;
 pub mod anyres;
 pub mod anyres_resize;
 pub mod attention;
+pub mod autotune;
 pub mod ceiling;
 pub mod elementwise;
 pub mod gemm;
@@ -46,7 +47,7 @@ pub mod tome;
 
 pub use activation::Activation;
 
-use crate::runtime::{DType, Error, Gpu, Result};
+use crate::runtime::{DType, Error, Gpu, Recorder, Result};
 
 pub use registry::{compose, Kernel, SHADER_FILES};
 
@@ -61,6 +62,11 @@ pub trait Variant: Copy + std::fmt::Debug + 'static {
     fn name(self) -> &'static str;
     /// The kernel it runs.
     fn kernel(self) -> &'static Kernel;
+    /// FLOPs of one launch at the family's tuning `shape` (what the autotuner weighs it by).
+    fn work(shape: &[usize]) -> u64;
+    /// Records one launch of this variant on fresh random data of the tuning `shape` (the one the
+    /// launcher hands [`choose`]), for the autotuner to time.
+    fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()>;
 }
 
 /// The variant to run: `explicit` if given, else the tuner's choice (forced, recorded for this
@@ -69,7 +75,14 @@ pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, s
     if let Some(v) = explicit {
         return v;
     }
-    let name = gpu.tuner.choose(V::FAMILY, dtype, shape, heuristic.name());
+    let t = &gpu.tuner;
+    let known = t.forced(V::FAMILY).is_some() || t.recorded(&t.key(V::FAMILY, dtype, shape)).is_some();
+    if !known && t.autotune() && V::work(shape) >= autotune::MIN_WORK {
+        if let Some(v) = autotune::measure::<V>(gpu, dtype, shape) {
+            return v;
+        }
+    }
+    let name = t.choose(V::FAMILY, dtype, shape, heuristic.name());
     V::ALL.iter().copied().find(|v| v.name() == name).unwrap_or(heuristic)
 }
 

@@ -13,46 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::error::{Error, Result};
+pub use super::options::GpuOptions;
 use super::pool::{BufferPool, PooledBuffer, STORAGE_USAGE};
 use super::tensor::DType;
-use super::tune::{Tuner, KERNELS_ENV};
+use super::tune::{AutotuneSettings, Tuner, KERNELS_ENV};
 use crate::kernels::registry::{compose, Kernel};
 
 /// One cache slot per (kernel, dtype): the map lock is held only to find the slot, the slot's lock
 /// while compiling, so two threads never compile the same pipeline and different ones compile in
 /// parallel.
 type PipelineSlot = Arc<Mutex<Option<Arc<wgpu::ComputePipeline>>>>;
-
-/// Options for [`Gpu::new_with`]. `Default` reads wgpu's environment variables.
-#[derive(Clone, Debug)]
-pub struct GpuOptions {
-    /// Backends to search (`WGPU_BACKEND`).
-    pub backends: wgpu::Backends,
-    /// Discrete vs integrated preference (`WGPU_POWER_PREF`).
-    pub power_preference: wgpu::PowerPreference,
-    /// Substring of the adapter name to pick (`WGPU_ADAPTER_NAME`).
-    pub adapter_name: Option<String>,
-    /// Cap `max_storage_buffer_binding_size` below the adapter's (tests use this to force the
-    /// paths that split big weights).
-    pub cap_storage_binding: Option<u32>,
-    /// Cap `max_compute_workgroups_per_dimension` (tests use this to reach the grid limits).
-    pub cap_workgroups_per_dimension: Option<u32>,
-    /// Forced kernel variants, `family=variant,...` (`VLMC_KERNELS`; see `runtime::tune`).
-    pub kernels: String,
-}
-
-impl Default for GpuOptions {
-    fn default() -> Self {
-        GpuOptions {
-            backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            power_preference: wgpu::PowerPreference::from_env().unwrap_or(wgpu::PowerPreference::HighPerformance),
-            adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
-            cap_storage_binding: None,
-            cap_workgroups_per_dimension: None,
-            kernels: std::env::var(KERNELS_ENV).unwrap_or_default(),
-        }
-    }
-}
 
 /// Optional features we use when the adapter has them.
 pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
@@ -188,24 +158,24 @@ impl Gpu {
         }))
         .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         log::info!("adapter: {} ({:?}, {:?}), features {:?}", info.name, info.backend, info.device_type, features);
-        Gpu::wrap(device, queue, info, &opts.kernels)
+        Gpu::wrap(device, queue, info, &opts.kernels, opts.autotune)
     }
 
     /// Wraps a device and queue the caller already has (e.g. from a renderer).
     /// Only the features enabled on that device are used. Fails only when `VLMC_KERNELS` names a
     /// kernel family or variant that does not exist.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Gpu> {
-        Gpu::wrap(device, queue, info, &std::env::var(KERNELS_ENV).unwrap_or_default())
+        Gpu::wrap(device, queue, info, &std::env::var(KERNELS_ENV).unwrap_or_default(), AutotuneSettings::default())
     }
 
-    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str) -> Result<Gpu> {
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str, autotune: AutotuneSettings) -> Result<Gpu> {
         for old in ["VLMC_GEMM", "VLMC_ATTENTION"] {
             if std::env::var_os(old).is_some() {
                 log::warn!("{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg,attention=v2|q8");
             }
         }
         let adapter_key = format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info);
-        let tuner = Tuner::new(adapter_key, kernels, &crate::kernels::tune_families())?;
+        let tuner = Tuner::with_autotune(adapter_key, kernels, &crate::kernels::tune_families(), autotune)?;
         let limits = device.limits();
         let features = device.features();
         let gl = info.backend == wgpu::Backend::Gl;

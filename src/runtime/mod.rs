@@ -2,11 +2,13 @@
 
 pub mod error;
 pub mod gpu;
+mod options;
 pub(crate) mod pool;
 pub(crate) use pool::{READY, UNWRITTEN};
 pub mod recorder;
 pub mod tensor;
 pub mod tune;
+pub mod tune_cache;
 
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, Gpu, GpuOptions};

@@ -2,11 +2,13 @@
 //! shape bucket).
 //!
 //! A choice is, in order: the variant a caller passes (tests sweep every variant this way); the one
-//! `VLMC_KERNELS` forces (`VLMC_KERNELS=gemm=reg,attention=q8`); one recorded for this key by
-//! [`Tuner::record`] (what measuring and the on-disk cache will fill); else the family's
-//! heuristic, which is today's shape-class rule and stays the fallback.
+//! `VLMC_KERNELS` forces (`VLMC_KERNELS=gemm=reg,attention=q8`); one recorded for this key (read
+//! from the disk cache when the `Gpu` is made, or measured: [`Tuner::record`]); else, when
+//! autotuning is on and the launch is big enough to time, the fastest variant measured now
+//! (`kernels::choose`), stored in memory and on disk; else the family's heuristic.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use super::error::{Error, Result};
@@ -36,6 +38,25 @@ pub struct Tuner {
     adapter: String,
     forced: HashMap<String, String>,
     recorded: Mutex<HashMap<TuneKey, &'static str>>,
+    /// Whether to measure at first use (`VLMC_AUTOTUNE`, on by default).
+    autotune: bool,
+    /// Where measured choices are kept between runs (none: in memory only).
+    cache: Option<PathBuf>,
+}
+
+/// How the tuner measures and where it keeps what it measured.
+#[derive(Clone, Debug)]
+pub struct AutotuneSettings {
+    /// Measure the variants at a shape's first use (`VLMC_AUTOTUNE=off` turns it off).
+    pub enabled: bool,
+    /// The cache file (`VLMC_TUNE_CACHE`, else the user's cache folder); `None` keeps nothing.
+    pub cache: Option<PathBuf>,
+}
+
+impl Default for AutotuneSettings {
+    fn default() -> AutotuneSettings {
+        AutotuneSettings { enabled: super::tune_cache::enabled_from_env(), cache: super::tune_cache::default_path() }
+    }
 }
 
 /// The environment variable that forces variants.
@@ -46,6 +67,17 @@ impl Tuner {
     /// none). `families` lists each family's variant names; anything else in `spec` is an error
     /// naming `VLMC_KERNELS`, the entry and the known choices.
     pub fn new(adapter: String, spec: &str, families: &[(&'static str, &'static [&'static str])]) -> Result<Tuner> {
+        Self::with_autotune(adapter, spec, families, AutotuneSettings { enabled: false, cache: None })
+    }
+
+    /// [`Tuner::new`] that also measures (per `autotune`) and starts from the choices the disk cache
+    /// holds for this adapter; entries naming unknown families or variants are skipped.
+    pub fn with_autotune(
+        adapter: String,
+        spec: &str,
+        families: &[(&'static str, &'static [&'static str])],
+        autotune: AutotuneSettings,
+    ) -> Result<Tuner> {
         let mut forced = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let known_families = || families.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ");
@@ -67,7 +99,40 @@ impl Tuner {
                 return Err(Error::config(KERNELS_ENV, format!("`{entry}`: family `{fam}` is forced twice")));
             }
         }
-        Ok(Tuner { adapter, forced, recorded: Mutex::new(HashMap::new()) })
+        let mut recorded = HashMap::new();
+        for (fam, dtype, bucket, var) in autotune.cache.as_deref().map(|p| super::tune_cache::load(p, &adapter)).unwrap_or_default() {
+            let known = families.iter().find(|(f, _)| *f == fam).and_then(|(f, vs)| Some((*f, *vs.iter().find(|v| **v == var)?)));
+            if let Some((family, variant)) = known {
+                recorded.insert(TuneKey { adapter: adapter.clone(), family, dtype, bucket }, variant);
+            }
+        }
+        Ok(Tuner { adapter, forced, recorded: Mutex::new(recorded), autotune: autotune.enabled, cache: autotune.cache })
+    }
+
+    /// Whether variants are measured at a shape's first use.
+    pub fn autotune(&self) -> bool {
+        self.autotune
+    }
+
+    /// Records a measured winner for `key` and writes it, with every variant's time, to the cache.
+    pub fn record_measured(&self, key: TuneKey, variant: &'static str, times: &[(&str, f64)]) {
+        if let Some(path) = &self.cache {
+            super::tune_cache::store(path, &key, variant, times);
+        }
+        self.record(key, variant);
+    }
+
+    /// Forgets every choice for this adapter, in memory and in the cache (to measure afresh).
+    pub fn clear(&self) {
+        self.recorded.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(path) = &self.cache {
+            super::tune_cache::clear(path, &self.adapter);
+        }
+    }
+
+    /// The adapter key choices are stored under (name | backend | driver).
+    pub fn adapter(&self) -> &str {
+        &self.adapter
     }
 
     /// The key a choice for `family` at `shape` in `dtype` is stored under.

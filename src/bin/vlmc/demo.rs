@@ -7,8 +7,9 @@ use vlm_connectors::internal::bench::{self, fresh, record_connector, seed, time_
 use vlm_connectors::kernels::anyres::record_anyres_pack;
 use vlm_connectors::kernels::pool::record_avg_pool2x2;
 use vlm_connectors::kernels::tome::record_tome;
+use vlm_connectors::runtime::tune::AutotuneSettings;
 use vlm_connectors::util::Rng;
-use vlm_connectors::{DType, Error, Gpu, Result, Tensor};
+use vlm_connectors::{DType, Error, Gpu, GpuOptions, Result, Tensor};
 
 /// The connectors at the seed's shapes with random weights: `vlmc bench` on the connector entries,
 /// with the adapter's ceilings for the %FMA / %BW columns.
@@ -26,8 +27,24 @@ pub fn demo(iters: Option<usize>, dtype: DType) -> Result<()> {
 }
 
 /// `vlmc bench`: kernels and connectors, with the adapter's ceilings, as a table and JSON.
-pub fn bench_cmd(only: Option<String>, shape: Option<String>, json: Option<PathBuf>, repeats: Option<usize>, dtype: DType) -> Result<()> {
-    let gpu = Gpu::new()?;
+pub fn bench_cmd(
+    only: Option<String>,
+    shape: Option<String>,
+    json: Option<PathBuf>,
+    repeats: Option<usize>,
+    dtype: DType,
+    tune: bool,
+) -> Result<()> {
+    let gpu = match tune {
+        false => Gpu::new()?,
+        true => {
+            let autotune = AutotuneSettings { enabled: true, ..AutotuneSettings::default() };
+            let gpu = Gpu::new_with(GpuOptions { autotune, ..GpuOptions::default() })?;
+            gpu.tuner().clear();
+            eprintln!("tuning afresh on {}", gpu.tuner().adapter());
+            gpu
+        }
+    };
     let mut o = BenchOptions { dtype, ..BenchOptions::for_gpu(&gpu) };
     o.only = only;
     if let Some(r) = repeats {
