@@ -291,3 +291,23 @@ fn a_closed_pipe_ends_vlmc_without_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn vlmc_profile_times_every_dispatch() {
+    let dir = case_dir("idefics_gated_xattn");
+    let (inputs, json) = (dir.join("inputs.safetensors"), tmp("profile.json"));
+    let st = vlmc().args(["profile", dir.to_str().unwrap(), "--inputs", inputs.to_str().unwrap(), "--json"]).arg(&json).output().unwrap();
+    let text = String::from_utf8_lossy(&st.stdout);
+    assert!(st.status.success() && text.contains("dispatches"), "{text}{}", String::from_utf8_lossy(&st.stderr));
+    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = records.as_array().unwrap();
+    // rmsnorm, q / kv GEMMs, attention, o_proj, rmsnorm, gate_up, gated activation, down.
+    assert_eq!(records.len(), 9, "{records:?}");
+    for r in records {
+        assert!(r["kernel"].is_string() && r["variant"].is_string() && r["grid"].as_array().is_some_and(|g| g.len() == 3), "{r}");
+        assert!(r["flops"].is_u64() && r["bytes"].as_u64().is_some_and(|b| b > 0) && r["ms"].as_f64().is_some_and(|m| m >= 0.0), "{r}");
+    }
+    assert!(records.iter().any(|r| r["kernel"] == "attention" || r["kernel"] == "attention_q8"));
+    let st = vlmc().args(["profile", "--demo", "resnet"]).output().unwrap();
+    assert!(!st.status.success() && String::from_utf8_lossy(&st.stderr).contains("one of llava"));
+}

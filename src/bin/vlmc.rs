@@ -78,6 +78,24 @@ enum Cmd {
         #[arg(long)]
         tune: bool,
     },
+    /// Time one forward kernel by kernel: each dispatch's kernel, variant, grid, FLOPs, bytes and
+    /// GPU time against the adapter's ceilings.
+    Profile {
+        /// A checkpoint folder to run (with --inputs); without it, --demo.
+        model_dir: Option<PathBuf>,
+        /// safetensors file with the inputs for MODEL_DIR.
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// A demo connector at the seed's shapes: llava, qformer, perceiver or gated_xattn.
+        #[arg(long)]
+        demo: Option<String>,
+        /// Compute dtype: f32 or f16.
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+        dtype: String,
+        /// Write one JSON record per dispatch (kernel, variant, grid, flops, bytes, ms).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// How much of the context each connector scheme leaves for text, with measured connector times.
     Budget {
         /// Context window of the language model, in tokens.
@@ -120,6 +138,7 @@ fn main() -> ExitCode {
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters, dtype } => demo::demo(iters, parse_dtype(&dtype)),
         Cmd::Bench { only, shape, json, repeats, dtype, tune } => demo::bench_cmd(only, shape, json, repeats, parse_dtype(&dtype), tune),
+        Cmd::Profile { model_dir, inputs, demo, dtype, json } => demo::profile(model_dir, inputs, demo, parse_dtype(&dtype), json),
         Cmd::Budget { context, image, tome_r, svg, no_time, dtype } => {
             demo::budget(context, &image, tome_r, svg, no_time, parse_dtype(&dtype))
         }

@@ -86,6 +86,15 @@ pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, s
     V::ALL.iter().copied().find(|v| v.name() == name).unwrap_or(heuristic)
 }
 
+/// (family, variant) of the registry kernel named `kernel`: the variant name for the tunable
+/// families (`gemm` 64 / 128 / reg, `attention` v2 / q8), `-` for the others.
+pub fn variant_of(kernel: &str) -> (&'static str, &'static str) {
+    let family = registry::ALL.iter().find(|k| k.name == kernel).map_or("?", |k| k.family);
+    let gemm = gemm::GemmVariant::ALL.iter().find(|v| v.kernel().name == kernel).map(|v| v.name());
+    let attn = attention::AttnVariant::ALL.iter().find(|v| v.kernel().name == kernel).map(|v| v.name());
+    (family, gemm.or(attn).unwrap_or("-"))
+}
+
 /// Every tunable family and its variant names (what `VLMC_KERNELS` accepts).
 pub fn tune_families() -> Vec<(&'static str, &'static [&'static str])> {
     vec![(gemm::GemmVariant::FAMILY, gemm::GemmVariant::NAMES), (attention::AttnVariant::FAMILY, attention::AttnVariant::NAMES)]

@@ -4,6 +4,7 @@ pub mod error;
 pub mod gpu;
 mod options;
 pub(crate) mod pool;
+pub mod profile;
 pub(crate) use pool::{READY, UNWRITTEN};
 pub mod recorder;
 pub mod tensor;
@@ -12,6 +13,6 @@ pub mod tune_cache;
 
 pub use error::{Error, Result};
 pub use gpu::{enumerate_adapters, Gpu, GpuOptions};
-pub use recorder::{Cost, Recorder, Timing};
+pub use recorder::{Cost, DispatchProfile, Recorder, Timing};
 pub use tensor::{DType, Tensor};
 pub use tune::Tuner;

@@ -11,14 +11,31 @@ use super::error::{Error, Result};
 use super::gpu::Gpu;
 use super::pool::PooledBuffer;
 
-struct Dispatch {
-    label: &'static str,
+pub(crate) struct Dispatch {
+    pub(crate) label: &'static str,
     pipeline: Arc<wgpu::ComputePipeline>,
     params_offset: u64,
     params_size: u64,
     /// (binding, buffer)
     buffers: Vec<(u32, Arc<PooledBuffer>)>,
-    workgroups: [u32; 3],
+    pub(crate) workgroups: [u32; 3],
+    pub(crate) cost: Cost,
+}
+
+/// One dispatch of a profiled forward ([`Recorder::submit_profiled`]).
+#[derive(Clone, Debug)]
+pub struct DispatchProfile {
+    /// The kernel (its registry name, e.g. `gemm_128`).
+    pub kernel: &'static str,
+    /// Workgroups launched, [x, y, z].
+    pub grid: [u32; 3],
+    /// FLOPs and bytes as the launcher counted them.
+    pub cost: Cost,
+    /// Milliseconds: GPU timestamps around the dispatch's own pass when the device has
+    /// TIMESTAMP_QUERY, else the wall clock around its own submit and wait.
+    pub ms: f64,
+    /// "gpu-timestamp" or "wall".
+    pub timer: &'static str,
 }
 
 /// Time of one submitted forward.
@@ -57,7 +74,7 @@ pub struct Recorder<'g> {
     /// Process-unique, never `READY` or `UNWRITTEN`: marks the buffers its kernels write.
     pub(crate) id: u64,
     gpu: &'g Gpu,
-    dispatches: Vec<Dispatch>,
+    pub(crate) dispatches: Vec<Dispatch>,
     params: Vec<u8>,
     cost: Cost,
     /// Buffers the recorded kernels write: pending (unreadable) until `submit` succeeds.
@@ -151,6 +168,7 @@ impl<'g> Recorder<'g> {
             params_size: bytes.len().div_ceil(16) as u64 * 16,
             buffers,
             workgroups,
+            cost,
         });
         Ok(())
     }
@@ -194,32 +212,7 @@ impl<'g> Recorder<'g> {
         let gpu_ms = match &queries {
             None => None,
             Some(qs) => {
-                let read = gpu.scoped("timestamps", || {
-                    let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("ts resolve"),
-                        size: 16,
-                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                        mapped_at_creation: false,
-                    });
-                    let read = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("ts read"),
-                        size: 16,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    });
-                    let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
-                    enc.resolve_query_set(qs, 0..2, &resolve, 0);
-                    enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
-                    gpu.queue.submit(Some(enc.finish()));
-                    read
-                })?;
-                let slice = read.slice(..);
-                gpu.serialized(|| slice.map_async(wgpu::MapMode::Read, |_| {}));
-                gpu.wait()?;
-                let ticks: Vec<u64> = gpu.serialized(|| -> Result<Vec<u64>> {
-                    let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
-                    Ok(bytemuck::cast_slice(&view).to_vec())
-                })?;
+                let ticks = read_timestamps(gpu, qs, 2)?;
                 let ns = ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
                 (ns > 0.0).then_some(ns * 1e-6)
             }
@@ -229,17 +222,30 @@ impl<'g> Recorder<'g> {
 
     fn encode_and_submit(mut self, timestamps: Option<&wgpu::QuerySet>) -> Result<()> {
         if !self.dispatches.is_empty() {
-            self.encode_and_submit_dispatches(timestamps)?;
+            self.encode_and_submit_dispatches(0..self.dispatches.len(), timestamps, false)?;
         }
+        self.finish_submitted();
+        Ok(())
+    }
+
+    /// After submitting: what the kernels write is readable now; the dispatches are gone.
+    pub(crate) fn finish_submitted(&mut self) {
         // Submitted (or nothing to run): what the kernels write is readable now.
         for w in self.written.drain(..) {
             w.written_by(self.id);
         }
         self.dispatches.clear();
-        Ok(())
     }
 
-    fn encode_and_submit_dispatches(&mut self, timestamps: Option<&wgpu::QuerySet>) -> Result<()> {
+    /// Encodes dispatches `range` into one command buffer and submits it: one compute pass for
+    /// them all (timestamps 0 and 1 around it), or with `per_dispatch` a pass each (timestamps
+    /// 2i and 2i + 1 around dispatch i of the range; for profiling).
+    pub(crate) fn encode_and_submit_dispatches(
+        &mut self,
+        range: std::ops::Range<usize>,
+        timestamps: Option<&wgpu::QuerySet>,
+        per_dispatch: bool,
+    ) -> Result<()> {
         let gpu = self.gpu;
         // Pad so the last params struct can be bound with its 16-byte-rounded size.
         let end = self.dispatches.iter().map(|d| d.params_offset + d.params_size).max().unwrap_or(16);
@@ -249,8 +255,8 @@ impl<'g> Recorder<'g> {
             gpu.queue.write_buffer(uniforms.buffer(), 0, &self.params);
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") });
             {
-                let groups: Vec<wgpu::BindGroup> = self
-                    .dispatches
+                let dispatches = &self.dispatches[range];
+                let groups: Vec<wgpu::BindGroup> = dispatches
                     .iter()
                     .map(|d| {
                         let mut entries = vec![wgpu::BindGroupEntry {
@@ -271,16 +277,22 @@ impl<'g> Recorder<'g> {
                         })
                     })
                     .collect();
-                let timestamp_writes = timestamps.map(|qs| wgpu::ComputePassTimestampWrites {
-                    query_set: qs,
-                    beginning_of_pass_write_index: Some(0),
-                    end_of_pass_write_index: Some(1),
-                });
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes });
-                for (d, g) in self.dispatches.iter().zip(&groups) {
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, g, &[]);
-                    pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+                let passes: Vec<std::ops::Range<usize>> = match per_dispatch {
+                    true => (0..dispatches.len()).map(|i| i..i + 1).collect(),
+                    false => std::iter::once(0..dispatches.len()).collect(),
+                };
+                for (p, r) in passes.into_iter().enumerate() {
+                    let timestamp_writes = timestamps.map(|qs| wgpu::ComputePassTimestampWrites {
+                        query_set: qs,
+                        beginning_of_pass_write_index: Some(2 * p as u32),
+                        end_of_pass_write_index: Some(2 * p as u32 + 1),
+                    });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes });
+                    for (d, g) in dispatches[r.clone()].iter().zip(&groups[r]) {
+                        pass.set_pipeline(&d.pipeline);
+                        pass.set_bind_group(0, g, &[]);
+                        pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+                    }
                 }
             }
             gpu.queue.submit(Some(enc.finish()));
@@ -288,4 +300,29 @@ impl<'g> Recorder<'g> {
         log::debug!("submitted {} kernels", self.dispatches.len());
         Ok(())
     }
+}
+
+/// Resolves and reads `count` timestamps (raw ticks) of a query set whose passes were submitted.
+pub(crate) fn read_timestamps(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
+    let bytes = 8 * count as u64;
+    let read = gpu.scoped("timestamps", || {
+        let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+        let resolve =
+            gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts resolve"), size: bytes, usage, mapped_at_creation: false });
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let read =
+            gpu.device.create_buffer(&wgpu::BufferDescriptor { label: Some("ts read"), size: bytes, usage, mapped_at_creation: false });
+        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timestamps") });
+        enc.resolve_query_set(qs, 0..count, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+        gpu.queue.submit(Some(enc.finish()));
+        read
+    })?;
+    let slice = read.slice(..);
+    gpu.serialized(|| slice.map_async(wgpu::MapMode::Read, |_| {}));
+    gpu.wait()?;
+    gpu.serialized(|| -> Result<Vec<u64>> {
+        let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
+        Ok(bytemuck::cast_slice(&view).to_vec())
+    })
 }

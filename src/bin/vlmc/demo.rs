@@ -138,3 +138,82 @@ pub fn budget(context: usize, image: &str, tome_r: usize, svg: Option<PathBuf>, 
     }
     Ok(())
 }
+
+/// `vlmc profile`: one forward, kernel by kernel, next to the adapter's ceilings.
+pub fn profile(model_dir: Option<PathBuf>, inputs: Option<PathBuf>, demo: Option<String>, dt: DType, json: Option<PathBuf>) -> Result<()> {
+    use vlm_connectors::checkpoint::WeightSource;
+    use vlm_connectors::connectors::{Connector, LoadOptions};
+    let gpu = Gpu::new()?;
+    let mut rng = Rng::new(7);
+    let (what, connector, inputs) = match (model_dir, inputs, demo.as_deref()) {
+        (Some(dir), Some(file), None) => {
+            let c = Connector::from_dir_opts(&gpu, &dir, &LoadOptions { dtype: dt, ..Default::default() })?;
+            let inputs = Inputs::read_as(&gpu, &WeightSource::open_file(&file)?, c.input_names(), dt)?;
+            (dir.display().to_string(), c, inputs)
+        }
+        (None, None, Some(name)) => {
+            let (c, input, shape): (_, &str, &[usize]) = match name {
+                "llava" => (seed::llava(&gpu, dt)?, "image_features", &[1, 576, 1024]),
+                "qformer" => (seed::qformer(&gpu, dt)?, "image_embeds", &[1, 257, 1408]),
+                "perceiver" => (seed::perceiver(&gpu, dt)?, "vision_features", &[1, 4, 1, 257, 1024]),
+                "gated_xattn" => (seed::gated_xattn(&gpu, dt)?, "hidden_states", &[1, 128, 4096]),
+                other => {
+                    return Err(Error::Input {
+                        name: "--demo".into(),
+                        message: format!("`{other}`: one of llava, qformer, perceiver, gated_xattn"),
+                    })
+                }
+            };
+            let mut inputs = Inputs::new().with_tensor(input, fresh(&gpu, &mut rng, shape, dt)?);
+            if name == "gated_xattn" {
+                inputs = inputs.with_tensor("media", fresh(&gpu, &mut rng, &[1, 4, 64, 1024], dt)?).with_ints(
+                    "media_locations",
+                    &[1, 128],
+                    seed::media_locations(),
+                );
+            }
+            (format!("demo {name}"), c, inputs)
+        }
+        _ => return Err(Error::Input { name: "profile".into(), message: "give MODEL_DIR with --inputs, or --demo NAME".into() }),
+    };
+    // The ceilings first, then one untimed forward (pipelines, autotuning), then the profiled one.
+    let o = BenchOptions { only: Some("fma_peak,copy_bw".into()), ..BenchOptions::for_gpu(&gpu) };
+    let ceilings = bench::run(&gpu, &o, |_| {})?;
+    let (peak_flops, peak_bw) = (ceilings[0].gflops(), ceilings[1].gbps());
+    let mut warm = vlm_connectors::Recorder::new(&gpu);
+    connector.record(&mut warm, &inputs)?;
+    warm.submit()?;
+    gpu.wait()?;
+    let mut rec = vlm_connectors::Recorder::new(&gpu);
+    connector.record(&mut rec, &inputs)?;
+    let dispatches = rec.submit_profiled()?;
+    println!("{what} on {} ({:?}); ceilings {peak_flops:.1} GFLOP/s, {peak_bw:.1} GB/s", gpu.describe(), connector.dtype());
+    println!(
+        "{:>3} {:<20} {:>7} {:<16} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6}",
+        "#", "kernel", "variant", "grid", "MFLOP", "MB", "ms", "GFLOP/s", "GB/s", "%FMA", "%BW"
+    );
+    let mut records = Vec::new();
+    for (i, d) in dispatches.iter().enumerate() {
+        let (_, variant) = vlm_connectors::kernels::variant_of(d.kernel);
+        let (gf, gb) = (d.cost.flops as f64 / d.ms.max(1e-9) / 1e6, d.cost.bytes as f64 / d.ms.max(1e-9) / 1e6);
+        let grid = format!("{}×{}×{}", d.grid[0], d.grid[1], d.grid[2]);
+        println!(
+            "{i:>3} {:<20} {variant:>7} {grid:<16} {:>9.2} {:>9.2} {:>9.3} {gf:>9.1} {gb:>8.1} {:>6.1} {:>6.1}",
+            d.kernel,
+            d.cost.flops as f64 / 1e6,
+            d.cost.bytes as f64 / 1e6,
+            d.ms,
+            100.0 * gf / peak_flops.max(1e-9),
+            100.0 * gb / peak_bw.max(1e-9)
+        );
+        records.push(serde_json::json!({ "kernel": d.kernel, "variant": variant, "grid": d.grid, "flops": d.cost.flops, "bytes": d.cost.bytes, "ms": d.ms, "timer": d.timer }));
+    }
+    let total: f64 = dispatches.iter().map(|d| d.ms).sum();
+    println!("{} dispatches, {total:.3} ms in all (timer: {})", dispatches.len(), dispatches.first().map_or("-", |d| d.timer));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Array(records)).expect("JSON of plain values");
+        std::fs::write(&path, text).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
