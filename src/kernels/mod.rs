@@ -65,7 +65,7 @@ pub trait Variant: Copy + std::fmt::Debug + 'static {
     /// FLOPs of one launch at the family's tuning `shape` (what the autotuner weighs it by).
     fn work(shape: &[usize]) -> u64;
     /// Records one launch of this variant on fresh random data of the tuning `shape` (the one the
-    /// launcher hands [`choose`]), for the autotuner to time.
+    /// launcher hands the tuner), for the autotuner to time.
     fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()>;
 }
 

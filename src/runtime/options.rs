@@ -2,7 +2,7 @@
 
 use super::tune::{AutotuneSettings, KERNELS_ENV};
 
-/// Options for [`Gpu::new_with`]. `Default` reads wgpu's environment variables.
+/// Options for [`Gpu::new_with`](super::Gpu::new_with). `Default` reads wgpu's environment variables.
 #[derive(Clone, Debug)]
 pub struct GpuOptions {
     /// Backends to search (`WGPU_BACKEND`).
