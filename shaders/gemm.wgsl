@@ -16,8 +16,8 @@ struct GemmParams {
     alpha: f32,
     ldy: u32,      // row stride of y and res (≥ n)
     y_off: u32,    // first column of y written by this dispatch
-    _p0: u32,
-    _p1: u32,
+    k_chunk: u32,  // gemm_split: K per split (a multiple of BK)
+    splits: u32,   // gemm_reduce: partial products to add
     _p2: u32,
 };
 
@@ -36,23 +36,27 @@ const BK: u32 = 16u;
 var<workgroup> xs: array<vec4<f32>, 256>;
 var<workgroup> ws: array<vec4<f32>, 256>;
 
+// Bias, activation, residual and the store of output (row, col): the caller guards the bounds.
+fn store(row: u32, col: u32, acc: f32) {
+    var v = acc;
+    if (p.has_bias != 0u) { v += f32(bias[col]); }
+    v = activate(v, p.act);
+    let at = row * p.ldy + p.y_off + col;
+    if (p.has_res != 0u) { v = f32(res[at]) + p.alpha * v; }
+    y[at] = elem(v);
+}
+
 fn epilogue(row: u32, col0: u32, acc: vec4<f32>) {
     if (row >= p.m) { return; }
     for (var j = 0u; j < 4u; j++) {
         let col = col0 + j;
         if (col >= p.n) { return; }
-        var v = acc[j];
-        if (p.has_bias != 0u) { v += f32(bias[col]); }
-        v = activate(v, p.act);
-        let at = row * p.ldy + p.y_off + col;
-        if (p.has_res != 0u) { v = f32(res[at]) + p.alpha * v; }
-        y[at] = elem(v);
+        store(row, col, acc[j]);
     }
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+// The 64×64 tile of workgroup (wid.x, wid.y) over depths kbeg..kend: this thread's 4×4 block.
+fn gemm64(wid: vec3<u32>, lid: vec3<u32>, li: u32, kbeg: u32, kend: u32) -> array<vec4<f32>, 4> {
     let m0 = wid.y * BM;
     let n0 = wid.x * BN;
     // This thread's 4×4 block: rows m0 + 4·ty + i, columns n0 + 4·tx + j; one vec4 per row.
@@ -61,7 +65,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = kbeg; k0 < kend; k0 += BK) {
         // 1. Stage a 64×16 slab of x and of W (K-contiguous loads, zero outside the matrix).
         for (var l = 0u; l < 4u; l++) {
             let idx = li + 256u * l;
@@ -71,9 +75,9 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let gm = m0 + r;
             let gn = n0 + r;
             var xv = 0.0;
-            if (gm < p.m && gk < p.k) { xv = f32(x[gm * p.k + gk]); }
+            if (gm < p.m && gk < kend) { xv = f32(x[gm * p.k + gk]); }
             var wv = 0.0;
-            if (gn < p.n && gk < p.k) { wv = f32(w[gn * p.k + gk]); }
+            if (gn < p.n && gk < kend) { wv = f32(w[gn * p.k + gk]); }
             xs[c * 16u + r / 4u][r % 4u] = xv;
             ws[c * 16u + r / 4u][r % 4u] = wv;
         }
@@ -89,14 +93,45 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         workgroupBarrier();
     }
+    return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+}
 
+@compute @workgroup_size(16, 16, 1)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let acc = gemm64(wid, lid, li, 0u, p.k);
     // 3. Epilogue: bias, activation, residual; guarded stores.
-    let r0 = m0 + 4u * lid.y;
-    let c0 = n0 + 4u * lid.x;
-    epilogue(r0, c0, acc0);
-    epilogue(r0 + 1u, c0, acc1);
-    epilogue(r0 + 2u, c0, acc2);
-    epilogue(r0 + 3u, c0, acc3);
+    let r0 = wid.y * BM + 4u * lid.y;
+    let c0 = wid.x * BN + 4u * lid.x;
+    for (var i = 0u; i < 4u; i++) { epilogue(r0 + i, c0, acc[i]); }
+}
+
+// gemm_split (split-K): workgroup z computes the 64×64 tile over depths z·k_chunk.. and stores
+// the raw partial product at y[(z·m + row)·n + col]; gemm_reduce then adds the `splits` partials
+// and applies the epilogue. For grids with few tiles (small M or N, large K): more workgroups.
+@compute @workgroup_size(16, 16, 1)
+fn gemm_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    let kbeg = wid.z * p.k_chunk;
+    let acc = gemm64(wid, lid, li, kbeg, min(p.k, kbeg + p.k_chunk));
+    let r0 = wid.y * BM + 4u * lid.y;
+    let c0 = wid.x * BN + 4u * lid.x;
+    for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) {
+            if (r0 + i < p.m && c0 + j < p.n) { y[(wid.z * p.m + r0 + i) * p.n + c0 + j] = elem(acc[i][j]); }
+        }
+    }
+}
+
+// gemm_reduce: y = epilogue(Σ_z partial[z]) over the `splits` partial products in x [splits, m, n].
+@compute @workgroup_size(256, 1, 1)
+fn gemm_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    if (i >= p.m * p.n) { return; }
+    var v = 0.0;
+    for (var z = 0u; z < p.splits; z++) { v += f32(x[z * p.m * p.n + i]); }
+    store(i / p.n, i % p.n, v);
 }
 
 // gemm_128: the same GEMM with a 128×128 tile per workgroup and 8×8 outputs per thread: four

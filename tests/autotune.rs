@@ -47,7 +47,7 @@ fn the_first_use_measures_and_the_cache_carries_the_choice() {
         (entry["adapter"].as_str(), entry["family"].as_str(), entry["variant"].as_str()),
         (Some(g.tuner().adapter()), Some("gemm"), Some(chosen))
     );
-    assert_eq!(entry["ms"].as_object().unwrap().len(), 3, "64, 128 and reg were timed: {entry}");
+    assert_eq!(entry["ms"].as_object().unwrap().len(), 4, "64, 128, reg and split were timed: {entry}");
     // A new Gpu starts from the cache, without measuring; a rerun is bit-identical.
     let g2 = gpu_with(&path, false, "");
     assert_eq!(g2.tuner().recorded(&g2.tuner().key("gemm", DType::F32, &[300, 400, 500])), Some(chosen), "same bucket");

@@ -29,6 +29,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
         (65, 1000, 1000),
         (257, 1, 7),
         (129, 257, 130),
+        (7, 2049, 65), // deep K over few tiles: split-K's case (16 splits)
     ];
     for &(m, k, n) in &shapes {
         for (bias, variant) in [
@@ -37,6 +38,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
             (false, GemmVariant::T128),
             (true, GemmVariant::T128),
             (true, GemmVariant::Reg8),
+            (true, GemmVariant::SplitK),
         ] {
             let x = rng.vec(m * k, 1.0);
             let w = rng.vec(n * k, 1.0 / (k as f32).sqrt());
@@ -67,7 +69,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
 fn gemm_fused_activations_and_residual_in_every_variant() {
     let g = gpu();
     let mut rng = Rng::new(12);
-    let (m, k, n) = (65, 63, 129);
+    let (m, k, n) = (65, 263, 129); // K deep enough for split-K to split (2 ways)
     let x = rng.vec(m * k, 2.0);
     let w = rng.vec(n * k, 0.3);
     let b = rng.vec(n, 1.0);
@@ -392,4 +394,16 @@ fn gather_rows_matches_cpu_and_refuses_bad_ids() {
                 .to_string();
         assert!(e.contains("qformer_input_ids") && e.contains(&format!("id {bad} at position 1")), "{e}");
     }
+}
+
+#[test]
+fn split_k_plans_fill_a_large_gpu_only_where_the_tiles_do_not() {
+    use vlm_connectors::kernels::gemm::{split_k, TARGET_WORKGROUPS};
+    // Q-Former 32×768×768 (12 tiles): 6 splits (K / 128 caps it); LLaVA 576×1024×4096: 576 tiles, none.
+    assert_eq!(split_k(32, 768, 768), 6);
+    assert_eq!(split_k(576, 4096, 1024), 1);
+    assert_eq!(split_k(64, 64, 100), 1, "K below 128 does not split");
+    assert_eq!(split_k(0, 64, 4096), 1);
+    let s = split_k(64, 1024, 8192);
+    assert!(16 * s >= TARGET_WORKGROUPS && 8192 / s >= 128, "{s}");
 }

@@ -19,7 +19,9 @@ pub(crate) struct GemmParams {
     pub alpha: f32,
     pub ldy: u32,
     pub y_off: u32,
-    pub _p: [u32; 3],
+    pub k_chunk: u32,
+    pub splits: u32,
+    pub _p: u32,
 }
 
 /// Rows per block when a weight is split to fit the binding limit: a multiple of the 64-wide tiles,
@@ -103,19 +105,58 @@ pub fn record_gemm_into(
         alpha: residual.map(|r| r.alpha).unwrap_or(1.0),
         ldy: checked_u32(op, ldy)?,
         y_off: checked_u32(op, y_off)?,
-        _p: [0; 3],
+        k_chunk: 0,
+        splits: 1,
+        _p: 0,
     };
     let dtype = x.dtype();
-    // Heuristic by shape class: the 128×128 tile once both sides fill it, else the 64×64 one.
-    let heuristic = if m >= 128 && n >= 128 { GemmVariant::T128 } else { GemmVariant::T64 };
+    // The untuned plan is a large GPU's: split K when the 64×64 tiles leave it idle (fewer than
+    // two workgroups per SM of a 132-SM part) and K is deep enough to share; else the 128×128
+    // tile once both sides fill it, else the 64×64 one. Autotuning adapts it to smaller devices.
+    let heuristic = match split_k(m, n, k) {
+        s if s > 1 => GemmVariant::SplitK,
+        _ if m >= 128 && n >= 128 => GemmVariant::T128,
+        _ => GemmVariant::T64,
+    };
     let v = choose(rec.gpu(), variant, dtype, &[m, n, k], heuristic);
-    let tile = v.tile();
-    let groups = [params.n.div_ceil(tile), params.m.div_ceil(tile), 1];
     let e = dtype.size() as u64;
-    let (m, n, k) = (m as u64, n as u64, k as u64);
-    let bytes = e * (m * k + n * k + m * n + residual.map_or(0, |_| m * n) + b.map_or(0, |_| n));
-    let cost = Cost { flops: 2 * m * n * k, bytes };
-    rec.launch(v.kernel(), dtype, &params, &[Some(x), Some(w), b, residual.map(|r| r.res), Some(y)], groups, cost)
+    let (m64, n64, k64) = (m as u64, n as u64, k as u64);
+    let bytes = e * (m64 * k64 + n64 * k64 + m64 * n64 + residual.map_or(0, |_| m64 * n64) + b.map_or(0, |_| n64));
+    let cost = Cost { flops: 2 * m64 * n64 * k64, bytes };
+    let splits = if v == GemmVariant::SplitK { split_k(m, n, k) } else { 1 };
+    if splits <= 1 {
+        let kernel = if v == GemmVariant::SplitK { &registry::GEMM_64 } else { v.kernel() };
+        let tile = v.tile();
+        let groups = [params.n.div_ceil(tile), params.m.div_ceil(tile), 1];
+        return rec.launch(kernel, dtype, &params, &[Some(x), Some(w), b, residual.map(|r| r.res), Some(y)], groups, cost);
+    }
+    // Split-K: partial products [splits, m, n], then one pass adds them with the epilogue.
+    let k_chunk = k.div_ceil(splits).div_ceil(16) * 16;
+    let splits = k.div_ceil(k_chunk);
+    let partial = Tensor::empty(rec.gpu(), &[splits, m, n], dtype)?;
+    let split_params = GemmParams { k_chunk: checked_u32(op, k_chunk)?, splits: checked_u32(op, splits)?, ..params };
+    let groups = [params.n.div_ceil(64), params.m.div_ceil(64), checked_u32(op, splits)?];
+    let partial_bytes = e * splits as u64 * m64 * n64;
+    let split_cost = Cost { flops: cost.flops, bytes: cost.bytes - e * m64 * n64 + partial_bytes };
+    rec.launch(&registry::GEMM_SPLIT, dtype, &split_params, &[Some(x), Some(w), Some(&partial)], groups, split_cost)?;
+    let reduce_cost = Cost { flops: splits as u64 * m64 * n64, bytes: partial_bytes + e * m64 * n64 };
+    let n_out = checked_u32(op, m * n)?;
+    let tensors = [Some(&partial), b, residual.map(|r| r.res), Some(y)];
+    rec.launch(&registry::GEMM_REDUCE, dtype, &split_params, &tensors, super::grid_1d(rec.gpu(), n_out.div_ceil(256)), reduce_cost)
+}
+
+/// Workgroups a large GPU wants busy: two per SM of a 132-SM part (H100 / H200).
+pub const TARGET_WORKGROUPS: usize = 264;
+
+/// How many ways the split-K plan divides K for an M×N×K GEMM: enough 64×64 tiles × splits to
+/// reach [`TARGET_WORKGROUPS`], with at least 128 of K per split; 1 (no split) when the tiles
+/// already fill the GPU or K is too shallow to share.
+pub fn split_k(m: usize, n: usize, k: usize) -> usize {
+    let tiles = m.div_ceil(64) * n.div_ceil(64);
+    if tiles >= TARGET_WORKGROUPS || m * n == 0 {
+        return 1;
+    }
+    TARGET_WORKGROUPS.div_ceil(tiles).min(k / 128).max(1)
 }
 
 /// The GEMM kernel versions in gemm.wgsl (family `gemm`).
@@ -127,11 +168,14 @@ pub enum GemmVariant {
     T128,
     /// No workgroup memory: 8×8 per thread straight from global memory, 64×64 per workgroup (`gemm_reg`, `gemm=reg`).
     Reg8,
+    /// Split-K: the 64×64 tile over K / splits per workgroup, then a reduction with the epilogue
+    /// (`gemm_split` + `gemm_reduce`, `gemm=split`); the 64×64 GEMM where K does not split.
+    SplitK,
 }
 
 impl GemmVariant {
     /// Names as `VLMC_KERNELS` spells them, in [`Variant::ALL`] order.
-    pub const NAMES: &'static [&'static str] = &["64", "128", "reg"];
+    pub const NAMES: &'static [&'static str] = &["64", "128", "reg", "split"];
 
     /// Output tile side of one workgroup.
     pub fn tile(self) -> u32 {
@@ -144,7 +188,7 @@ impl GemmVariant {
 
 impl Variant for GemmVariant {
     const FAMILY: &'static str = "gemm";
-    const ALL: &'static [Self] = &[GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8];
+    const ALL: &'static [Self] = &[GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8, GemmVariant::SplitK];
     fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
@@ -153,6 +197,7 @@ impl Variant for GemmVariant {
             GemmVariant::T64 => &registry::GEMM_64,
             GemmVariant::T128 => &registry::GEMM_128,
             GemmVariant::Reg8 => &registry::GEMM_REG,
+            GemmVariant::SplitK => &registry::GEMM_SPLIT,
         }
     }
     /// 2·M·N·K for the tuning shape [M, N, K].

@@ -87,12 +87,14 @@ pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, s
 }
 
 /// (family, variant) of the registry kernel named `kernel`: the variant name for the tunable
-/// families (`gemm` 64 / 128 / reg, `attention` v2 / q8), `-` for the others.
+/// families (`gemm` 64 / 128 / reg / split, with `gemm_reduce` part of split; `attention` v2 /
+/// q8), `-` for the others.
 pub fn variant_of(kernel: &str) -> (&'static str, &'static str) {
     let family = registry::ALL.iter().find(|k| k.name == kernel).map_or("?", |k| k.family);
     let gemm = gemm::GemmVariant::ALL.iter().find(|v| v.kernel().name == kernel).map(|v| v.name());
     let attn = attention::AttnVariant::ALL.iter().find(|v| v.kernel().name == kernel).map(|v| v.name());
-    (family, gemm.or(attn).unwrap_or("-"))
+    let split = (kernel == registry::GEMM_REDUCE.name).then_some("split");
+    (family, gemm.or(attn).or(split).unwrap_or("-"))
 }
 
 /// Every tunable family and its variant names (what `VLMC_KERNELS` accepts).

@@ -115,6 +115,8 @@ const ATTN_BINDINGS: [Binding; 6] = [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "ma
 kernel!(GEMM_64, "gemm", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_REG, "gemm_reg", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
+kernel!(GEMM_SPLIT, "gemm_split", "gemm", "gemm.wgsl", &[f(1, "x"), f(2, "w"), out(5, "y")]);
+kernel!(GEMM_REDUCE, "gemm_reduce", "gemm", "gemm.wgsl", &[f(1, "x"), opt(3, "bias"), opt(4, "res"), out(5, "y")]);
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")], F32);
@@ -147,6 +149,8 @@ pub const ALL: &[&Kernel] = &[
     &GEMM_64,
     &GEMM_128,
     &GEMM_REG,
+    &GEMM_SPLIT,
+    &GEMM_REDUCE,
     &ATTENTION,
     &ATTENTION_Q8,
     &MEDIA_RANGES,
