@@ -407,3 +407,35 @@ fn split_k_plans_fill_a_large_gpu_only_where_the_tiles_do_not() {
     let s = split_k(64, 1024, 8192);
     assert!(16 * s >= TARGET_WORKGROUPS && 8192 / s >= 128, "{s}");
 }
+
+#[test]
+fn every_seed_gemm_fills_a_large_gpu_or_splits_k() {
+    use vlm_connectors::kernels::gemm::{split_k, TARGET_WORKGROUPS};
+    // (M, N, K) of the demo connectors' GEMMs: LLaVA-1.5's projector; the Q-Former's query-side
+    // projections, FFN and language projection, and its cross-attention K/V over 257 ViT-g tokens;
+    // the Perceiver's (4 media × 64 latents, and K/V over 4 × (257 + 64) tokens) and FFN; the gated
+    // block's (128 text tokens; K/V over 4 × 64 media tokens).
+    let seeds: [(usize, usize, usize); 17] = [
+        (576, 4096, 1024),
+        (576, 4096, 4096),
+        (32, 768, 768),
+        (32, 3072, 768),
+        (32, 768, 3072),
+        (32, 2560, 768),
+        (257, 1536, 1408),
+        (256, 512, 1024),
+        (1284, 1024, 1024),
+        (256, 1024, 512),
+        (256, 4096, 1024),
+        (256, 1024, 4096),
+        (128, 512, 4096),
+        (256, 1024, 1024),
+        (128, 4096, 512),
+        (128, 16384, 4096),
+        (128, 4096, 16384),
+    ];
+    for (m, n, k) in seeds {
+        let tiles = m.div_ceil(64) * n.div_ceil(64);
+        assert!(tiles >= TARGET_WORKGROUPS || split_k(m, n, k) > 1, "{m}×{n}×{k}: {tiles} tiles and no split");
+    }
+}

@@ -55,15 +55,20 @@ fn vlmc_kernels_forces_a_variant_and_rejects_unknown_ones() {
     record_linear(&mut rec, &x, &w, None, Activation::Identity, None).unwrap();
     record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
     assert_eq!(rec.labels(), ["gemm_reg", "attention"], "heuristic would pick gemm_128 and attention_q8");
-    // Without forcing, the heuristic: 128 tiles at M, N ≥ 128; q8 from 8 query rows.
-    let g = Gpu::new_with(GpuOptions { kernels: String::new(), ..Default::default() }).unwrap();
+    // Without forcing or tuning, the plan for a large GPU: 128 tiles at M, N ≥ 128; split-K where
+    // the tiles are few and K deep; q8 only while its grid has ≥ 264 workgroups, else v2.
+    let autotune = vlm_connectors::runtime::tune::AutotuneSettings { enabled: false, cache: None };
+    let g = Gpu::new_with(GpuOptions { kernels: String::new(), autotune, ..Default::default() }).unwrap();
     let mut rec = Recorder::new(&g);
     record_linear(&mut rec, &up(&g, &[200, 16]), &up(&g, &[200, 16]), None, Activation::Identity, None).unwrap();
     record_linear(&mut rec, &up(&g, &[7, 16]), &up(&g, &[200, 16]), None, Activation::Identity, None).unwrap();
+    record_linear(&mut rec, &up(&g, &[32, 768]), &up(&g, &[768, 768]), None, Activation::Identity, None).unwrap();
     let (q7, q8) = (up(&g, &[1, 7, 16]), up(&g, &[1, 8, 16]));
     record_attention(&mut rec, Heads::all(&q7), Heads::all(&q7), Heads::all(&q7), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
     record_attention(&mut rec, Heads::all(&q8), Heads::all(&q8), Heads::all(&q8), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
-    assert_eq!(rec.labels(), ["gemm_128", "gemm", "attention", "attention_q8"]);
+    let wide = up(&g, &[2, 1024, 16]); // 128 blocks of 8 rows × 2 heads × 2 = 512 workgroups
+    record_attention(&mut rec, Heads::all(&wide), Heads::all(&wide), Heads::all(&wide), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
+    assert_eq!(rec.labels(), ["gemm_128", "gemm", "gemm_split", "gemm_reduce", "attention", "attention", "attention_q8"]);
     for bad in ["gemm=256", "conv=1", "gemm"] {
         let e = Gpu::new_with(GpuOptions { kernels: bad.into(), ..Default::default() }).err().unwrap().to_string();
         assert!(e.contains("VLMC_KERNELS") && e.contains(bad), "{bad}: {e}");

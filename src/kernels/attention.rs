@@ -110,7 +110,7 @@ impl Variant for AttnVariant {
 }
 
 /// out[b, i, h·d + c] = Σ_j softmax_j(q_i·k_j·scale + mask_j) v_j. Returns [batch, lq, heads·d].
-/// `variant`: the kernel version, `None` to let the tuner choose (q8 from 8 query rows up).
+/// `variant`: the kernel version, `None` to let the tuner choose (measured, or the large-GPU plan).
 pub fn record_attention(
     rec: &mut Recorder,
     q: Heads,
@@ -180,8 +180,10 @@ pub fn record_attention(
         mask_rows: checked_u32(op, mask_rows.max(1))?,
         _p: [0; 2],
     };
-    // Heuristic: q8 once there are enough rows to fill a block; v2 otherwise.
-    let heuristic = if lq >= 8 { AttnVariant::Q8 } else { AttnVariant::V2 };
+    // The untuned plan is a large GPU's: q8 (one workgroup per 8 query rows) only while its grid
+    // still gives every SM of a 132-SM part two workgroups; else v2 (one per row), which launches
+    // lq·heads·b of them (enough at every seed shape). Autotuning adapts it to smaller devices.
+    let heuristic = if lq >= 8 && lq.div_ceil(8) * heads * b >= super::gemm::TARGET_WORKGROUPS { AttnVariant::Q8 } else { AttnVariant::V2 };
     let chosen = choose(gpu, variant, dtype, &[b * heads, lq, lk, head_dim], heuristic);
     let rows_per_group = if chosen == AttnVariant::Q8 { 8 } else { 1 };
     let groups = [params.lq.div_ceil(rows_per_group), params.heads, checked_u32(op, b)?];
