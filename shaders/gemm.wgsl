@@ -27,6 +27,7 @@ struct GemmParams {
 @group(0) @binding(3) var<storage, read> bias: array<elem>;
 @group(0) @binding(4) var<storage, read> res: array<elem>;
 @group(0) @binding(5) var<storage, read_write> y: array<elem>;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;   // split-K: always f32
 
 const BM: u32 = 64u;
 const BN: u32 = 64u;
@@ -107,8 +108,8 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }
 
 // gemm_split (split-K): workgroup z computes the 64×64 tile over depths z·k_chunk.. and stores
-// the raw partial product at y[(z·m + row)·n + col]; gemm_reduce then adds the `splits` partials
-// and applies the epilogue. For grids with few tiles (small M or N, large K): more workgroups.
+// the raw partial product, in f32 whatever the dtype, at partial[(z·m + row)·n + col];
+// gemm_reduce then adds the `splits` partials and applies the epilogue. For grids with few tiles (small M or N, large K): more workgroups.
 @compute @workgroup_size(16, 16, 1)
 fn gemm_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
@@ -118,19 +119,19 @@ fn gemm_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     let c0 = wid.x * BN + 4u * lid.x;
     for (var i = 0u; i < 4u; i++) {
         for (var j = 0u; j < 4u; j++) {
-            if (r0 + i < p.m && c0 + j < p.n) { y[(wid.z * p.m + r0 + i) * p.n + c0 + j] = elem(acc[i][j]); }
+            if (r0 + i < p.m && c0 + j < p.n) { partial[(wid.z * p.m + r0 + i) * p.n + c0 + j] = acc[i][j]; }
         }
     }
 }
 
-// gemm_reduce: y = epilogue(Σ_z partial[z]) over the `splits` partial products in x [splits, m, n].
+// gemm_reduce: y = epilogue(Σ_z partial[z]) over the `splits` f32 partial products [splits, m, n].
 @compute @workgroup_size(256, 1, 1)
 fn gemm_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) li: u32) {
     let i = group_index(wid, nwg) * 256u + li;
     if (i >= p.m * p.n) { return; }
     var v = 0.0;
-    for (var z = 0u; z < p.splits; z++) { v += f32(x[z * p.m * p.n + i]); }
+    for (var z = 0u; z < p.splits; z++) { v += partial[z * p.m * p.n + i]; }
     store(i / p.n, i % p.n, v);
 }
 

@@ -48,10 +48,13 @@ fn the_first_use_measures_and_the_cache_carries_the_choice() {
         (Some(g.tuner().adapter()), Some("gemm"), Some(chosen))
     );
     assert_eq!(entry["ms"].as_object().unwrap().len(), 4, "64, 128, reg and split were timed: {entry}");
-    // A new Gpu starts from the cache, without measuring; a rerun is bit-identical.
-    let g2 = gpu_with(&path, false, "");
+    // A new Gpu starts from the cache, without measuring again; a rerun is bit-identical. With
+    // autotuning off the built-in plan runs and the cache is not read.
+    let g2 = gpu_with(&path, true, "");
     assert_eq!(g2.tuner().recorded(&g2.tuner().key("gemm", DType::F32, &[300, 400, 500])), Some(chosen), "same bucket");
     assert_eq!(gemm(&g2), first);
+    let off = gpu_with(&path, false, "");
+    assert!(off.tuner().recorded(&key).is_none(), "VLMC_AUTOTUNE=off ignores the cache");
     // A small launch is never measured.
     let g3 = gpu_with(&cache_file("small"), true, "");
     let mut rec = Recorder::new(&g3);
@@ -70,15 +73,40 @@ fn another_adapters_entries_and_forced_variants() {
     // The same entries under another adapter key (a driver update): not used here.
     let text = std::fs::read_to_string(&path).unwrap().replace(g.tuner().adapter(), "Some GPU | Vulkan | driver 2.0");
     std::fs::write(&path, text).unwrap();
-    let g2 = gpu_with(&path, false, "");
+    let g2 = gpu_with(&path, true, "");
     assert!(g2.tuner().recorded(&g2.tuner().key("gemm", DType::F32, &[512, 512, 512])).is_none());
     // VLMC_KERNELS wins over a recorded choice.
     let g3 = gpu_with(&path, true, "gemm=64");
     g3.tuner().record(g3.tuner().key("gemm", DType::F32, &[512, 512, 512]), "reg");
     assert_eq!(g3.tuner().choose("gemm", DType::F32, &[512, 512, 512], "128"), "64");
-    // An unreadable cache is an empty one, not an error.
+    // An unreadable cache is an empty one, not an error, and is not written over.
     std::fs::write(&path, "not json").unwrap();
-    let g4 = gpu_with(&path, false, "");
+    let g4 = gpu_with(&path, true, "");
     assert!(g4.tuner().recorded(&g4.tuner().key("gemm", DType::F32, &[512, 512, 512])).is_none());
+    gemm(&g4);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "not json");
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn concurrent_writers_keep_every_entry() {
+    use vlm_connectors::runtime::tune::TuneKey;
+    use vlm_connectors::runtime::tune_cache;
+    let path = cache_file("threads");
+    let handles: Vec<_> = (0..8u32)
+        .map(|i| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let key = TuneKey { adapter: "A".into(), family: "gemm", dtype: DType::F32, bucket: vec![i, i, i] };
+                tune_cache::store(&path, &key, "64", &[("64", 1.0), ("128", 2.0)]);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(tune_cache::load(&path, "A").len(), 8);
+    tune_cache::clear(&path, "A");
+    assert!(tune_cache::load(&path, "A").is_empty());
     std::fs::remove_file(&path).ok();
 }

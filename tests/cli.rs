@@ -6,8 +6,11 @@ use common::*;
 use std::process::Command;
 use vlm_connectors::checkpoint::WeightSource;
 
+/// `vlmc` with the built-in kernel plan: no measuring, no cache in the user's folder.
 fn vlmc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vlmc"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vlmc"));
+    c.env("VLMC_AUTOTUNE", "off");
+    c
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {

@@ -82,8 +82,8 @@ fn attention_f16_matches_cpu_with_masks_in_both_variants() {
     for &(b, lq, lk, heads, d) in &[(1, 1, 1, 1, 8), (2, 9, 65, 2, 16), (1, 33, 257, 3, 64)] {
         let w = heads * d;
         let (q, k, v) = (h(&rng.vec(b * lq * w, 1.0)), h(&rng.vec(b * lk * w, 1.0)), h(&rng.vec(b * lk * w, 1.0)));
-        // A key mask at f16's most negative (what -f32::MAX becomes: -inf), one key always kept.
-        let mask: Vec<f32> = (0..b * lk).map(|j| if j % 3 == 1 { f32::NEG_INFINITY } else { h(&[rng.uniform(-1.0, 0.0)])[0] }).collect();
+        // A key mask at f16's lowest finite value (DType::lowest, finfo(f16).min), one key always kept.
+        let mask: Vec<f32> = (0..b * lk).map(|j| if j % 3 == 1 { DType::F16.lowest() } else { h(&[rng.uniform(-1.0, 0.0)])[0] }).collect();
         let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.3, Some(&mask), None);
         for &variant in AttnVariant::ALL {
             let mut rec = Recorder::new(g);

@@ -29,7 +29,7 @@ fn gemm_matches_cpu_over_awkward_shapes() {
         (65, 1000, 1000),
         (257, 1, 7),
         (129, 257, 130),
-        (7, 2049, 65), // deep K over few tiles: split-K's case (16 splits)
+        (7, 2049, 65), // deep K over few tiles: split-K's case (15 splits of 144)
     ];
     for &(m, k, n) in &shapes {
         for (bias, variant) in [

@@ -49,12 +49,12 @@ fn a_pipeline_is_compiled_once_even_when_threads_race_for_it() {
 
 #[test]
 fn vlmc_kernels_forces_a_variant_and_rejects_unknown_ones() {
-    let g = Gpu::new_with(GpuOptions { kernels: "gemm=reg, attention=v2".into(), ..Default::default() }).unwrap();
+    let g = Gpu::new_with(GpuOptions { kernels: "gemm=reg, attention=q8".into(), ..Default::default() }).unwrap();
     let mut rec = Recorder::new(&g);
     let (x, w, q) = (up(&g, &[200, 16]), up(&g, &[200, 16]), up(&g, &[1, 32, 16]));
     record_linear(&mut rec, &x, &w, None, Activation::Identity, None).unwrap();
     record_attention(&mut rec, Heads::all(&q), Heads::all(&q), Heads::all(&q), 2, 8, 0.3, AttnOpts::default(), None).unwrap();
-    assert_eq!(rec.labels(), ["gemm_reg", "attention"], "heuristic would pick gemm_128 and attention_q8");
+    assert_eq!(rec.labels(), ["gemm_reg", "attention_q8"], "the plan would pick gemm_128 and attention (v2)");
     // Without forcing or tuning, the plan for a large GPU: 128 tiles at M, N ≥ 128; split-K where
     // the tiles are few and K deep; q8 only while its grid has ≥ 264 workgroups, else v2.
     let autotune = vlm_connectors::runtime::tune::AutotuneSettings { enabled: false, cache: None };

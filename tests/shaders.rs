@@ -130,6 +130,7 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                 let want = match decl.elem {
                     Elem::Float => (naga::ScalarKind::Float, dtype.size()),
                     Elem::U32 => (naga::ScalarKind::Uint, 4),
+                    Elem::F32 => (naga::ScalarKind::Float, 4),
                 };
                 assert_eq!(scalar, Some(want), "{what}: binding {} (`{}`) element kind and width", rb.binding, decl.name);
                 let writes = fi[h].contains(naga::valid::GlobalUse::WRITE);

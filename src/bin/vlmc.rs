@@ -162,13 +162,16 @@ fn quiet_window_system() {
     if ok {
         return;
     }
-    let user = std::env::var("USER").unwrap_or_else(|_| "user".into());
-    let dir = std::env::temp_dir().join(format!("vlmc-runtime-{user}"));
-    let made = std::fs::create_dir_all(&dir).is_ok() && {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("vlmc-runtime-{uid}"));
+    // Ours only: a real folder (not a symlink someone planted) owned by this user, made 0700.
+    let ours = match std::fs::symlink_metadata(&dir) {
+        Ok(m) => m.is_dir() && !m.file_type().is_symlink() && m.uid() == uid,
+        Err(_) => std::fs::create_dir(&dir).is_ok(),
     };
-    if made {
+    if ours && std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).is_ok() {
         std::env::set_var("XDG_RUNTIME_DIR", &dir);
     }
 }

@@ -203,17 +203,18 @@ impl IdeficsGatedCrossAttention {
             false => None,
             true => {
                 let lk = images * n;
-                let elems = (b * len).checked_mul(lk).filter(|&e| e as u64 * 4 <= gpu.limits().max_storage_buffer_binding_size);
+                let size = self.dtype.size() as u64;
+                let elems = (b * len).checked_mul(lk).filter(|&e| e as u64 * size <= gpu.limits().max_storage_buffer_binding_size);
                 let elems = elems.ok_or_else(|| Error::Limit {
                     op: "image_attention_mask".into(),
                     limit: "max_storage_buffer_binding_size".into(),
-                    requested: (b * len) as u64 * lk as u64 * 4,
+                    requested: (b * len) as u64 * lk as u64 * size,
                     max: gpu.limits().max_storage_buffer_binding_size,
                 })?;
                 let mut m = vec![0f32; elems];
                 for t in 0..b * len {
                     for (img, _) in row(t).iter().enumerate().filter(|(_, &v)| v == 0) {
-                        m[t * lk + img * n..t * lk + (img + 1) * n].fill(-f32::MAX);
+                        m[t * lk + img * n..t * lk + (img + 1) * n].fill(self.dtype.lowest());
                     }
                 }
                 Some(Tensor::from_host(gpu, &m, &[b, len, lk], self.dtype)?)

@@ -139,7 +139,13 @@ impl InstructBlip {
         //    `create_bidirectional_mask` reads it as bool), else finfo.min.
         let mask: Vec<f32> = (0..b)
             .flat_map(|r| {
-                (0..q).map(|_| 0.0).chain(attention_mask[r * t..(r + 1) * t].iter().map(|&m| if m != 0 { 0.0 } else { f32::MIN }))
+                (0..q).map(|_| 0.0).chain(attention_mask[r * t..(r + 1) * t].iter().map(|&m| {
+                    if m != 0 {
+                        0.0
+                    } else {
+                        image_embeds.dtype().lowest()
+                    }
+                }))
             })
             .collect();
         let mask = Tensor::from_host(gpu, &mask, &[b, q + t], image_embeds.dtype())?;

@@ -95,17 +95,18 @@ impl Variant for AttnVariant {
             AttnVariant::Q8 => &registry::ATTENTION_Q8,
         }
     }
-    /// 4·(B·heads)·Lq·Lk·d for the tuning shape [B·heads, Lq, Lk, d].
+    /// 4·B·heads·Lq·Lk·d for the tuning shape [B, heads, Lq, Lk, d].
     fn work(shape: &[usize]) -> u64 {
         4 * shape.iter().map(|&d| d as u64).product::<u64>()
     }
+    /// The launch's own geometry (same batch and heads, so the same grid).
     fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()> {
-        let &[bh, lq, lk, d] = shape else { return Err(Error::shape("attention tuning shape", "[B·heads, Lq, Lk, d]", shape)) };
+        let &[b, h, lq, lk, d] = shape else { return Err(Error::shape("attention tuning shape", "[B, heads, Lq, Lk, d]", shape)) };
         let mut rng = crate::util::Rng::new(0x7e57);
-        let mut t = |l: usize| Tensor::from_host(rec.gpu(), &rng.vec(bh * l * d, 1.0), &[bh, l, d], dtype);
+        let mut t = |l: usize| Tensor::from_host(rec.gpu(), &rng.vec(b * l * h * d, 1.0), &[b, l, h * d], dtype);
         let (q, k, v) = (t(lq)?, t(lk)?, t(lk)?);
         let scale = 1.0 / (d as f32).sqrt();
-        record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), 1, d, scale, AttnOpts::default(), Some(self)).map(|_| ())
+        record_attention(rec, Heads::all(&q), Heads::all(&k), Heads::all(&v), h, d, scale, AttnOpts::default(), Some(self)).map(|_| ())
     }
 }
 
@@ -184,7 +185,7 @@ pub fn record_attention(
     // still gives every SM of a 132-SM part two workgroups; else v2 (one per row), which launches
     // lq·heads·b of them (enough at every seed shape). Autotuning adapts it to smaller devices.
     let heuristic = if lq >= 8 && lq.div_ceil(8) * heads * b >= super::gemm::TARGET_WORKGROUPS { AttnVariant::Q8 } else { AttnVariant::V2 };
-    let chosen = choose(gpu, variant, dtype, &[b * heads, lq, lk, head_dim], heuristic);
+    let chosen = choose(gpu, variant, dtype, &[b, heads, lq, lk, head_dim], heuristic);
     let rows_per_group = if chosen == AttnVariant::Q8 { 8 } else { 1 };
     let groups = [params.lq.div_ceil(rows_per_group), params.heads, checked_u32(op, b)?];
     let (bh, lq, lk, d, e) = ((b * heads) as u64, lq as u64, lk as u64, head_dim as u64, dtype.size() as u64);

@@ -5,8 +5,16 @@
 use super::Variant;
 use crate::runtime::{DType, Gpu, Recorder};
 
-/// Launches below this many FLOPs are not measured (timer noise and first-use cost outweigh them).
-pub const MIN_WORK: u64 = 1 << 27;
+/// Launches below this many FLOPs are not measured (timer noise and first-use cost outweigh them);
+/// low enough for the Q-Former's 32×768×768 GEMMs and its cross-attention.
+pub const MIN_WORK: u64 = 1 << 24;
+
+/// Whether timings here mean something: GPU timestamps, or a CPU driver (where a launch past
+/// [`MIN_WORK`] takes milliseconds, far above the wall clock's overhead). A GPU without
+/// timestamps keeps the built-in plan.
+pub fn can_time(gpu: &Gpu) -> bool {
+    gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) || gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
+}
 
 /// Times every variant that runs on this adapter in `dtype` at `shape` and records the fastest
 /// (GPU timestamps where the adapter has them, else the wall clock around submit and wait). One

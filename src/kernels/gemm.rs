@@ -133,10 +133,10 @@ pub fn record_gemm_into(
     // Split-K: partial products [splits, m, n], then one pass adds them with the epilogue.
     let k_chunk = k.div_ceil(splits).div_ceil(16) * 16;
     let splits = k.div_ceil(k_chunk);
-    let partial = Tensor::empty(rec.gpu(), &[splits, m, n], dtype)?;
+    let partial = Tensor::empty(rec.gpu(), &[splits, m, n], DType::F32)?; // f32 sums in f16 runs too
     let split_params = GemmParams { k_chunk: checked_u32(op, k_chunk)?, splits: checked_u32(op, splits)?, ..params };
     let groups = [params.n.div_ceil(64), params.m.div_ceil(64), checked_u32(op, splits)?];
-    let partial_bytes = e * splits as u64 * m64 * n64;
+    let partial_bytes = 4 * splits as u64 * m64 * n64;
     let split_cost = Cost { flops: cost.flops, bytes: cost.bytes - e * m64 * n64 + partial_bytes };
     rec.launch(&registry::GEMM_SPLIT, dtype, &split_params, &[Some(x), Some(w), Some(&partial)], groups, split_cost)?;
     let reduce_cost = Cost { flops: splits as u64 * m64 * n64, bytes: partial_bytes + e * m64 * n64 };

@@ -48,6 +48,7 @@ impl Recorder<'_> {
                     let want = match b.elem {
                         Elem::Float => dtype,
                         Elem::U32 => DType::U32,
+                        Elem::F32 => DType::F32,
                     };
                     if t.dtype() != want {
                         return Err(Error::DType {

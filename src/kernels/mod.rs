@@ -70,16 +70,20 @@ pub trait Variant: Copy + std::fmt::Debug + 'static {
 }
 
 /// The variant to run: `explicit` if given, else the tuner's choice (forced, recorded for this
-/// shape bucket, or `heuristic`).
+/// shape bucket, measured now, or `heuristic`). Measuring submits and waits on trial launches of
+/// its own (once per adapter, dtype and shape bucket), so the first recording of a new shape takes
+/// longer; the recorder's own work still runs only at its submit.
 pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, shape: &[usize], heuristic: V) -> V {
     if let Some(v) = explicit {
         return v;
     }
     let t = &gpu.tuner;
     let known = t.forced(V::FAMILY).is_some() || t.recorded(&t.key(V::FAMILY, dtype, shape)).is_some();
-    if !known && t.autotune() && V::work(shape) >= autotune::MIN_WORK {
-        if let Some(v) = autotune::measure::<V>(gpu, dtype, shape) {
-            return v;
+    if !known && t.autotune() && V::work(shape) >= autotune::MIN_WORK && autotune::can_time(gpu) {
+        match autotune::measure::<V>(gpu, dtype, shape) {
+            Some(v) => return v,
+            // Nothing ran: keep the heuristic for this key (in memory), not a retry per launch.
+            None => t.record(t.key(V::FAMILY, dtype, shape), heuristic.name()),
         }
     }
     let name = t.choose(V::FAMILY, dtype, shape, heuristic.name());

@@ -21,6 +21,8 @@ pub enum Elem {
     Float,
     /// u32 (indices, ranges, packed masks), whatever the compute dtype.
     U32,
+    /// f32 whatever the compute dtype (split-K's partial sums keep f32 precision in f16 runs).
+    F32,
 }
 
 /// One storage binding of an entry point (binding 0 is always the params uniform).
@@ -115,8 +117,10 @@ const ATTN_BINDINGS: [Binding; 6] = [f(1, "q"), f(2, "k"), f(3, "v"), opt(4, "ma
 kernel!(GEMM_64, "gemm", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_128, "gemm_128", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
 kernel!(GEMM_REG, "gemm_reg", "gemm", "gemm.wgsl", &GEMM_BINDINGS);
-kernel!(GEMM_SPLIT, "gemm_split", "gemm", "gemm.wgsl", &[f(1, "x"), f(2, "w"), out(5, "y")]);
-kernel!(GEMM_REDUCE, "gemm_reduce", "gemm", "gemm.wgsl", &[f(1, "x"), opt(3, "bias"), opt(4, "res"), out(5, "y")]);
+const PARTIAL_IN: Binding = Binding { slot: 6, name: "partial", elem: Elem::F32, optional: false, writes: false };
+const PARTIAL_OUT: Binding = Binding { slot: 6, name: "partial", elem: Elem::F32, optional: false, writes: true };
+kernel!(GEMM_SPLIT, "gemm_split", "gemm", "gemm.wgsl", &[f(1, "x"), f(2, "w"), PARTIAL_OUT]);
+kernel!(GEMM_REDUCE, "gemm_reduce", "gemm", "gemm.wgsl", &[PARTIAL_IN, opt(3, "bias"), opt(4, "res"), out(5, "y")]);
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")], F32);

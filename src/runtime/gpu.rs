@@ -171,10 +171,16 @@ impl Gpu {
     fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str, autotune: AutotuneSettings) -> Result<Gpu> {
         for old in ["VLMC_GEMM", "VLMC_ATTENTION"] {
             if std::env::var_os(old).is_some() {
-                log::warn!("{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg,attention=v2|q8");
+                log::warn!("{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg|split,attention=v2|q8");
             }
         }
-        let adapter_key = format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info);
+        // Tuned choices hold for this adapter, driver and these kernels (a hash of their source).
+        let kernels_hash = crate::kernels::SHADER_FILES
+            .iter()
+            .flat_map(|(_, src)| src.bytes())
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+        let adapter_key =
+            format!("{} | {:?} | {} {} | kernels {kernels_hash:016x}", info.name, info.backend, info.driver, info.driver_info);
         let tuner = Tuner::with_autotune(adapter_key, kernels, &crate::kernels::tune_families(), autotune)?;
         let limits = device.limits();
         let features = device.features();

@@ -37,7 +37,9 @@ impl Recorder<'_> {
                     count: 2 * n as u32,
                 })
             });
-            self.encode_and_submit_dispatches(0..n, Some(&qs), true)?;
+            let submitted = self.encode_and_submit_dispatches(0..n, Some(&qs), true);
+            self.finish_submitted(); // what was submitted is readable, whatever happens next
+            submitted?;
             gpu.wait()?;
             let ticks = read_timestamps(gpu, &qs, 2 * n as u32)?;
             let period = gpu.queue.get_timestamp_period() as f64;
@@ -48,12 +50,15 @@ impl Recorder<'_> {
         } else {
             for (i, p) in out.iter_mut().enumerate() {
                 let t0 = std::time::Instant::now();
-                self.encode_and_submit_dispatches(i..i + 1, None, false)?;
+                if let Err(e) = self.encode_and_submit_dispatches(i..i + 1, None, false) {
+                    self.finish_submitted(); // 0..i ran; the rest never will
+                    return Err(e);
+                }
                 gpu.wait()?;
                 p.ms = t0.elapsed().as_secs_f64() * 1e3;
             }
+            self.finish_submitted();
         }
-        self.finish_submitted();
         Ok(out)
     }
 }

@@ -32,7 +32,8 @@ pub struct DispatchProfile {
     /// FLOPs and bytes as the launcher counted them.
     pub cost: Cost,
     /// Milliseconds: GPU timestamps around the dispatch's own pass when the device has
-    /// TIMESTAMP_QUERY, else the wall clock around its own submit and wait.
+    /// TIMESTAMP_QUERY, else the wall clock around its own encode (params upload included), submit
+    /// and wait: an upper bound.
     pub ms: f64,
     /// "gpu-timestamp" or "wall".
     pub timer: &'static str,

@@ -22,6 +22,16 @@ pub enum DType {
 }
 
 impl DType {
+    /// The most negative finite value (`torch.finfo(dtype).min`): what an additive mask holds where
+    /// a key is hidden. f16's is -65504, so f16 masks stay finite (no -inf arithmetic, which fast-math
+    /// shader compilers may not honour).
+    pub fn lowest(self) -> f32 {
+        match self {
+            DType::F16 => -65504.0,
+            _ => f32::MIN,
+        }
+    }
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {

@@ -47,7 +47,8 @@ pub struct Tuner {
 /// How the tuner measures and where it keeps what it measured.
 #[derive(Clone, Debug)]
 pub struct AutotuneSettings {
-    /// Measure the variants at a shape's first use (`VLMC_AUTOTUNE=off` turns it off).
+    /// Measure the variants at a shape's first use and use the cache (`VLMC_AUTOTUNE=off` turns
+    /// both off: the built-in plan runs).
     pub enabled: bool,
     /// The cache file (`VLMC_TUNE_CACHE`, else the user's cache folder); `None` keeps nothing.
     pub cache: Option<PathBuf>,
@@ -99,14 +100,16 @@ impl Tuner {
                 return Err(Error::config(KERNELS_ENV, format!("`{entry}`: family `{fam}` is forced twice")));
             }
         }
+        // With measuring off the built-in plan runs: the cache is neither read nor written.
+        let cache = autotune.cache.filter(|_| autotune.enabled);
         let mut recorded = HashMap::new();
-        for (fam, dtype, bucket, var) in autotune.cache.as_deref().map(|p| super::tune_cache::load(p, &adapter)).unwrap_or_default() {
+        for (fam, dtype, bucket, var) in cache.as_deref().map(|p| super::tune_cache::load(p, &adapter)).unwrap_or_default() {
             let known = families.iter().find(|(f, _)| *f == fam).and_then(|(f, vs)| Some((*f, *vs.iter().find(|v| **v == var)?)));
             if let Some((family, variant)) = known {
                 recorded.insert(TuneKey { adapter: adapter.clone(), family, dtype, bucket }, variant);
             }
         }
-        Ok(Tuner { adapter, forced, recorded: Mutex::new(recorded), autotune: autotune.enabled, cache: autotune.cache })
+        Ok(Tuner { adapter, forced, recorded: Mutex::new(recorded), autotune: autotune.enabled, cache })
     }
 
     /// Whether variants are measured at a shape's first use.

@@ -12,7 +12,11 @@ use vlm_connectors::Gpu;
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        let g = Gpu::new().unwrap_or_else(|e| panic!("tests need a GPU adapter: {e}"));
+        // Hermetic: the built-in kernel plan, no measuring and no cache in the user's folder (the
+        // autotuner has its own tests, with their own cache files).
+        let autotune = vlm_connectors::runtime::tune::AutotuneSettings { enabled: false, cache: None };
+        let g = Gpu::new_with(vlm_connectors::GpuOptions { autotune, ..Default::default() })
+            .unwrap_or_else(|e| panic!("tests need a GPU adapter: {e}"));
         eprintln!("test adapter: {}", g.describe());
         g
     })

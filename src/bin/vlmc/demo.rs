@@ -64,12 +64,13 @@ pub fn bench_cmd(
     }
     eprintln!("bench on {} ({} repeat(s), {} warm-up)", gpu.describe(), o.repeats, o.warmup);
     let records = bench::run(&gpu, &o, |line| eprintln!("  running {line} ..."))?;
-    print!("{}", bench::render(&records, &gpu));
+    // The file first: a reader that closes stdout early (`| head`) ends the process at the print.
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&bench::to_json(&records, &gpu)).expect("JSON of plain values");
         std::fs::write(&path, text).map_err(|e| Error::Io { path: path.clone(), source: e })?;
         eprintln!("wrote {}", path.display());
     }
+    print!("{}", bench::render(&records, &gpu));
     Ok(())
 }
 
