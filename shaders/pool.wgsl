@@ -1,6 +1,10 @@
 // pool.wgsl: resampling of row-major token grids.
 //   pool2d:          k×k average or max pooling, stride k (AvgPool2d / MaxPool2d(k, k): the last
 //                    h % k rows and w % k columns are dropped). x: [b, h·w, c] → y: [b, (h/k)·(w/k), c]
+//   space_to_depth:  each k×k block of the grid becomes one token of k²·c channels (InternVL /
+//                    Idefics3 pixel shuffle: channel (dy·k + dx)·c + ch, mode 0; Pixtral's F.unfold:
+//                    ch·k² + dy·k + dx, mode 1), skipping `skip` leading tokens per batch row (a CLS
+//                    token); rows of x are `rows_in` tokens. x: [b, rows_in, c] → y: [b, (h/k)·(w/k), k²·c]
 //   resize_bilinear: F.interpolate(mode="bilinear", align_corners=False) of each grid to
 //                    out_h × out_w (LLaVA-OneVision's video pooling). x: [b, h·w, c] → y: [b, out_h·out_w, c]
 
@@ -13,10 +17,10 @@ struct PoolParams {
     out_w: u32,
     scale_h: f32,  // resize_bilinear: h / out_h
     scale_w: f32,  // resize_bilinear: w / out_w
-    k: u32,        // pool2d: window and stride
-    mode: u32,     // pool2d: 0 average, 1 max
-    _p0: u32,
-    _p1: u32,
+    k: u32,        // pool2d, space_to_depth: window and stride
+    mode: u32,     // pool2d: 0 average, 1 max; space_to_depth: channel order
+    skip: u32,     // space_to_depth: leading tokens per batch row not in the grid
+    rows_in: u32,  // space_to_depth: tokens per batch row of x
 };
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
@@ -58,4 +62,25 @@ fn resize_bilinear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let top = (1.0 - tx.l) * f32(x[(base + ty.i1 * p.w + tx.i1) * p.c + ch]) + tx.l * f32(x[(base + ty.i1 * p.w + tx.i2) * p.c + ch]);
     let bottom = (1.0 - tx.l) * f32(x[(base + ty.i2 * p.w + tx.i1) * p.c + ch]) + tx.l * f32(x[(base + ty.i2 * p.w + tx.i2) * p.c + ch]);
     y[i] = elem((1.0 - ty.l) * top + ty.l * bottom);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn space_to_depth(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    let kk = p.k * p.k;
+    let cout = kk * p.c;
+    if (i >= p.batch * p.out_h * p.out_w * cout) { return; }
+    let co = i % cout;
+    let o = (i / cout) % (p.out_h * p.out_w);
+    let b = i / (cout * p.out_h * p.out_w);
+    var ch = co % p.c;
+    var blk = co / p.c;                 // mode 0: (dy·k + dx)·c + ch
+    if (p.mode == 1u) {                 // mode 1: ch·k² + dy·k + dx
+        ch = co / kk;
+        blk = co % kk;
+    }
+    let yy = p.k * (o / p.out_w) + blk / p.k;
+    let xx = p.k * (o % p.out_w) + blk % p.k;
+    y[i] = elem(f32(x[(b * p.rows_in + p.skip + yy * p.w + xx) * p.c + ch]));
 }

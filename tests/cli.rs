@@ -24,7 +24,7 @@ pub fn run_case(case: &str, outputs: &[&str]) {
 
 /// [`run_case`] with extra `vlmc run` arguments (e.g. `--layer 0`).
 pub fn run_case_with(case: &str, outputs: &[&str], args: &[&str]) {
-    let out = tmp(&format!("{case}.safetensors"));
+    let out = tmp(&format!("{}.safetensors", case.replace('/', "_")));
     let st = vlmc()
         .args(["run", case_dir(case).to_str().unwrap(), "--inputs"])
         .arg(case_dir(case).join("inputs.safetensors"))
@@ -199,6 +199,16 @@ fn vlmc_runs_a_released_openflamingo_checkpoint_and_says_what_it_assumed() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&st.stdout).contains("\"heads\": 16"), "{}", String::from_utf8_lossy(&st.stderr));
+}
+
+#[test]
+fn vlmc_run_reproduces_the_zoo_cases() {
+    let zoo: Vec<String> =
+        std::fs::read_dir(data_dir().join("zoo")).unwrap().map(|e| format!("zoo/{}", e.unwrap().file_name().to_string_lossy())).collect();
+    assert!(zoo.len() >= 6, "{zoo:?}");
+    for case in &zoo {
+        run_case(case, &["output"]);
+    }
 }
 
 #[test]

@@ -9,7 +9,8 @@ use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
 use super::{
-    Idefics, InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, OpenFlamingo, Pool2x2, QFormer, TokenMerger,
+    GemmaProjector, Idefics, InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, Mistral3Projector, OpenFlamingo,
+    PixelShuffleProjector, Pool2x2, QFormer, Qwen2VlMerger, TokenMerger,
 };
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
@@ -79,6 +80,18 @@ fn open_flamingo(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dy
 fn idefics(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Idefics::load(g, c, weights(w, c)?)?))
 }
+fn qwen2_vl(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Qwen2VlMerger::load(g, c, weights(w, c)?)?))
+}
+fn pixel_shuffle(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(PixelShuffleProjector::load(g, c, weights(w, c)?)?))
+}
+fn gemma(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(GemmaProjector::load(g, c, weights(w, c)?)?))
+}
+fn mistral3(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Mistral3Projector::load(g, c, weights(w, c)?)?))
+}
 fn pool2x2(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Pool2x2::from_config(c)?))
 }
@@ -86,7 +99,8 @@ fn tome(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>>
     Ok(Box::new(TokenMerger::from_config(c)?))
 }
 
-/// Every connector this crate loads, by `model_type`.
+/// Every connector this crate loads, by `model_type`. Append new rows: the fuzz corpus picks
+/// connectors by their position (`internal::fuzzing::input_connectors`).
 pub static MODELS: &[ModelEntry] = &[
     ModelEntry {
         model_types: &["llava"],
@@ -175,6 +189,38 @@ pub static MODELS: &[ModelEntry] = &[
         needs_weights: false,
         layered: false,
         load: tome,
+    },
+    ModelEntry {
+        model_types: &["qwen2_vl", "qwen2_5_vl"],
+        class: "Qwen2VlMerger",
+        reference: "transformers PatchMerger / Qwen2_5_VLPatchMerger (models/qwen2_vl, models/qwen2_5_vl)",
+        needs_weights: true,
+        layered: false,
+        load: qwen2_vl,
+    },
+    ModelEntry {
+        model_types: &["internvl", "idefics3", "smolvlm"],
+        class: "PixelShuffleProjector",
+        reference: "transformers InternVLMultiModalProjector, Idefics3Connector (models/internvl, models/idefics3)",
+        needs_weights: true,
+        layered: false,
+        load: pixel_shuffle,
+    },
+    ModelEntry {
+        model_types: &["gemma3", "paligemma"],
+        class: "GemmaProjector",
+        reference: "transformers Gemma3MultiModalProjector, PaliGemmaMultiModalProjector (models/gemma3, models/paligemma)",
+        needs_weights: true,
+        layered: false,
+        load: gemma,
+    },
+    ModelEntry {
+        model_types: &["mistral3"],
+        class: "Mistral3Projector",
+        reference: "transformers Mistral3MultiModalProjector + Mistral3PatchMerger (models/mistral3)",
+        needs_weights: true,
+        layered: false,
+        load: mistral3,
     },
 ];
 

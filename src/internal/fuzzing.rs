@@ -50,14 +50,17 @@ pub fn load_torch_bytes(data: &[u8]) -> Result<Connector> {
 }
 
 /// The connectors the input harness feeds: for each row of the model registry, in its order, every
-/// checkpoint folder in `dir` whose `model_type` the row loads (the golden cases). Built once.
+/// checkpoint folder in `dir` or `dir/zoo` whose `model_type` the row loads (the golden cases).
+/// Built once. New rows go at the end of the registry, so the corpus's first bytes keep their picks.
 pub fn input_connectors(dir: &std::path::Path) -> &'static Vec<Connector> {
     static C: OnceLock<Vec<Connector>> = OnceLock::new();
     C.get_or_init(|| {
-        let mut cases: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>())
-            .unwrap_or_default()
+        let folders = |d: std::path::PathBuf| {
+            std::fs::read_dir(d).map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect::<Vec<_>>()).unwrap_or_default()
+        };
+        let mut cases: Vec<(String, std::path::PathBuf)> = folders(dir.to_path_buf())
             .into_iter()
+            .chain(folders(dir.join("zoo")))
             .filter_map(|p| Some((Config::from_file(p.join("config.json")).ok()?.str("model_type").ok()?, p)))
             .collect();
         cases.sort();

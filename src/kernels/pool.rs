@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{POOL2D, RESIZE_BILINEAR};
+use super::registry::{POOL2D, RESIZE_BILINEAR, SPACE_TO_DEPTH};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -21,7 +21,8 @@ pub(crate) struct PoolParams {
     pub scale_w: f32,
     pub k: u32,
     pub mode: u32,
-    pub _p: [u32; 2],
+    pub skip: u32,
+    pub rows_in: u32,
 }
 
 impl PoolParams {
@@ -144,6 +145,79 @@ pub fn resize_bilinear_cpu(x: &[f32], b: usize, [h, w]: [usize; 2], c: usize, [o
                     let bottom = (1.0 - lx) * at(y2, x1, ch) + lx * at(y2, x2, ch);
                     y.push(((1.0 - ly) * top + ly * bottom) as f32);
                 }
+            }
+        }
+    }
+    y
+}
+
+/// How [`record_space_to_depth`] orders a block's channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOrder {
+    /// (dy·k + dx)·C + c: InternVL's and Idefics3's pixel shuffle.
+    PixelShuffle = 0,
+    /// c·k² + dy·k + dx: `F.unfold` (Pixtral's patch merger in Mistral 3).
+    Unfold = 1,
+}
+
+/// Each k×k block of a row-major h×w token grid becomes one token of k²·C channels. x: [b, rows,
+/// C] where the grid starts after `skip` tokens (a CLS token) → [b, (h/k)·(w/k), k²·C]. Errors:
+/// [`Error::Shape`] when the grid does not fit in x's rows, [`Error::Input`] when k does not divide
+/// h and w (transformers' views fail there too).
+pub fn record_space_to_depth(
+    rec: &mut Recorder,
+    x: &Tensor,
+    skip: usize,
+    [h, w]: [usize; 2],
+    k: usize,
+    order: BlockOrder,
+) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let (b, rows, c) = match *x.shape() {
+        [b, r, c] if r >= skip + h * w => (b, r, c),
+        _ => return Err(Error::shape("tokens", format!("[b, {} + {h}×{w} grid, C]", skip), x.shape())),
+    };
+    if k == 0 || h % k != 0 || w % k != 0 {
+        return Err(Error::input("grid", format!("{h}×{w} does not split into {k}×{k} blocks")));
+    }
+    let (oh, ow) = (h / k, w / k);
+    let y = Tensor::empty(gpu, &[b, oh * ow, k * k * c], x.dtype())?;
+    let op = "space_to_depth";
+    let params = PoolParams {
+        k: checked_u32(op, k)?,
+        mode: order as u32,
+        skip: checked_u32(op, skip)?,
+        rows_in: checked_u32(op, rows)?,
+        ..PoolParams::new(op, b, [h, w], c, [oh, ow])?
+    };
+    let n = checked_u32(op, y.numel())?;
+    let cost = Cost { flops: 0, bytes: 2 * y.byte_len() };
+    rec.launch(&SPACE_TO_DEPTH, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
+    Ok(y)
+}
+
+/// CPU reference for [`record_space_to_depth`].
+pub fn space_to_depth_cpu(
+    x: &[f32],
+    b: usize,
+    rows: usize,
+    skip: usize,
+    [h, w]: [usize; 2],
+    c: usize,
+    k: usize,
+    order: BlockOrder,
+) -> Vec<f32> {
+    let (oh, ow) = (h / k, w / k);
+    let mut y = Vec::with_capacity(b * oh * ow * k * k * c);
+    for bi in 0..b {
+        for o in 0..oh * ow {
+            for co in 0..k * k * c {
+                let (ch, blk) = match order {
+                    BlockOrder::PixelShuffle => (co % c, co / c),
+                    BlockOrder::Unfold => (co / (k * k), co % (k * k)),
+                };
+                let (yy, xx) = (k * (o / ow) + blk / k, k * (o % ow) + blk % k);
+                y.push(x[(bi * rows + skip + yy * w + xx) * c + ch]);
             }
         }
     }

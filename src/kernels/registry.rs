@@ -133,6 +133,7 @@ kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
 kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(RESIZE_BILINEAR, "resize_bilinear", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
+kernel!(SPACE_TO_DEPTH, "space_to_depth", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), uout(4, "info")]);
@@ -167,6 +168,7 @@ pub const ALL: &[&Kernel] = &[
     &RMSNORM,
     &POOL2D,
     &RESIZE_BILINEAR,
+    &SPACE_TO_DEPTH,
     &ANYRES_PACK,
     &ANYRES_RESIZE_PACK,
     &TOME_MATCH,

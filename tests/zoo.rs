@@ -1,0 +1,142 @@
+//! The connector zoo against transformers 5.24 (`tests/data/zoo`, copied from `../shared/golden`):
+//! Qwen2-VL / Qwen2.5-VL mergers, InternVL and Idefics3 pixel shuffles, Gemma 3 and PaliGemma
+//! projectors, through the library in f32 (rel-L2 ≤ 1e-5) and f16 (≤ 5e-3) and through `vlmc run`.
+
+mod common;
+use common::{assert_close, data_dir, gpu};
+
+use vlm_connectors::checkpoint::WeightSource;
+use vlm_connectors::connectors::{Connector, Inputs, LoadOptions};
+use vlm_connectors::kernels::rel_l2;
+use vlm_connectors::{DType, Tensor};
+
+const CASES: &[&str] = &[
+    "qwen2_vl_merger",
+    "qwen2_5_vl_merger",
+    "internvl_pixel_shuffle",
+    "idefics3_connector",
+    "gemma3_projector",
+    "paligemma_projector",
+    "mistral3_projector",
+];
+
+fn run(case: &str, dtype: DType) -> (Vec<f32>, Vec<usize>) {
+    let g = gpu();
+    let dir = data_dir().join("zoo").join(case);
+    let c = Connector::from_dir_opts(g, &dir, &LoadOptions { dtype, ..Default::default() }).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let outs = c.run(g, &WeightSource::open_file(dir.join("inputs.safetensors")).unwrap()).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let o = outs.get("output").unwrap();
+    (o.data.clone(), o.shape.clone())
+}
+
+fn expected(case: &str) -> vlm_connectors::checkpoint::HostTensor {
+    WeightSource::open_file(data_dir().join("zoo").join(case).join("expected.safetensors")).unwrap().get_any("output").unwrap()
+}
+
+#[test]
+fn zoo_connectors_match_transformers_in_f32() {
+    for case in CASES {
+        let (got, shape) = run(case, DType::F32);
+        let want = expected(case);
+        assert_eq!(shape, want.shape, "{case}: shape");
+        assert_close(case, &got, &want.data, 1e-5);
+    }
+}
+
+#[test]
+fn zoo_connectors_match_transformers_in_f16() {
+    if !gpu().features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+        eprintln!("adapter without SHADER_F16: the f16 zoo cases are not run here");
+        return;
+    }
+    for case in CASES {
+        let (got, _) = run(case, DType::F16);
+        let e = rel_l2(&got, &expected(case).data);
+        eprintln!("{case}: f16 rel L2 {e:.2e}");
+        assert!(e <= 5e-3, "{case}: f16 rel L2 {e:.2e}");
+    }
+}
+
+#[test]
+fn qwen2_5_vl_window_order_is_undone() {
+    // The README's 1×4×10 image: 2×5 merge units, 4×4-unit windows → window_index
+    // [0, 1, 2, 3, 5, 6, 7, 8, 4, 9]; the output takes rows argsort(window_index).
+    let ids = vlm_connectors::connectors::qwen2_vl::unpermute(&[[1, 4, 10]], 2, 4);
+    assert_eq!(ids, [0, 1, 2, 3, 8, 4, 5, 6, 7, 9]);
+    // Two images: the second's units follow the first's.
+    let ids = vlm_connectors::connectors::qwen2_vl::unpermute(&[[1, 2, 2], [1, 4, 10]], 2, 4);
+    assert_eq!(ids, [0, 1, 2, 3, 4, 9, 5, 6, 7, 8, 10]);
+}
+
+#[test]
+fn grids_that_disagree_with_the_tokens_are_errors() {
+    let g = gpu();
+    let c = Connector::from_dir(g, data_dir().join("zoo/qwen2_vl_merger")).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.5; 24 * 16], &[24, 16]).unwrap();
+    for (grid, want) in [(vec![1, 4, 4], "hold 16 patches"), (vec![1, 3, 8], "merge units")] {
+        let i = Inputs::new().with_tensor("hidden_states", x.clone()).with_ints("image_grid_thw", &[1, 3], grid);
+        let e = c.run_inputs(g, &i).unwrap_err().to_string();
+        assert!(e.contains("image_grid_thw") && e.contains(want), "{e}");
+    }
+    let c = Connector::from_dir(g, data_dir().join("zoo/internvl_pixel_shuffle")).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.5; 2 * 16 * 16], &[2, 16, 16]).unwrap(); // no CLS: 15 grid tokens
+    let e = c.run_inputs(g, &Inputs::new().with_tensor("image_features", x)).unwrap_err().to_string();
+    assert!(e.contains("image_features"), "{e}");
+}
+
+/// `space_to_depth` is a gather: f32 and f16 outputs equal the CPU reference exactly, for both
+/// block orders, with and without a skipped CLS row, over awkward grids and channel counts.
+#[test]
+fn space_to_depth_matches_cpu_exactly_in_both_orders_and_dtypes() {
+    use vlm_connectors::kernels::pool::{record_space_to_depth, space_to_depth_cpu, BlockOrder};
+    let g = gpu();
+    let f16 = g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16);
+    let mut rng = vlm_connectors::util::Rng::new(57);
+    for &(b, skip, [h, w], c, k) in
+        &[(1, 0, [1, 1], 1, 1), (2, 1, [2, 2], 7, 2), (1, 1, [24, 24], 63, 2), (3, 0, [6, 9], 65, 3), (1, 2, [4, 14], 257, 2)]
+    {
+        let rows = skip + h * w + 1; // one trailing row the grid does not use
+        let x: Vec<f32> = rng.vec(b * rows * c, 2.0).iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+        for order in [BlockOrder::PixelShuffle, BlockOrder::Unfold] {
+            let want = space_to_depth_cpu(&x, b, rows, skip, [h, w], c, k, order);
+            for dtype in [DType::F32, DType::F16].into_iter().filter(|d| *d == DType::F32 || f16) {
+                let mut rec = vlm_connectors::Recorder::new(g);
+                let xt = Tensor::from_host(g, &x, &[b, rows, c], dtype).unwrap();
+                let y = record_space_to_depth(&mut rec, &xt, skip, [h, w], k, order).unwrap();
+                rec.submit().unwrap();
+                assert_eq!(y.shape(), &[b, (h / k) * (w / k), k * k * c]);
+                assert_eq!(y.to_vec(g).unwrap(), want, "b{b} skip{skip} {h}×{w} c{c} k{k} {order:?} {dtype:?}");
+            }
+        }
+    }
+    let mut rec = vlm_connectors::Recorder::new(g);
+    let xt = Tensor::from_slice(g, &[0.0; 2 * 7 * 3], &[2, 7, 3]).unwrap();
+    let e = record_space_to_depth(&mut rec, &xt, 1, [2, 3], 2, BlockOrder::PixelShuffle).unwrap_err().to_string();
+    assert!(e.contains("2×3 does not split into 2×2"), "{e}");
+    let e = record_space_to_depth(&mut rec, &xt, 2, [2, 3], 1, BlockOrder::Unfold).unwrap_err().to_string();
+    assert!(e.contains("tokens"), "{e}");
+}
+
+/// Mistral 3 on three images with their own grids, two odd (F.unfold floors), against
+/// transformers (`edge/zoo_edges.safetensors`, `tools/make_zoo_edges.py`); and the errors the
+/// reference raises: sizes that disagree with the rows, a grid side below the merge size.
+#[test]
+fn mistral3_merges_each_image_on_its_own_grid() {
+    let g = gpu();
+    let c = Connector::from_dir(g, data_dir().join("zoo/mistral3_projector")).unwrap();
+    let e = WeightSource::open_file(data_dir().join("edge/zoo_edges.safetensors")).unwrap();
+    let x = e.get_any("mistral3_image_features").unwrap();
+    let (sizes_shape, sizes) = e.get_int("mistral3_image_sizes").unwrap();
+    let xt = Tensor::from_slice(g, &x.data, &x.shape).unwrap();
+    let i = Inputs::new().with_tensor("image_features", xt.clone()).with_ints("image_sizes", &sizes_shape, sizes);
+    let y = c.run_inputs(g, &i).unwrap();
+    let want = e.get_any("mistral3_output").unwrap();
+    let got = y.get("output").unwrap();
+    assert_eq!(got.shape, want.shape);
+    assert_close("mistral3 three grids", &got.data, &want.data, 1e-5);
+    for (sizes, msg) in [(vec![16, 24, 12, 16], "hold 36 patches"), (vec![216, 4], "has no 2×2 block")] {
+        let i = Inputs::new().with_tensor("image_features", xt.clone()).with_ints("image_sizes", &[2, 2], sizes);
+        let err = c.run_inputs(g, &i).unwrap_err().to_string();
+        assert!(err.contains("image_sizes") && err.contains(msg), "{err}");
+    }
+}
