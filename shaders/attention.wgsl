@@ -1,6 +1,7 @@
 // attention.wgsl: fused multi-head attention, out = softmax(Q·Kᵀ·scale + mask)·V per head.
 //   Q rows: q[(b·lq + i)·q_stride + q_off + h·d + c]   (Q, K, V may be column slices of one buffer)
-//   K rows: k[(b·lk + j)·k_stride + k_off + h·d + c],  V likewise with v_stride / v_off
+//   K rows: k[(b·lk + j)·k_stride + k_off + (h / kv_group)·d + c],  V likewise with v_stride / v_off
+//   (grouped-query attention: query head h reads K/V head h / kv_group)
 //   out:    o[(b·lq + i)·(heads·d) + h·d + c]
 // Optional additive mask, [b, lk] (mask_rows = 1) or per query [b, lq, lk] (mask_rows = lq), and
 // per-query key ranges [b·lq] × (lo, hi, uniform, _):
@@ -26,7 +27,7 @@ struct AttnParams {
     has_ranges: u32,
     scale: f32,
     mask_rows: u32,    // 1: one mask row per batch; lq: one per query
-    _p1: u32,
+    kv_group: u32,     // query heads per K/V head (grouped-query attention; 1: multi-head)
     _p2: u32,
 };
 
@@ -48,6 +49,7 @@ var<workgroup> ps: array<f32, 64>;    // scores, then probabilities, of the curr
 fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i = wid.x;
     let h = wid.y;
+    let hk = h / p.kv_group;   // the K/V head this query head reads
     let b = wid.z;
     let d = p.d;
 
@@ -78,7 +80,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
             let j = j0 + li;
             var sc = 0.0;
             if (!uniform_scores) {
-                let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
+                let kbase = (b * p.lk + j) * p.k_stride + p.k_off + hk * d;
                 for (var c = 0u; c < d; c++) { sc = fma(qs[c], f32(k[kbase + c]), sc); }
                 if (p.has_mask != 0u) { sc += mask_at(b, i, j); }
             }
@@ -102,7 +104,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
         for (var t = 0u; t < nk; t++) {
             let pt = ps[t];
             tsum += pt;
-            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
+            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + hk * d;
             if (li < d) { a0 = fma(pt, f32(v[vbase + li]), a0); }
             if (c1 < d) { a1 = fma(pt, f32(v[vbase + c1]), a1); }
         }
@@ -145,6 +147,7 @@ fn key_valid(q: u32, j: u32) -> bool {
 fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let i0 = wid.x * QB;
     let h = wid.y;
+    let hk = h / p.kv_group;   // the K/V head this query head reads
     let b = wid.z;
     let d = p.d;
 
@@ -194,7 +197,7 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             let j = j0 + li;
             var s: array<f32, 8>;
             for (var q = 0u; q < QB; q++) { s[q] = 0.0; }
-            let kbase = (b * p.lk + j) * p.k_stride + p.k_off + h * d;
+            let kbase = (b * p.lk + j) * p.k_stride + p.k_off + hk * d;
             for (var c = 0u; c < d; c++) {
                 let kc = f32(k[kbase + c]);
                 for (var q = 0u; q < QB; q++) { s[q] = fma(qs8[q * DMAX + c], kc, s[q]); }
@@ -236,7 +239,7 @@ fn attention_q8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         }
         for (var q = 0u; q < QB; q++) { acc0[q] *= corr8[q]; acc1[q] *= corr8[q]; }
         for (var t = 0u; t < nk; t++) {
-            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + h * d;
+            let vbase = (b * p.lk + j0 + t) * p.v_stride + p.v_off + hk * d;
             var v0 = 0.0;
             var v1 = 0.0;
             if (li < d) { v0 = f32(v[vbase + li]); }

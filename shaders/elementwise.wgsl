@@ -6,8 +6,9 @@
 //               (residual add with div = 1, modulo = rows; per-frame / per-media embeddings)
 //   gather_rows: dst[r, c] = src[ids[r], c]                            (r < rows, c < cols)
 //               (nn.Embedding; ids are checked against the table on the host)
-//   gated_activation: dst[r, c] = act(src[r, c]) · src[r, cols + c]     (r < rows, c < cols)
-//               (LlamaMLP's act(gate_proj(x)) · up_proj(x) on one stacked [gate; up] GEMM output)
+//   gated_activation: dst[r, c] = act(src[r, c]) · src[r, cols + c] (· row_scale[r] when rows ≠ 0)
+//               (LlamaMLP's act(gate_proj(x)) · up_proj(x) on one stacked [gate; up] GEMM output;
+//               the row scale is Mllama's full_text_row_masked_out_mask on its MLP branch)
 
 struct EwParams {
     n: u32,
@@ -28,6 +29,7 @@ struct EwParams {
 @group(0) @binding(1) var<storage, read> src: array<elem>;
 @group(0) @binding(2) var<storage, read_write> dst: array<elem>;
 @group(0) @binding(3) var<storage, read> ids: array<u32>;
+@group(0) @binding(4) var<storage, read> row_scale: array<elem>;
 
 @compute @workgroup_size(256, 1, 1)
 fn activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -77,5 +79,7 @@ fn gated_activation(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let c = i % p.cols;
     let r = i / p.cols;
     let base = r * 2u * p.cols;
-    dst[i] = elem(activate(f32(src[base + c]), p.act) * f32(src[base + p.cols + c]));
+    var y = activate(f32(src[base + c]), p.act) * f32(src[base + p.cols + c]);
+    if (p.rows != 0u) { y *= f32(row_scale[r]); }   // rows: the row scale's length, 0 when none is bound
+    dst[i] = elem(y);
 }

@@ -5,7 +5,7 @@ mod common;
 use common::{check, gpu, up};
 
 use vlm_connectors::kernels::attention::{
-    attention_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads,
+    attention_cpu, attention_gqa_cpu, media_ranges_cpu, pack_locations, record_attention, record_media_ranges, AttnOpts, AttnVariant, Heads,
 };
 use vlm_connectors::kernels::Variant;
 use vlm_connectors::util::Rng;
@@ -21,7 +21,7 @@ fn run_attention(b: usize, lq: usize, lk: usize, heads: usize, d: usize, scale_l
     let mask: Vec<f32> = (0..b * lk).map(|i| if masked && i % 3 == 1 { -1e4 } else { rng.uniform(-1.0, 0.0) }).collect();
     let scale = 1.0 / (d as f32).sqrt();
     let (qt, kt, vt, mt) = (up(&q, &[b, lq, w]), up(&k, &[b, lk, w]), up(&v, &[b, lk, w]), up(&mask, &[b, lk]));
-    let opts = AttnOpts { mask: masked.then_some(&mt), ranges: None };
+    let opts = AttnOpts { mask: masked.then_some(&mt), ..Default::default() };
     let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, scale, masked.then_some(&mask[..]), None);
     // softmax(s) moves by |δs| when the logits move by δs; float32 rounding of logits of size L is
     // ~ε·L, so the achievable relative error is max(1e-5, a few ε·L). L ≈ 1 in the ordinary cases.
@@ -140,7 +140,7 @@ fn media_case(locs: &[u8], batch: usize, len: usize, n_media: usize, n: usize) {
                 heads,
                 d,
                 0.5,
-                AttnOpts { mask: None, ranges: Some(&r) },
+                AttnOpts { ranges: Some(&r), ..Default::default() },
                 Some(variant),
             )
             .unwrap();
@@ -196,7 +196,7 @@ fn attention_per_query_mask_matches_cpu() {
             let want = attention_cpu(&q, &k, &v, b, lq, lk, heads, d, 0.4, Some(&mask), r);
             for &variant in AttnVariant::ALL {
                 let mut rec = Recorder::new(g);
-                let opts = AttnOpts { mask: Some(&mt), ranges: with_ranges.then_some(&rt) };
+                let opts = AttnOpts { mask: Some(&mt), ranges: with_ranges.then_some(&rt), kv_heads: None };
                 let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, 0.4, opts, Some(variant))
                     .unwrap();
                 rec.submit().unwrap();
@@ -213,8 +213,53 @@ fn attention_per_query_mask_matches_cpu() {
     let (qt, kt) = (up(&[0.0; 8], &[1, 2, 4]), up(&[0.0; 12], &[1, 3, 4]));
     let bad = up(&[0.0; 5], &[1, 5]);
     let mut rec = Recorder::new(g);
-    let opts = AttnOpts { mask: Some(&bad), ranges: None };
+    let opts = AttnOpts { mask: Some(&bad), ..Default::default() };
     let e = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), 1, 4, 1.0, opts, None).unwrap_err().to_string();
     assert!(e.contains("[1, 3] or [1, 2, 3]"), "{e}");
+    rec.discard();
+}
+
+/// Grouped-query attention (Mllama, Idefics2): query head h reads K/V head h / (heads / kv_heads),
+/// in both versions, over awkward lengths, with K/V as column slices of one buffer and a per-query
+/// mask; kv_heads that do not divide the heads are an error.
+#[test]
+fn grouped_query_attention_matches_cpu() {
+    let g = gpu();
+    let mut rng = Rng::new(41);
+    for &(b, lq, lk, heads, kv_heads, d) in
+        &[(1, 1, 1, 2, 1, 8), (2, 7, 65, 4, 2, 8), (1, 63, 257, 6, 3, 64), (2, 9, 577, 8, 1, 128), (1, 65, 7, 3, 3, 7)]
+    {
+        let (w, wk) = (heads * d, kv_heads * d);
+        let q = rng.vec(b * lq * w, 1.0);
+        let kv = rng.vec(b * lk * 2 * wk, 1.0); // [k | v] per row
+        let k: Vec<f32> = kv.chunks(2 * wk).flat_map(|r| r[..wk].to_vec()).collect();
+        let v: Vec<f32> = kv.chunks(2 * wk).flat_map(|r| r[wk..].to_vec()).collect();
+        let mask: Vec<f32> = (0..b * lq * lk).map(|i| if i % 5 == 2 { -3e38 } else { rng.uniform(-1.0, 0.0) }).collect();
+        let (qt, kvt, mt) = (up(&q, &[b, lq, w]), up(&kv, &[b, lk, 2 * wk]), up(&mask, &[b, lq, lk]));
+        let want = attention_gqa_cpu(&q, &k, &v, [b, lq, lk], [heads, kv_heads], d, 0.3, Some(&mask), None);
+        for &variant in AttnVariant::ALL {
+            let mut rec = Recorder::new(g);
+            let opts = AttnOpts { mask: Some(&mt), kv_heads: Some(kv_heads), ..Default::default() };
+            let o = record_attention(
+                &mut rec,
+                Heads::all(&qt),
+                Heads::all(&kvt),
+                Heads { t: &kvt, offset: wk },
+                heads,
+                d,
+                0.3,
+                opts,
+                Some(variant),
+            )
+            .unwrap();
+            rec.submit().unwrap();
+            check(&format!("GQA {variant:?} b{b} lq{lq} lk{lk} h{heads}/{kv_heads} d{d}"), &o.to_vec(g).unwrap(), &want, 1e-5);
+        }
+    }
+    let t = up(&[0.0; 2 * 3 * 8], &[2, 3, 8]);
+    let mut rec = Recorder::new(g);
+    let opts = AttnOpts { kv_heads: Some(3), ..Default::default() };
+    let e = record_attention(&mut rec, Heads::all(&t), Heads::all(&t), Heads::all(&t), 4, 2, 1.0, opts, None).unwrap_err().to_string();
+    assert!(e.contains("3 K/V heads do not divide 4"), "{e}");
     rec.discard();
 }

@@ -88,7 +88,7 @@ fn attention_f16_matches_cpu_with_masks_in_both_variants() {
         for &variant in AttnVariant::ALL {
             let mut rec = Recorder::new(g);
             let (qt, kt, vt, mt) = (up16(&q, &[b, lq, w]), up16(&k, &[b, lk, w]), up16(&v, &[b, lk, w]), up16(&mask, &[b, lk]));
-            let opts = AttnOpts { mask: Some(&mt), ranges: None };
+            let opts = AttnOpts { mask: Some(&mt), ..Default::default() };
             let o =
                 record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&vt), heads, d, 0.3, opts, Some(variant)).unwrap();
             rec.submit().unwrap();

@@ -7,6 +7,7 @@ use common::{check, gpu, up};
 use vlm_connectors::kernels::attention::{record_attention, AttnOpts, Heads};
 use vlm_connectors::kernels::elementwise::{
     add_rows_cpu, copy_rows_cpu, gated_activation_cpu, record_activation, record_add_rows, record_copy_rows, record_gated_activation,
+    record_gated_activation_rows,
 };
 use vlm_connectors::kernels::gemm::{linear_cpu, record_gemm_into, record_linear, GemmVariant, Residual};
 use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_layernorm, record_rmsnorm, rmsnorm_cpu};
@@ -231,9 +232,24 @@ fn gated_activation_matches_cpu() {
             check(&format!("gated {act:?} {rows}x{cols}"), &y.to_vec(g).unwrap(), &gated_activation_cpu(&x, cols, act), 1e-6);
         }
     }
+    // With a row scale (Mllama's row mask, or any per-row factor): rows scaled after act · up.
+    for &(rows, cols) in &[(1, 1), (7, 63), (65, 257)] {
+        let x = rng.vec(rows * 2 * cols, 3.0);
+        let scale: Vec<f32> = (0..rows).map(|r| if r % 3 == 0 { 0.0 } else { rng.uniform(-2.0, 2.0) }).collect();
+        let mut rec = Recorder::new(g);
+        let y = record_gated_activation_rows(&mut rec, &up(&x, &[rows, 2 * cols]), Activation::Silu, Some(&up(&scale, &[rows]))).unwrap();
+        rec.submit().unwrap();
+        let want: Vec<f32> =
+            gated_activation_cpu(&x, cols, Activation::Silu).iter().enumerate().map(|(i, v)| v * scale[i / cols]).collect();
+        check(&format!("gated rows {rows}x{cols}"), &y.to_vec(g).unwrap(), &want, 1e-6);
+    }
     let mut rec = Recorder::new(g);
     let e = record_gated_activation(&mut rec, &up(&[0.0; 6], &[2, 3]), Activation::Silu).unwrap_err().to_string();
     assert!(e.contains("gate and up stacked"), "{e}");
+    let e = record_gated_activation_rows(&mut rec, &up(&[0.0; 8], &[2, 4]), Activation::Silu, Some(&up(&[1.0; 3], &[3])))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("row_scale") && e.contains("[2]"), "{e}");
     rec.discard();
 }
 

@@ -222,7 +222,7 @@ proptest! {
         let lk = t_img * n;
         let (q, kv) = (rng.vec(b * len * heads * d, 1.0), rng.vec(b * lk * heads * d, 1.0));
         let (qt, kt) = (up(&q, &[b, len, heads * d]), up(&kv, &[b, lk, heads * d]));
-        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.4, AttnOpts { mask: None, ranges: Some(&r) }, Some(variant(q8))).unwrap();
+        let o = record_attention(&mut rec, Heads::all(&qt), Heads::all(&kt), Heads::all(&kt), heads, d, 0.4, AttnOpts { ranges: Some(&r), ..Default::default() }, Some(variant(q8))).unwrap();
         rec.submit().unwrap();
         let want_ranges = media_ranges_cpu(&locs, b, len, t_img, n, immediate);
         prop_assert_eq!(&r.to_vec_u32(g).unwrap(), &want_ranges);

@@ -1,6 +1,8 @@
 //! The connector zoo against transformers 5.24 (`tests/data/zoo`, copied from `../shared/golden`):
 //! Qwen2-VL / Qwen2.5-VL mergers, InternVL and Idefics3 pixel shuffles, Gemma 3 and PaliGemma
-//! projectors, through the library in f32 (rel-L2 ≤ 1e-5) and f16 (≤ 5e-3) and through `vlmc run`.
+//! projectors, Mistral 3, Mllama's cross-attention layer and Idefics2's connector, through the
+//! library in f32 (rel-L2 ≤ 1e-5) and f16 (≤ 5e-3) (`vlmc run` in tests/cli.rs); inputs the golden
+//! cases leave out (`edge/zoo_edges.safetensors`); the errors the references raise.
 
 mod common;
 use common::{assert_close, data_dir, gpu};
@@ -139,4 +141,78 @@ fn mistral3_merges_each_image_on_its_own_grid() {
         let err = c.run_inputs(g, &i).unwrap_err().to_string();
         assert!(err.contains("image_sizes") && err.contains(msg), "{err}");
     }
+}
+
+/// Mllama with masks the golden case leaves out, against transformers (`edge/zoo_edges.safetensors`):
+/// rows before the first image (all-zero bias, MLP branch zeroed), a padded tile, images with
+/// different tile counts, a mask value of 2 (masked); in f32 and f16. And masks of the wrong shape.
+#[test]
+fn mllama_masks_match_transformers() {
+    let g = gpu();
+    let e = WeightSource::open_file(data_dir().join("edge/zoo_edges.safetensors")).unwrap();
+    let (mshape, mask) = e.get_int("mllama_cross_attention_mask").unwrap();
+    let t = |name: &str, dtype: DType| {
+        let h = e.get_any(name).unwrap();
+        Tensor::from_host(g, &h.data, &h.shape, dtype).unwrap()
+    };
+    for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 5e-3)] {
+        if dtype == DType::F16 && !g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+            continue;
+        }
+        let c = Connector::from_dir_opts(g, data_dir().join("zoo/mllama_xattn"), &LoadOptions { dtype, ..Default::default() }).unwrap();
+        let i = Inputs::new()
+            .with_tensor("hidden_states", t("mllama_hidden_states", dtype))
+            .with_tensor("cross_attention_states", t("mllama_cross_attention_states", dtype))
+            .with_ints("cross_attention_mask", &mshape, mask.clone());
+        let y = c.run_inputs(g, &i).unwrap();
+        for name in ["output", "projected"] {
+            let want = e.get_any(&format!("mllama_{name}")).unwrap();
+            let got = y.get(name).unwrap();
+            assert_eq!(got.shape, want.shape, "{name}");
+            let err = rel_l2(&got.data, &want.data);
+            assert!(err <= tol, "mllama {name} {dtype:?}: rel L2 {err:.2e}");
+        }
+    }
+    let c = Connector::from_dir(g, data_dir().join("zoo/mllama_xattn")).unwrap();
+    let i = Inputs::new()
+        .with_tensor("hidden_states", t("mllama_hidden_states", DType::F32))
+        .with_tensor("cross_attention_states", t("mllama_cross_attention_states", DType::F32))
+        .with_ints("cross_attention_mask", &[2, 7, 2, 1], vec![1; 28]);
+    let err = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(err.contains("cross_attention_mask") && err.contains("[2, 7, 2, 2]"), "{err}");
+}
+
+/// Idefics2 with padded patches masked (a BOOL `patch_attention_mask` read from safetensors),
+/// against transformers (`edge/zoo_edges.safetensors`), in f32 and f16; and a mask of the wrong shape.
+#[test]
+fn idefics2_masks_padded_patches_like_transformers() {
+    let g = gpu();
+    let e = WeightSource::open_file(data_dir().join("edge/zoo_edges.safetensors")).unwrap();
+    let (mshape, mask) = e.get_int("idefics2_patch_attention_mask").unwrap();
+    assert!(mask.contains(&0) && mask.contains(&1));
+    let x = e.get_any("idefics2_image_hidden_states").unwrap();
+    let want = e.get_any("idefics2_output").unwrap();
+    for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 5e-3)] {
+        if dtype == DType::F16 && !g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+            continue;
+        }
+        let c =
+            Connector::from_dir_opts(g, data_dir().join("zoo/idefics2_connector"), &LoadOptions { dtype, ..Default::default() }).unwrap();
+        let i = Inputs::new().with_tensor("image_hidden_states", Tensor::from_host(g, &x.data, &x.shape, dtype).unwrap()).with_ints(
+            "patch_attention_mask",
+            &mshape,
+            mask.clone(),
+        );
+        let got = c.run_inputs(g, &i).unwrap();
+        let err = rel_l2(&got.get("output").unwrap().data, &want.data);
+        assert!(err <= tol, "idefics2 {dtype:?}: rel L2 {err:.2e}");
+    }
+    let c = Connector::from_dir(g, data_dir().join("zoo/idefics2_connector")).unwrap();
+    let i = Inputs::new().with_tensor("image_hidden_states", Tensor::from_slice(g, &x.data, &x.shape).unwrap()).with_ints(
+        "patch_attention_mask",
+        &[2, 15],
+        vec![1; 30],
+    );
+    let err = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(err.contains("patch_attention_mask") && err.contains("[2, 16]"), "{err}");
 }

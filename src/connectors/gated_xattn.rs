@@ -211,7 +211,7 @@ impl GatedCrossAttention {
                 shared
             }
         };
-        let ctx = self.attn.context(rec, &h, &media_flat, AttnOpts { mask: None, ranges: Some(&ranges) })?;
+        let ctx = self.attn.context(rec, &h, &media_flat, AttnOpts { ranges: Some(&ranges), ..Default::default() })?;
         let x = self.to_out.forward_residual(rec, &ctx, x, self.attn_alpha)?;
         // 3. x + tanh(ff_gate) · FF(x)
         self.ff.forward_residual(rec, &x, self.ff_alpha)

@@ -105,7 +105,7 @@ impl IdeficsGatedCrossAttention {
             false => None,
         };
         let proj = [&a.pp("q_proj"), &a.pp("k_proj"), &a.pp("v_proj")];
-        let attn = Attention::load_projections(gpu, proj, d, e, c.num_attention_heads, head_dim, qk_norm)?;
+        let attn = Attention::load_projections(gpu, proj, d, e, [c.num_attention_heads; 2], head_dim, qk_norm)?;
         // A float alpha scales the GEMM epilogue; a vector one is folded into the output rows.
         let alpha = |name: &str| -> Result<Vec<f32>> {
             let shape: &[usize] = if c.alpha_vector { &[1, 1, d] } else { &[1] };
@@ -242,7 +242,7 @@ impl IdeficsGatedCrossAttention {
             return Err(Error::shape("image_attention_mask", [b, len, mi], [mb, ml, mi]));
         }
         let h = self.input_layernorm.forward(rec, x)?;
-        let opts = AttnOpts { mask: mask.mask.as_ref(), ranges: Some(&mask.ranges) };
+        let opts = AttnOpts { mask: mask.mask.as_ref(), ranges: Some(&mask.ranges), kv_heads: None };
         let ctx = self.attn.context(rec, &h, images, opts)?;
         let h = self.o_proj.forward_residual(rec, &ctx, x, self.attn_alpha)?;
         let n = self.post_attention_layernorm.forward(rec, &h)?;

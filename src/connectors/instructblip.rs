@@ -150,7 +150,7 @@ impl InstructBlip {
             .collect();
         let mask = Tensor::from_host(gpu, &mask, &[b, q + t], image_embeds.dtype())?;
         for l in &self.layers {
-            x = l.self_attn.forward_opts(rec, &x, &x, AttnOpts { mask: Some(&mask), ranges: None })?;
+            x = l.self_attn.forward_opts(rec, &x, &x, AttnOpts { mask: Some(&mask), ..Default::default() })?;
             let (mut qs, ts) = (Tensor::empty(gpu, &[b, q, h], x.dtype())?, Tensor::empty(gpu, &[b, t, h], x.dtype())?);
             record_copy_rows(rec, &x, 0, &qs, 0, q)?;
             record_copy_rows(rec, &x, q, &ts, 0, t)?;

@@ -149,7 +149,7 @@ impl PerceiverResampler {
             layers.push(PerceiverLayer {
                 norm_media: LayerNorm::load(gpu, &a.pp("context_layer_norm"), d, EPS)?,
                 norm_latents: LayerNorm::load(gpu, &a.pp("latents_layer_norm"), d, EPS)?,
-                attn: Attention::load_projections(gpu, proj, d, d, c.heads, c.dim_head, qk_norm)?,
+                attn: Attention::load_projections(gpu, proj, d, d, [c.heads; 2], c.dim_head, qk_norm)?,
                 to_out: Linear::load(gpu, &a.pp("output_proj"), Some(inner), Some(d), crate::nn::Bias::None)?,
                 ff: FeedForward::load_parts(gpu, [&m.pp("ln"), &m.pp("fc"), &m.pp("c_proj")], d, c.ff_mult * d, Activation::Relu, EPS)?,
             });

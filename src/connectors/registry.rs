@@ -9,8 +9,8 @@ use std::path::Path;
 
 pub use super::inputs::{Inputs, Output, Outputs};
 use super::{
-    GemmaProjector, Idefics, InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, Mistral3Projector, OpenFlamingo,
-    PixelShuffleProjector, Pool2x2, QFormer, Qwen2VlMerger, TokenMerger,
+    GemmaProjector, Idefics, Idefics2Connector, InstructBlip, LlavaNext, LlavaNextVideo, LlavaOnevision, LlavaProjector, Mistral3Projector,
+    Mllama, OpenFlamingo, PixelShuffleProjector, Pool2x2, QFormer, Qwen2VlMerger, TokenMerger,
 };
 use crate::checkpoint::infer::{self, Inferred};
 use crate::checkpoint::{Config, WeightSource};
@@ -91,6 +91,12 @@ fn gemma(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>
 }
 fn mistral3(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Mistral3Projector::load(g, c, weights(w, c)?)?))
+}
+fn mllama(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Mllama::load(g, c, weights(w, c)?)?))
+}
+fn idefics2(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
+    Ok(Box::new(Idefics2Connector::load(g, c, weights(w, c)?)?))
 }
 fn pool2x2(_: &Gpu, c: &Config, _: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(Pool2x2::from_config(c)?))
@@ -221,6 +227,22 @@ pub static MODELS: &[ModelEntry] = &[
         needs_weights: true,
         layered: false,
         load: mistral3,
+    },
+    ModelEntry {
+        model_types: &["mllama"],
+        class: "Mllama",
+        reference: "transformers MllamaMultiModalProjector + MllamaCrossAttentionDecoderLayer (models/mllama)",
+        needs_weights: true,
+        layered: true,
+        load: mllama,
+    },
+    ModelEntry {
+        model_types: &["idefics2"],
+        class: "Idefics2Connector",
+        reference: "transformers Idefics2Connector: Idefics2MLP + Idefics2PerceiverResampler (models/idefics2)",
+        needs_weights: true,
+        layered: false,
+        load: idefics2,
     },
 ];
 

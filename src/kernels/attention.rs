@@ -27,7 +27,8 @@ pub(crate) struct AttnParams {
     pub has_ranges: u32,
     pub scale: f32,
     pub mask_rows: u32,
-    pub _p: [u32; 2],
+    pub kv_group: u32,
+    pub _p: u32,
 }
 
 /// Mirrors `MediaParams` in media_mask.wgsl.
@@ -67,6 +68,9 @@ pub struct AttnOpts<'a> {
     pub mask: Option<&'a Tensor>,
     /// Per-query key ranges [batch · lq · 4] (u32: lo, hi, uniform, 0), from `record_media_ranges`.
     pub ranges: Option<&'a Tensor>,
+    /// Grouped-query attention: K and V hold this many heads (dividing the query heads; query
+    /// head h reads K/V head h / (heads / kv_heads)). `None`: as many as the queries.
+    pub kv_heads: Option<usize>,
 }
 
 /// The attention kernel versions in attention.wgsl (family `attention`).
@@ -124,7 +128,11 @@ pub fn record_attention(
     variant: Option<AttnVariant>,
 ) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let dims = |name: &str, h: &Heads| -> Result<[usize; 3]> {
+    let kv_heads = opts.kv_heads.unwrap_or(heads);
+    if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+        return Err(Error::config("num_key_value_heads", format!("{kv_heads} K/V heads do not divide {heads} query heads")));
+    }
+    let dims = |name: &str, h: &Heads, heads: usize| -> Result<[usize; 3]> {
         match *h.t.shape() {
             [b, l, w] if h.offset + heads * head_dim <= w => Ok([b, l, w]),
             _ => Err(Error::shape(
@@ -134,9 +142,9 @@ pub fn record_attention(
             )),
         }
     };
-    let [b, lq, qw] = dims("attention query", &q)?;
-    let [kb, lk, kw] = dims("attention key", &k)?;
-    let [vb, vl, vw] = dims("attention value", &v)?;
+    let [b, lq, qw] = dims("attention query", &q, heads)?;
+    let [kb, lk, kw] = dims("attention key", &k, kv_heads)?;
+    let [vb, vl, vw] = dims("attention value", &v, kv_heads)?;
     if kb != b || vb != b || vl != lk {
         return Err(Error::shape(
             "attention key/value",
@@ -179,7 +187,8 @@ pub fn record_attention(
         has_ranges: opts.ranges.is_some() as u32,
         scale,
         mask_rows: checked_u32(op, mask_rows.max(1))?,
-        _p: [0; 2],
+        kv_group: checked_u32(op, heads / kv_heads)?,
+        _p: 0,
     };
     // The untuned plan is a large GPU's: q8 (one workgroup per 8 query rows) only while its grid
     // still gives every SM of a 132-SM part two workgroups; else v2 (one per row), which launches
@@ -189,7 +198,8 @@ pub fn record_attention(
     let rows_per_group = if chosen == AttnVariant::Q8 { 8 } else { 1 };
     let groups = [params.lq.div_ceil(rows_per_group), params.heads, checked_u32(op, b)?];
     let (bh, lq, lk, d, e) = ((b * heads) as u64, lq as u64, lk as u64, head_dim as u64, dtype.size() as u64);
-    let cost = Cost { flops: 4 * bh * lq * lk * d, bytes: e * bh * d * (2 * lq + 2 * lk) };
+    let bkv = (b * kv_heads) as u64;
+    let cost = Cost { flops: 4 * bh * lq * lk * d, bytes: e * d * (2 * bh * lq + 2 * bkv * lk) };
     let tensors = [Some(q.t), Some(k.t), Some(v.t), opts.mask, opts.ranges, Some(&out)];
     rec.launch(chosen.kernel(), dtype, &params, &tensors, groups, cost)?;
     Ok(out)
@@ -274,7 +284,25 @@ pub fn attention_cpu(
     mask: Option<&[f32]>,
     ranges: Option<&[u32]>,
 ) -> Vec<f32> {
+    attention_gqa_cpu(q, k, v, [b, lq, lk], [heads, heads], d, scale, mask, ranges)
+}
+
+/// [`attention_cpu`] with grouped-query attention: k, v [b, lk, kv_heads·d], query head h reading
+/// K/V head h / (heads / kv_heads).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_gqa_cpu(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    [b, lq, lk]: [usize; 3],
+    [heads, kv_heads]: [usize; 2],
+    d: usize,
+    scale: f32,
+    mask: Option<&[f32]>,
+    ranges: Option<&[u32]>,
+) -> Vec<f32> {
     let w = heads * d;
+    let (wk, group) = (kv_heads * d, heads / kv_heads);
     let mut out = vec![0f32; b * lq * w];
     let per_query = mask.is_some_and(|m| m.len() == b * lq * lk);
     let mask_at = |bi: usize, i: usize, j: usize| -> f64 {
@@ -300,7 +328,7 @@ pub fn attention_cpu(
                         }
                         let mut s = 0f64;
                         for c in 0..d {
-                            s += q[(bi * lq + i) * w + h * d + c] as f64 * k[(bi * lk + j) * w + h * d + c] as f64;
+                            s += q[(bi * lq + i) * w + h * d + c] as f64 * k[(bi * lk + j) * wk + h / group * d + c] as f64;
                         }
                         s * scale as f64 + mask_at(bi, i, j)
                     })
@@ -311,7 +339,7 @@ pub fn attention_cpu(
                 for c in 0..d {
                     let mut acc = 0f64;
                     for (t, j) in (lo..hi).enumerate() {
-                        acc += e[t] * v[(bi * lk + j) * w + h * d + c] as f64;
+                        acc += e[t] * v[(bi * lk + j) * wk + h / group * d + c] as f64;
                     }
                     out[(bi * lq + i) * w + h * d + c] = (acc / sum) as f32;
                 }

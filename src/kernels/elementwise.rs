@@ -41,6 +41,13 @@ pub fn record_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Res
 /// LlamaMLP's `act(gate) · up` on a stacked [gate | up] GEMM output: x [..., 2·C] → [..., C] with
 /// y[r, c] = act(x[r, c]) · x[r, C + c]. An odd last dimension is an [`Error::Shape`].
 pub fn record_gated_activation(rec: &mut Recorder, x: &Tensor, act: Activation) -> Result<Tensor> {
+    record_gated_activation_rows(rec, x, act, None)
+}
+
+/// [`record_gated_activation`] with every row r scaled by `row_scale[r]` (`[rows]`, the rows of x
+/// flattened to 2-D): Mllama's `full_text_row_masked_out_mask` on its MLP branch. Errors:
+/// [`Error::Shape`] naming `row_scale` for another length.
+pub fn record_gated_activation_rows(rec: &mut Recorder, x: &Tensor, act: Activation, row_scale: Option<&Tensor>) -> Result<Tensor> {
     let gpu = rec.gpu();
     let shape = x.shape();
     let cols = match shape.last() {
@@ -52,9 +59,16 @@ pub fn record_gated_activation(rec: &mut Recorder, x: &Tensor, act: Activation) 
     let y = Tensor::empty(gpu, &out_shape, x.dtype())?;
     let op = "gated_activation";
     let n = checked_u32(op, y.numel())?;
-    let params = EwParams { n, act: act as u32, cols: checked_u32(op, cols)?, ..Default::default() };
+    let rows = y.numel().checked_div(cols).unwrap_or(0);
+    if let Some(s) = row_scale {
+        s.expect_shape("row_scale", &[rows])?;
+    }
+    // `rows` ≠ 0 tells the kernel the row scale is bound (with no rows there is nothing to scale).
+    let rows_flag = if row_scale.is_some() { checked_u32(op, rows)? } else { 0 };
+    let params = EwParams { n, act: act as u32, cols: checked_u32(op, cols)?, rows: rows_flag, ..Default::default() };
     let cost = Cost { flops: 10 * n as u64, bytes: x.byte_len() + y.byte_len() };
-    rec.launch(&GATED_ACTIVATION, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(WG)), cost)?;
+    let tensors = [Some(x), Some(&y), row_scale];
+    rec.launch(&GATED_ACTIVATION, x.dtype(), &params, &tensors, grid_1d(gpu, n.div_ceil(WG)), cost)?;
     Ok(y)
 }
 

@@ -7,13 +7,13 @@
 //! |-----------------|-------------------|----------------------------------------------------------|
 //! | `gemm`          | gemm.wgsl         | y = act(x·Wᵀ + b), optional `res + α·y` epilogue          |
 //! | `activation`    | elementwise.wgsl  | y = act(x) (ACT2FN names)                                |
-//! | `gated_activation` | elementwise.wgsl | y = act(gate) · up on a stacked [gate, up] (LlamaMLP)   |
+//! | `gated_activation` | elementwise.wgsl | y = act(gate) · up on a stacked [gate, up] (LlamaMLP), optional row scale |
 //! | `add`           | elementwise.wgsl  | y = a + b                                                |
 //! | `copy_rows`     | elementwise.wgsl  | strided row copy with batch broadcast (expand, concat)   |
 //! | `add_rows`      | elementwise.wgsl  | `x[r] += e[(r / div) % modulo]` (frame, time embeddings)|
 //! | `layernorm`     | layernorm.wgsl    | LayerNorm over the last dim, optional fused residual add |
 //! | `rmsnorm`       | layernorm.wgsl    | RMSNorm (Llama / IDEFICS), optional fused residual add   |
-//! | `attention`     | attention.wgsl    | fused multi-head attention, online softmax, masks        |
+//! | `attention`     | attention.wgsl    | fused multi-head / grouped-query attention, online softmax, masks |
 //! | `media_ranges`  | media_mask.wgsl   | Flamingo media mask → per-query key ranges               |
 //! | `pool2d`        | pool.wgsl         | k×k average / max pooling of a token grid, stride k      |
 //! | `resize_bilinear` | pool.wgsl       | F.interpolate bilinear (align_corners=False) of grids    |

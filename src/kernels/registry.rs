@@ -128,7 +128,7 @@ kernel!(ACTIVATION, "activation", "elementwise", "elementwise.wgsl", &[f(1, "src
 kernel!(COPY_ROWS, "copy_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(ADD_ROWS, "add_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
 kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst"), u(3, "ids")]);
-kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst")]);
+kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst"), opt(4, "row_scale")]);
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
 kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);

@@ -17,6 +17,8 @@ pub struct Attention {
     q: Linear,
     kv: KeyValue,
     heads: usize,
+    /// K/V heads (grouped-query attention when fewer than `heads`).
+    kv_heads: usize,
     head_dim: usize,
     scale: f32,
 }
@@ -75,7 +77,7 @@ impl Attention {
         let head_dim = head_dim(dim, heads, "num_attention_heads")?;
         let q = Linear::load(gpu, q, Some(dim), Some(dim), bias)?;
         let kv = KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, dim, bias)?);
-        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
+        Ok(Attention { q, kv, heads, kv_heads: heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
     }
 
     /// `to_q` and a fused `to_kv` (OpenFlamingo layout, no biases). `inner = heads · dim_head`.
@@ -92,24 +94,31 @@ impl Attention {
         head_dim(inner, heads, "heads")?;
         let q = Linear::load(gpu, to_q, Some(dim), Some(inner), Bias::None)?;
         let kv = KeyValue::Stacked(Linear::load(gpu, to_kv, Some(kv_dim), Some(2 * inner), Bias::None)?);
-        Ok(Attention { q, kv, heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt() })
+        Ok(Attention { q, kv, heads, kv_heads: heads, head_dim: dim_head, scale: 1.0 / (dim_head as f32).sqrt() })
     }
 
     /// Separate `q`/`k`/`v` Linears without biases and an inner width `heads · head_dim` that need
-    /// not equal `dim` (IDEFICS: `q_proj`, `k_proj`, `v_proj`), with optional per-head q/k norms of
-    /// width `head_dim` (an [`Error::Config`] for another width).
+    /// not equal `dim` (IDEFICS, Mllama, Idefics2: `q_proj`, `k_proj`, `v_proj`), `[heads, kv_heads]`
+    /// query and K/V heads (grouped-query attention when kv_heads < heads: `k_proj` / `v_proj` are
+    /// [kv_heads · head_dim, kv_dim]), with optional per-head q/k norms of width `head_dim`.
+    /// Errors: [`Error::Config`] for K/V heads that do not divide the query heads or norms of
+    /// another width.
     #[allow(clippy::too_many_arguments)]
     pub fn load_projections(
         gpu: &Gpu,
         [q, k, v]: [&WeightSource; 3],
         dim: usize,
         kv_dim: usize,
-        heads: usize,
+        [heads, kv_heads]: [usize; 2],
         head_dim: usize,
         qk_norm: Option<QkNorm>,
     ) -> Result<Attention> {
         let inner = heads * head_dim;
         self::head_dim(inner, heads, "heads")?;
+        if kv_heads == 0 || !heads.is_multiple_of(kv_heads) {
+            return Err(Error::config("num_key_value_heads", format!("{kv_heads} K/V heads do not divide {heads} query heads")));
+        }
+        let kv_inner = kv_heads * head_dim;
         if let Some(n) = qk_norm.as_ref().filter(|n| n.q.dim() != head_dim || n.k.dim() != head_dim) {
             return Err(Error::config(
                 "qk_layer_norms",
@@ -118,14 +127,14 @@ impl Attention {
         }
         let q = Linear::load(gpu, q, Some(dim), Some(inner), Bias::None)?;
         let kv = match qk_norm {
-            None => KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, inner, Bias::None)?),
+            None => KeyValue::Stacked(Linear::stack(gpu, &[k, v], kv_dim, kv_inner, Bias::None)?),
             Some(norm) => KeyValue::Normed(Box::new(NormedKv {
-                k: Linear::load(gpu, k, Some(kv_dim), Some(inner), Bias::None)?,
-                v: Linear::load(gpu, v, Some(kv_dim), Some(inner), Bias::None)?,
+                k: Linear::load(gpu, k, Some(kv_dim), Some(kv_inner), Bias::None)?,
+                v: Linear::load(gpu, v, Some(kv_dim), Some(kv_inner), Bias::None)?,
                 norm,
             })),
         };
-        Ok(Attention { q, kv, heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
+        Ok(Attention { q, kv, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
     }
 
     /// heads · head_dim.
@@ -133,9 +142,14 @@ impl Attention {
         self.heads * self.head_dim
     }
 
-    /// Number of heads.
+    /// Number of query heads.
     pub fn heads(&self) -> usize {
         self.heads
+    }
+
+    /// Number of K/V heads (fewer than [`Self::heads`] with grouped-query attention).
+    pub fn kv_heads(&self) -> usize {
+        self.kv_heads
     }
 
     /// Width of one head.
@@ -150,7 +164,7 @@ impl Attention {
         let (q, k, v, v_off) = match &self.kv {
             KeyValue::Stacked(kv) => {
                 let kv = kv.forward(rec, x_kv, Activation::Identity)?;
-                (q, kv.clone(), kv, self.inner())
+                (q, kv.clone(), kv, self.kv_heads * self.head_dim)
             }
             KeyValue::Normed(n) => {
                 let k = n.k.forward(rec, x_kv, Activation::Identity)?;
@@ -166,7 +180,7 @@ impl Attention {
             self.heads,
             self.head_dim,
             self.scale,
-            opts,
+            AttnOpts { kv_heads: Some(self.kv_heads), ..opts },
             None,
         )
     }

@@ -4,7 +4,7 @@
 //! residual (optionally gated) is folded into the last GEMM's epilogue.
 
 use crate::checkpoint::WeightSource;
-use crate::kernels::elementwise::record_gated_activation;
+use crate::kernels::elementwise::record_gated_activation_rows;
 use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
@@ -84,10 +84,31 @@ impl GatedFeedForward {
         Ok(GatedFeedForward { gate_up, down, act })
     }
 
+    /// MLP(x) without a residual (Idefics2's modality projection, whose output width differs).
+    pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+        let h = self.gate_up.forward(rec, x, Activation::Identity)?;
+        let h = record_gated_activation_rows(rec, &h, self.act, None)?;
+        self.down.forward(rec, &h, Activation::Identity)
+    }
+
     /// res + alpha · MLP(x). x, res: [..., dim].
     pub fn forward_residual(&self, rec: &mut Recorder, x: &Tensor, res: &Tensor, alpha: f32) -> Result<Tensor> {
+        self.forward_residual_rows(rec, x, res, alpha, None)
+    }
+
+    /// `res + alpha · row_scale[r] · MLP(x)[r]`: the scale multiplies the rows of act(gate) · up,
+    /// which is the same since `down_proj` has no bias (Mllama's `full_text_row_masked_out_mask`).
+    /// row_scale: [rows of x flattened to 2-D].
+    pub fn forward_residual_rows(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        res: &Tensor,
+        alpha: f32,
+        row_scale: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let h = self.gate_up.forward(rec, x, Activation::Identity)?;
-        let h = record_gated_activation(rec, &h, self.act)?;
+        let h = record_gated_activation_rows(rec, &h, self.act, row_scale)?;
         self.down.forward_residual(rec, &h, res, alpha)
     }
 }
