@@ -242,3 +242,52 @@ fn anyres_resize_pack_matches_cpu_over_awkward_sizes() {
         assert!(err < 1e-6, "{image:?} → {out:?}, c {c}: rel L2 {err:e}");
     }
 }
+
+/// Qwen2-VL's smart_resize and Pixtral's token grid against transformers 5.24 (values computed
+/// with `image_processing_qwen2_vl.smart_resize`; halves round to even as Python's round does).
+#[test]
+fn dynamic_resolution_grids_match_the_processors() {
+    use vlm_connectors::connectors::budget::{pixtral_grid, qwen_grid};
+    for (image, grid) in [
+        ([672, 672], [48, 48]),
+        ([1000, 300], [72, 22]),
+        ([4000, 3000], [82, 60]),
+        ([20, 20], [4, 4]),
+        ([70, 70], [4, 4]),
+        ([42, 126], [4, 8]),
+        ([20, 1000], [2, 72]),
+        ([28, 5000], [2, 358]),
+    ] {
+        assert_eq!(qwen_grid(image, 28).unwrap(), grid, "{image:?}");
+    }
+    let e = qwen_grid([10, 3000], 28).unwrap_err().to_string();
+    assert!(e.contains("aspect ratio"), "{e}");
+    // Pixtral: ⌈side / 28⌉ cells, longest edge scaled down to 1540; a break token per row.
+    assert_eq!(pixtral_grid([672, 672], 28), ([48, 48], 24 * 25));
+    assert_eq!(pixtral_grid([1000, 300], 28), ([72, 22], 36 * 12));
+    assert_eq!(pixtral_grid([3080, 1000], 28), ([110, 36], 55 * 19));
+}
+
+/// `vlmc info`'s tokens-per-image line for every zoo checkpoint and the seed connectors.
+#[test]
+fn tokens_per_image_follows_each_config() {
+    use vlm_connectors::checkpoint::Config;
+    use vlm_connectors::connectors::tokens::tokens_per_image;
+    let dir = common::data_dir();
+    for (case, want) in [
+        ("zoo/qwen2_vl_merger", "for 672×672"),
+        ("zoo/internvl_pixel_shuffle", "4 per tile (4×4 patches, pixel shuffle 2×2); dynamic"),
+        ("zoo/idefics3_connector", "4 per tile (4×4 patches, pixel shuffle 2×2)"),
+        ("zoo/gemma3_projector", "4 (mm_tokens_per_image)"),
+        ("zoo/paligemma_projector", "16 (4×4 patches)"),
+        ("zoo/mistral3_projector", "of 8-px cells (a break token per row): 7140 for 672×672"),
+        ("zoo/mllama_xattn", "up to 2 tiles × 5 tokens"),
+        ("zoo/idefics2_connector", "4 per image or crop"),
+        ("llava_tiny", "4 (one per tower token: 2×2 patches)"),
+        ("blip2_tiny", "8 (num_query_tokens)"),
+    ] {
+        let cfg = Config::from_file(dir.join(case).join("config.json")).unwrap();
+        let line = tokens_per_image(&cfg).unwrap();
+        assert!(line.contains(want), "{case}: {line}");
+    }
+}

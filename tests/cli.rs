@@ -128,8 +128,25 @@ fn vlmc_budget_prints_the_table_and_draws_the_chart() {
     for needle in ["LLaVA-1.5", "576", "3520", "2928", "1168", "744", "Q-Former", "Perceiver", "ToMe r=288"] {
         assert!(text.contains(needle), "missing {needle}: {text}");
     }
+    // Every zoo connector has its row, at its model's resolution.
+    for needle in [
+        "Qwen2-VL 672×672 (24×24 merged)",
+        "Qwen2.5-VL",
+        "InternVL3",
+        "Idefics3",
+        "Gemma 3",
+        "PaliGemma",
+        "Mistral 3 672×672",
+        "Llama 3.2 Vision",
+        "Idefics2",
+        "600",
+        "169",
+        "4095",
+    ] {
+        assert!(text.contains(needle), "missing {needle}: {text}");
+    }
     let chart = std::fs::read_to_string(&svg).unwrap();
-    assert!(chart.starts_with("<svg") && chart.matches("<rect").count() >= 15, "{chart}");
+    assert!(chart.starts_with("<svg") && chart.matches("<rect").count() >= 33 && chart.contains("Llama 3.2 Vision"), "{chart}");
     std::fs::remove_file(&svg).ok();
     let st = vlmc().args(["budget", "--no-time", "--image", "0x10"]).output().unwrap();
     assert!(!st.status.success());
@@ -208,6 +225,11 @@ fn vlmc_run_reproduces_the_zoo_cases() {
     assert!(zoo.len() >= 6, "{zoo:?}");
     for case in &zoo {
         run_case(case, &["output"]);
+        // vlmc info names the connector and its tokens per image.
+        let st = vlmc().args(["info", case_dir(case).to_str().unwrap()]).output().unwrap();
+        let text = String::from_utf8_lossy(&st.stdout);
+        assert!(st.status.success() && text.contains("model_type") && text.contains("tokens per image: "), "{case}: {text}");
+        assert!(!text.contains("not known"), "{case}: {text}");
     }
 }
 

@@ -216,3 +216,89 @@ fn idefics2_masks_padded_patches_like_transformers() {
     let err = c.run_inputs(g, &i).unwrap_err().to_string();
     assert!(err.contains("patch_attention_mask") && err.contains("[2, 16]"), "{err}");
 }
+
+/// Each zoo checkpoint with its connector's keys moved to the other layout transformers uses
+/// (`save_pretrained`'s vs the in-memory `model.`-prefixed one; Idefics2's without `model.`) and
+/// nothing else in the file: the same output.
+#[test]
+fn zoo_connectors_load_from_either_key_layout() {
+    let g = gpu();
+    let moves: &[(&str, &str, &str)] = &[
+        ("qwen2_vl_merger", "visual.merger.", "model.visual.merger."),
+        ("qwen2_5_vl_merger", "visual.merger.", "model.visual.merger."),
+        ("internvl_pixel_shuffle", "multi_modal_projector.", "model.multi_modal_projector."),
+        ("idefics3_connector", "model.connector.", "connector."),
+        ("gemma3_projector", "multi_modal_projector.", "model.multi_modal_projector."),
+        ("paligemma_projector", "multi_modal_projector.", "model.multi_modal_projector."),
+        ("mistral3_projector", "multi_modal_projector.", "model.multi_modal_projector."),
+        ("mllama_xattn", "language_model.model.layers.", "model.language_model.layers."),
+        ("idefics2_connector", "model.connector.", "connector."),
+    ];
+    for &(case, from, to) in moves {
+        let src = data_dir().join("zoo").join(case);
+        let ws = WeightSource::open_file(src.join("model.safetensors")).unwrap();
+        // Mllama's projector moves too (multi_modal_projector → model.multi_modal_projector).
+        let rename = |n: &str| -> Option<String> {
+            if let Some(rest) = n.strip_prefix(from) {
+                return Some(format!("{to}{rest}"));
+            }
+            n.strip_prefix("multi_modal_projector.")
+                .filter(|_| case == "mllama_xattn")
+                .map(|rest| format!("model.multi_modal_projector.{rest}"))
+        };
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = ws
+            .names()
+            .into_iter()
+            .filter_map(|n| rename(n).map(|m| (n.to_string(), m)))
+            .map(|(n, m)| {
+                let h = ws.get_any(&n).unwrap();
+                (m, h.shape, h.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+            })
+            .collect();
+        assert!(!tensors.is_empty(), "{case}: nothing under {from}");
+        let dir = std::env::temp_dir().join(format!("vlmc-zoo-layout-{}-{case}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .iter()
+            .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap()))
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+        std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+        let c = Connector::from_dir(g, &dir).unwrap_or_else(|e| panic!("{case} under {to}: {e}"));
+        let outs = c.run(g, &WeightSource::open_file(src.join("inputs.safetensors")).unwrap()).unwrap();
+        assert_close(&format!("{case} under {to}"), &outs.get("output").unwrap().data, &expected(case).data, 1e-5);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+/// Idefics2's SwiGLU projection on a device whose storage-binding size holds fewer rows of its
+/// [rows, 2·hidden] intermediate than the input has (Idefics2-8B at 980 px needs 537 MiB there;
+/// lavapipe and WebGPU bind 128 MiB): the rows go through in blocks (here 200 rows of 128 floats
+/// under a 32 KiB cap: blocks of 64, 64, 64, 8) and give what the one-block path gives.
+#[test]
+fn swiglu_runs_in_row_blocks_past_the_binding_limit() {
+    use vlm_connectors::kernels::Activation;
+    use vlm_connectors::nn::{Bias, GatedFeedForward, Linear};
+    let capped = vlm_connectors::Gpu::new_with(vlm_connectors::GpuOptions {
+        cap_storage_binding: Some(32 * 1024),
+        autotune: vlm_connectors::runtime::tune::AutotuneSettings { enabled: false, cache: None },
+        ..Default::default()
+    })
+    .unwrap();
+    let (rows, dim, hidden, out) = (200, 4, 64, 5);
+    let x: Vec<f32> = vlm_connectors::util::Rng::new(3).vec(rows * dim, 2.0);
+    let run = |g: &vlm_connectors::Gpu| {
+        let ws = WeightSource::random(9);
+        let down = Linear::load(g, &ws.pp("down_proj"), Some(hidden), Some(out), Bias::None).unwrap();
+        let mlp = GatedFeedForward::load(g, &ws, dim, hidden, Activation::Silu, Some(down)).unwrap();
+        let mut rec = vlm_connectors::Recorder::new(g);
+        let y = mlp.forward(&mut rec, &Tensor::from_slice(g, &x, &[2, rows / 2, dim]).unwrap()).unwrap();
+        let copies = rec.labels().iter().filter(|l| **l == "copy_rows").count();
+        rec.submit().unwrap();
+        assert_eq!(y.shape(), &[2, rows / 2, out]);
+        (y.to_vec(g).unwrap(), copies)
+    };
+    let ((blocked, copies), (plain, none)) = (run(&capped), run(gpu()));
+    assert_eq!((copies, none), (8, 0), "4 blocks, each copied in and out");
+    assert_close("SwiGLU in row blocks", &blocked, &plain, 1e-6);
+}

@@ -140,7 +140,7 @@ fn main() -> ExitCode {
         Cmd::Bench { only, shape, json, repeats, dtype, tune } => demo::bench_cmd(only, shape, json, repeats, parse_dtype(&dtype), tune),
         Cmd::Profile { model_dir, inputs, demo, dtype, json } => demo::profile(model_dir, inputs, demo, parse_dtype(&dtype), json),
         Cmd::Budget { context, image, tome_r, svg, no_time, dtype } => {
-            demo::budget(context, &image, tome_r, svg, no_time, parse_dtype(&dtype))
+            budget::budget(context, &image, tome_r, svg, no_time, parse_dtype(&dtype))
         }
     };
     match res {
@@ -211,6 +211,7 @@ fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) ->
     let c = Connector::from_dir_with(&gpu, dir, overrides)?;
     println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
     println!("inputs: {}", c.input_names().join(", "));
+    println!("tokens per image: {}", vlm_connectors::connectors::tokens::tokens_per_image(c.config())?);
     match c.inferred() {
         None => {
             println!("config: {}", dir.join("config.json").display());
@@ -298,5 +299,7 @@ fn info() -> Result<()> {
     Ok(())
 }
 
+#[path = "vlmc/budget.rs"]
+mod budget;
 #[path = "vlmc/demo.rs"]
 mod demo;

@@ -40,6 +40,13 @@ pub enum Scheme {
         /// Tiles the vision tower encodes (global view + grid).
         tiles: usize,
     },
+    /// A connector of the zoo (`internal::seed::zoo` builds it at the model's shapes).
+    Zoo {
+        /// Its `model_type`.
+        model_type: &'static str,
+        /// The tower's patch grid (h, w) where the resolution follows the image (Qwen, Mistral 3).
+        grid: [usize; 2],
+    },
 }
 
 /// One row of the report.
@@ -68,6 +75,10 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
     let layout = anyres.layout(image_size)?;
     let tiles = layout.tiles();
     let r = effective_r(LLAVA_TOKENS, tome_r, false);
+    let [h, w] = image_size;
+    let qwen = qwen_grid(image_size, 28)?;
+    let (pixtral, pixtral_tokens) = pixtral_grid(image_size, 28);
+    let zoo = |model_type, grid| Scheme::Zoo { model_type, grid };
     let rows = [
         ("LLaVA-1.5 (576 patches)".to_string(), Scheme::Llava, LLAVA_TOKENS),
         ("LLaVA + 2×2 pool".to_string(), Scheme::LlavaPool, (LLAVA_GRID / 2) * (LLAVA_GRID / 2)),
@@ -80,6 +91,15 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
             Scheme::AnyResPool { tiles },
             layout.pooled(image_size).tokens(),
         ),
+        (format!("Qwen2-VL {h}×{w} ({}×{} merged)", qwen[0] / 2, qwen[1] / 2), zoo("qwen2_vl", qwen), qwen[0] * qwen[1] / 4),
+        (format!("Qwen2.5-VL {h}×{w}"), zoo("qwen2_5_vl", qwen), qwen[0] * qwen[1] / 4),
+        ("InternVL3 (one 448-px tile)".to_string(), zoo("internvl", [32, 32]), 256),
+        ("Idefics3 (one 364-px tile)".to_string(), zoo("idefics3", [26, 26]), 169),
+        ("Gemma 3 (896 px)".to_string(), zoo("gemma3", [64, 64]), 256),
+        ("PaliGemma (224 px)".to_string(), zoo("paligemma", [16, 16]), 256),
+        (format!("Mistral 3 {h}×{w} (+ row breaks)"), zoo("mistral3", pixtral), pixtral_tokens),
+        ("Llama 3.2 Vision (cross-attention)".to_string(), zoo("mllama", [40, 40]), 1),
+        ("Idefics2 (980 px → 64 latents)".to_string(), zoo("idefics2", [70, 70]), 64),
     ];
     Ok(rows
         .into_iter()
@@ -94,13 +114,47 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
         .collect())
 }
 
+/// Qwen2-VL's `smart_resize` of an (h, w) image with `factor` = patch · merge pixels (28 for the
+/// released models; min_pixels 56², max_pixels 28²·1280, the processor's defaults), as the tower's
+/// patch grid (factor / 2 pixels a patch). Errors: [`Error::Input`] for an empty image or an
+/// aspect ratio past 200 (the processor raises there too).
+pub fn qwen_grid([h, w]: [usize; 2], factor: usize) -> Result<[usize; 2]> {
+    if h == 0 || w == 0 || h.max(w) > 200 * h.min(w) || factor < 2 {
+        return Err(Error::input("image", format!("{h}×{w}: Qwen2-VL needs both sides and an aspect ratio up to 200")));
+    }
+    let (f, min, max) = (factor as f64, 56.0 * 56.0, 28.0 * 28.0 * 1280.0);
+    let (hf, wf) = (h as f64, w as f64);
+    // Python's round(): halves to even.
+    let round = |v: f64| (v / f).round_ties_even() * f;
+    let (mut hb, mut wb) = (round(hf), round(wf));
+    if hb * wb > max {
+        let beta = (hf * wf / max).sqrt();
+        (hb, wb) = (((hf / beta / f).floor() * f).max(f), ((wf / beta / f).floor() * f).max(f));
+    } else if hb * wb < min {
+        let beta = (min / (hf * wf)).sqrt();
+        (hb, wb) = ((hf * beta / f).ceil() * f, (wf * beta / f).ceil() * f);
+    }
+    Ok([2 * (hb as usize / factor), 2 * (wb as usize / factor)])
+}
+
+/// Mistral 3's Pixtral processing of an (h, w) image (longest edge ≤ 1540 px, merged cells of
+/// `cell` = patch · merge pixels (28 for the released models), sides rounded up): the tower's
+/// patch grid and the tokens the image takes in the context: rows · (cols + 1), one `[IMG_BREAK]`
+/// (or the final `[IMG_END]`) per row.
+pub fn pixtral_grid([h, w]: [usize; 2], cell: usize) -> ([usize; 2], usize) {
+    let ratio = h.max(w) as f64 / 1540.0;
+    let (h, w) = if ratio > 1.0 { ((h as f64 / ratio) as usize, (w as f64 / ratio) as usize) } else { (h, w) };
+    let (rows, cols) = (h.max(1).div_ceil(cell.max(1)), w.max(1).div_ceil(cell.max(1)));
+    ([2 * rows, 2 * cols], rows * (cols + 1))
+}
+
 /// A plain-text table.
 pub fn render_table(rows: &[BudgetRow], context: usize) -> String {
     let mut s = format!("context window: {context} tokens\n");
-    s += &format!("{:<36} {:>8} {:>10} {:>12} {:>14}\n", "scheme", "visual", "text left", "vs LLaVA", "connector ms");
+    s += &format!("{:<40} {:>8} {:>10} {:>12} {:>14}\n", "scheme", "visual", "text left", "vs LLaVA", "connector ms");
     for r in rows {
         let ms = r.ms.map(|m| format!("{m:.2}")).unwrap_or_else(|| "-".into());
-        s += &format!("{:<36} {:>8} {:>10} {:>11.2}× {:>14}\n", r.name, r.visual, r.text_left, r.ratio, ms);
+        s += &format!("{:<40} {:>8} {:>10} {:>11.2}× {:>14}\n", r.name, r.visual, r.text_left, r.ratio, ms);
     }
     s
 }

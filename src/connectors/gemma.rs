@@ -33,7 +33,8 @@ impl GemmaProjector {
         let c = vc.opt_usize("hidden_size")?.unwrap_or(1152);
         if cfg.str("model_type")? == "paligemma" {
             let ws = layouts::require(ws, layouts::LLAVA_HF_PROJECTOR, "linear.weight")?;
-            let proj = Linear::load(gpu, &ws.pp("linear"), Some(c), None, Bias::Required)?;
+            // PaliGemmaMultiModalProjector: Linear(vision hidden_size, vision_config.projection_dim).
+            let proj = Linear::load(gpu, &ws.pp("linear"), Some(c), vc.opt_usize("projection_dim")?, Bias::Required)?;
             return Ok(GemmaProjector { pool: None, norm: None, proj, input: "image_features" });
         }
         let side = vc.opt_usize("image_size")?.unwrap_or(896) / vc.opt_usize("patch_size")?.unwrap_or(14);
@@ -51,9 +52,12 @@ impl GemmaProjector {
         let one_plus: Vec<f32> = w.iter().map(|v| 1.0 + v).collect();
         let norm = RmsNorm { weight: Tensor::from_host(gpu, &one_plus, &[c], ws.dtype())?, eps, dim: c };
         // x @ W with W [C, T] ([in, out]): nn.Linear's [out, in] is its transpose.
+        // T from text_config.hidden_size when given (checked by get_host), else the stored shape.
+        let txt = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
         let shape = ws.shape("mm_input_projection_weight").unwrap_or_default();
-        let t = match shape[..] {
-            [i, t] if i == c => t,
+        let t = match (txt, &shape[..]) {
+            (Some(t), _) => t,
+            (None, &[i, t]) if i == c => t,
             _ => return Err(Error::shape(ws.full_name("mm_input_projection_weight"), format!("[{c}, T]"), shape)),
         };
         let m = ws.get_host("mm_input_projection_weight", &[c, t])?.data;

@@ -61,8 +61,9 @@ impl Mistral3Projector {
         let permuted: Vec<f32> =
             (0..c * m2 * c).map(|i| (i / (m2 * c), i % (m2 * c))).map(|(o, j)| w[o * m2 * c + (j % c) * m2 + j / c]).collect();
         let merging = Linear::from_host(gpu, &permuted, None, m2 * c, c, ws.dtype())?;
-        let fc1 = Linear::load(gpu, &ws.pp("linear_1"), Some(c), None, bias)?;
-        let fc2 = Linear::load(gpu, &ws.pp("linear_2"), Some(fc1.out_features), None, bias)?;
+        let txt = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
+        let fc1 = Linear::load(gpu, &ws.pp("linear_1"), Some(c), txt, bias)?;
+        let fc2 = Linear::load(gpu, &ws.pp("linear_2"), Some(fc1.out_features), txt, bias)?;
         Ok(Mistral3Projector { norm, merging, fc1, fc2, act, merge, patch_size })
     }
 

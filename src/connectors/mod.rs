@@ -21,6 +21,7 @@ pub mod pixel_shuffle;
 pub mod qformer;
 pub mod qwen2_vl;
 pub mod registry;
+pub mod tokens;
 
 pub use compress::{Pool2x2, TokenMerger};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};

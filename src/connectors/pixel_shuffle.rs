@@ -37,6 +37,8 @@ impl PixelShuffleProjector {
     /// `idefics3` / `smolvlm`: `model.connector.modality_projection.proj`, `scale_factor` (default 2).
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<PixelShuffleProjector> {
         let c = cfg.sub_or_default("vision_config").opt_usize("hidden_size")?.unwrap_or(1152);
+        // The LM width when the config gives it (checked against the weights), else the weights'.
+        let txt = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
         if cfg.str("model_type")? == "internvl" {
             let ratio = cfg.opt_f64("downsample_ratio")?.unwrap_or(0.5);
             let scale = (1.0 / ratio).round() as usize;
@@ -55,8 +57,8 @@ impl PixelShuffleProjector {
             let wide = c * scale * scale;
             // nn.LayerNorm's default eps: the projector does not take vision_config.layer_norm_eps.
             let norm = LayerNorm::load(gpu, &ws.pp("layer_norm"), wide, 1e-5)?;
-            let fc1 = Linear::load(gpu, &ws.pp("linear_1"), Some(wide), None, Bias::Required)?;
-            let fc2 = Linear::load(gpu, &ws.pp("linear_2"), Some(fc1.out_features), None, Bias::Required)?;
+            let fc1 = Linear::load(gpu, &ws.pp("linear_1"), Some(wide), txt, Bias::Required)?;
+            let fc2 = Linear::load(gpu, &ws.pp("linear_2"), Some(fc1.out_features), txt, Bias::Required)?;
             return Ok(PixelShuffleProjector {
                 scale,
                 skip,
@@ -69,7 +71,7 @@ impl PixelShuffleProjector {
         }
         let scale = cfg.opt_usize("scale_factor")?.unwrap_or(2);
         let ws = layouts::require(ws, &["model.connector", "connector"], "modality_projection.proj.weight")?;
-        let fc1 = Linear::load(gpu, &ws.pp("modality_projection.proj"), Some(c * scale * scale), None, Bias::None)?;
+        let fc1 = Linear::load(gpu, &ws.pp("modality_projection.proj"), Some(c * scale * scale), txt, Bias::None)?;
         Ok(PixelShuffleProjector { scale, skip: 0, in_features: c, norm: None, fc1, fc2: None, input: "image_hidden_states" })
     }
 

@@ -44,3 +44,93 @@ pub fn gated_xattn(gpu: &Gpu, dtype: DType) -> Result<Connector> {
 pub fn media_locations() -> Vec<i64> {
     (0..128).map(|i| (i % 32 == 0) as i64).collect()
 }
+
+/// A zoo connector at a released model's shapes, and the inputs one image gives it: tensors to fill
+/// with random values (name, shape) and integer inputs (name, shape, values).
+#[derive(Debug)]
+pub struct ZooSeed {
+    /// The connector, with seeded random weights.
+    pub connector: Connector,
+    /// Float inputs: (name, shape).
+    pub tensors: Vec<(&'static str, Vec<usize>)>,
+    /// Integer inputs: (name, shape, values).
+    pub ints: Vec<(&'static str, Vec<usize>, Vec<i64>)>,
+}
+
+/// The zoo's connectors at the shapes of the model `vlmc budget` names for them, for an image of
+/// (h, w) pixels where the model's resolution is dynamic (Qwen2-VL / Qwen2.5-VL: `grid` (h, w) in
+/// 14-px patches; Mistral 3: (h, w) patches of 14 px). `None` for a `model_type` outside the zoo.
+pub fn zoo(gpu: &Gpu, model_type: &str, grid: [usize; 2], dtype: DType) -> Result<Option<ZooSeed>> {
+    use serde_json::json;
+    let [gh, gw] = grid;
+    type Floats = Vec<(&'static str, Vec<usize>)>;
+    type Ints = Vec<(&'static str, Vec<usize>, Vec<i64>)>;
+    let (config, tensors, ints): (_, Floats, Ints) = match model_type {
+        // Qwen2-VL-7B: ViT 1280 → LM 3584.
+        "qwen2_vl" => (
+            json!({"model_type": "qwen2_vl", "vision_config": {"embed_dim": 1280, "hidden_size": 3584, "spatial_merge_size": 2}}),
+            vec![("hidden_states", vec![gh * gw, 1280])],
+            vec![("image_grid_thw", vec![1, 3], vec![1, gh as i64, gw as i64])],
+        ),
+        // Qwen2.5-VL-7B: the same widths, window order undone.
+        "qwen2_5_vl" => (
+            json!({"model_type": "qwen2_5_vl", "vision_config": {"hidden_size": 1280, "out_hidden_size": 3584,
+                "spatial_merge_size": 2, "window_size": 112, "patch_size": 14}}),
+            vec![("hidden_states", vec![gh * gw, 1280])],
+            vec![("image_grid_thw", vec![1, 3], vec![1, gh as i64, gw as i64])],
+        ),
+        // InternVL3-8B: InternViT-300M (1024) at 448 px, one tile: CLS + 32×32 → 256 tokens of 3584.
+        "internvl" => (
+            json!({"model_type": "internvl", "downsample_ratio": 0.5, "vision_config": {"hidden_size": 1024},
+                "text_config": {"hidden_size": 3584}}),
+            vec![("image_features", vec![1, 1025, 1024])],
+            vec![],
+        ),
+        // Idefics3-8B: SigLIP (1152) at 364 px, 26×26 patches, scale 2 → 169 tokens of 4096 per tile.
+        "idefics3" => (
+            json!({"model_type": "idefics3", "scale_factor": 2, "vision_config": {"hidden_size": 1152},
+                "text_config": {"hidden_size": 4096}}),
+            vec![("image_hidden_states", vec![1, 676, 1152])],
+            vec![],
+        ),
+        // Gemma 3 4B: SigLIP at 896 px (64×64 patches) pooled 4×4 → 256 tokens of 2560.
+        "gemma3" => (
+            json!({"model_type": "gemma3", "mm_tokens_per_image": 256, "vision_config": {"hidden_size": 1152,
+                "image_size": 896, "patch_size": 14}, "text_config": {"hidden_size": 2560}}),
+            vec![("vision_outputs", vec![1, 4096, 1152])],
+            vec![],
+        ),
+        // PaliGemma-3B-224: SigLIP 16×16 patches → 256 tokens of 2048.
+        "paligemma" => (
+            json!({"model_type": "paligemma", "vision_config": {"hidden_size": 1152, "projection_dim": 2048}}),
+            vec![("image_features", vec![1, 256, 1152])],
+            vec![],
+        ),
+        // Mistral-Small-3.1-24B: Pixtral (1024, 14-px patches) → LM 5120.
+        "mistral3" => (
+            json!({"model_type": "mistral3", "spatial_merge_size": 2, "vision_config": {"hidden_size": 1024, "patch_size": 14},
+                "text_config": {"hidden_size": 5120, "rms_norm_eps": 1e-5}}),
+            vec![("image_features", vec![gh * gw, 1024])],
+            vec![("image_sizes", vec![1, 2], vec![14 * gh as i64, 14 * gw as i64])],
+        ),
+        // Llama-3.2-11B-Vision: 4 tiles × 1601 tokens of 7680 → 4096; the layer on 128 text tokens.
+        "mllama" => (
+            json!({"model_type": "mllama", "vision_config": {"vision_output_dim": 7680},
+                "text_config": {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
+                    "intermediate_size": 14336, "rms_norm_eps": 1e-5, "cross_attention_layers": [3]}}),
+            vec![("hidden_states", vec![1, 128, 4096]), ("cross_attention_states", vec![1, 1, 4, 1601, 7680])],
+            vec![("cross_attention_mask", vec![1, 128, 1, 4], vec![1; 512])],
+        ),
+        // Idefics2-8B: SigLIP at 980 px (70×70 patches) → SwiGLU 1152 → 14336 → 4096, Perceiver to 64.
+        "idefics2" => (
+            json!({"model_type": "idefics2", "vision_config": {"hidden_size": 1152},
+                "text_config": {"hidden_size": 4096, "intermediate_size": 14336, "hidden_act": "silu"},
+                "perceiver_config": {"hidden_size": 4096, "resampler_n_latents": 64, "resampler_depth": 3,
+                    "resampler_n_heads": 16, "resampler_head_dim": 96, "num_key_value_heads": 4, "rms_norm_eps": 1e-5}}),
+            vec![("image_hidden_states", vec![1, 4900, 1152])],
+            vec![],
+        ),
+        _ => return Ok(None),
+    };
+    Ok(Some(ZooSeed { connector: load(gpu, config, 5, dtype)?, tensors, ints }))
+}

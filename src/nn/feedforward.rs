@@ -4,7 +4,7 @@
 //! residual (optionally gated) is folded into the last GEMM's epilogue.
 
 use crate::checkpoint::WeightSource;
-use crate::kernels::elementwise::record_gated_activation_rows;
+use crate::kernels::elementwise::{record_copy_rows, record_gated_activation_rows};
 use crate::kernels::Activation;
 use crate::nn::{Bias, LayerNorm, Linear};
 use crate::runtime::{Gpu, Recorder, Result, Tensor};
@@ -85,10 +85,34 @@ impl GatedFeedForward {
     }
 
     /// MLP(x) without a residual (Idefics2's modality projection, whose output width differs).
+    /// x [..., dim] → [..., down's out_features]. Where the [rows, 2·hidden] intermediate would pass
+    /// the device's storage-binding size (Idefics2-8B: 4900 patches × 28672 at 980 px), the rows go
+    /// through in blocks that fit, each copied in and out (`copy_rows`), in the same recording.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
-        let h = self.gate_up.forward(rec, x, Activation::Identity)?;
-        let h = record_gated_activation_rows(rec, &h, self.act, None)?;
-        self.down.forward(rec, &h, Activation::Identity)
+        let gpu = rec.gpu();
+        let (dim, out_f) = (self.gate_up.in_features, self.down.out_features);
+        let rows = x.numel().checked_div(dim).unwrap_or(0);
+        let row_bytes = (self.gate_up.out_features * x.dtype().size()).max(1) as u64;
+        let per = (gpu.limits().max_storage_buffer_binding_size / row_bytes).max(1) as usize;
+        if rows <= per || x.shape().last() != Some(&dim) {
+            let h = self.gate_up.forward(rec, x, Activation::Identity)?;
+            let h = record_gated_activation_rows(rec, &h, self.act, None)?;
+            return self.down.forward(rec, &h, Activation::Identity);
+        }
+        let flat = x.reshape(&[1, rows, dim])?;
+        let y = Tensor::empty(gpu, &[1, rows, out_f], x.dtype())?;
+        for start in (0..rows).step_by(per) {
+            let n = per.min(rows - start);
+            let block = Tensor::empty(gpu, &[1, n, dim], x.dtype())?;
+            record_copy_rows(rec, &flat, start, &block, 0, n)?;
+            let h = self.gate_up.forward(rec, &block, Activation::Identity)?;
+            let h = record_gated_activation_rows(rec, &h, self.act, None)?;
+            let out = self.down.forward(rec, &h, Activation::Identity)?;
+            record_copy_rows(rec, &out, 0, &y, start, n)?;
+        }
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank ≥ 1: checked above") = out_f;
+        y.reshape(&shape)
     }
 
     /// res + alpha · MLP(x). x, res: [..., dim].
