@@ -9,7 +9,7 @@ import hashlib, json, os, re, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
-src = open(os.path.join(ROOT, "src/connectors/registry.rs")).read()
+src = open(os.path.join(ROOT, "src/connectors/models.rs")).read()
 body = src[src.index("pub static MODELS"):]
 rows = [re.findall(r'"([^"]+)"', m) for m in re.findall(r"model_types: &\[([^\]]*)\]", body)]
 cases = []

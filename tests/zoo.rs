@@ -20,6 +20,8 @@ const CASES: &[&str] = &[
     "gemma3_projector",
     "paligemma_projector",
     "mistral3_projector",
+    "mllama_xattn",
+    "idefics2_connector",
 ];
 
 fn run(case: &str, dtype: DType) -> (Vec<f32>, Vec<usize>) {
@@ -42,6 +44,17 @@ fn zoo_connectors_match_transformers_in_f32() {
         let want = expected(case);
         assert_eq!(shape, want.shape, "{case}: shape");
         assert_close(case, &got, &want.data, 1e-5);
+    }
+    // Mllama's projected states too (`projected` [b·n·t, P, d]).
+    let dir = data_dir().join("zoo/mllama_xattn");
+    let c = Connector::from_dir(gpu(), &dir).unwrap();
+    let outs = c.run(gpu(), &WeightSource::open_file(dir.join("inputs.safetensors")).unwrap()).unwrap();
+    let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap().get_any("projected").unwrap();
+    let got = outs.get("projected").unwrap();
+    assert_eq!(got.shape, want.shape);
+    assert_close("mllama projected", &got.data, &want.data, 1e-5);
+    for case in ["mllama_xattn", "idefics2_connector"] {
+        assert!(CASES.contains(&case));
     }
 }
 
@@ -80,10 +93,52 @@ fn grids_that_disagree_with_the_tokens_are_errors() {
         let e = c.run_inputs(g, &i).unwrap_err().to_string();
         assert!(e.contains("image_grid_thw") && e.contains(want), "{e}");
     }
+    // Qwen2.5-VL too; a grid of the wrong rank, non-positive values, a length that disagrees.
+    let c25 = Connector::from_dir(g, data_dir().join("zoo/qwen2_5_vl_merger")).unwrap();
+    let x40 = Tensor::from_slice(g, &vec![0.5; 40 * 16], &[40, 16]).unwrap();
+    let bad: [(&[usize], Vec<i64>, &str); 4] = [
+        (&[1, 3], vec![1, 4, 6], "hold 24 patches; hidden_states has 40 rows"),
+        (&[3], vec![1, 4, 10], "expected [n, 3]"),
+        (&[1, 3], vec![1, 0, 10], "expected [n, 3]"),
+        (&[2, 3], vec![1, 4, 10], "expected [2, 3], got 3 values"),
+    ];
+    for (shape, v, want) in bad {
+        let i = Inputs::new().with_tensor("hidden_states", x40.clone()).with_ints("image_grid_thw", shape, v);
+        let e = c25.run_inputs(g, &i).unwrap_err().to_string();
+        assert!(e.contains("image_grid_thw") && e.contains(want), "{want}: {e}");
+    }
+    // Pixel shuffle: 15 grid tokens (no CLS) is no square; a 3×3 grid does not split into 2×2.
     let c = Connector::from_dir(g, data_dir().join("zoo/internvl_pixel_shuffle")).unwrap();
-    let x = Tensor::from_slice(g, &vec![0.5; 2 * 16 * 16], &[2, 16, 16]).unwrap(); // no CLS: 15 grid tokens
-    let e = c.run_inputs(g, &Inputs::new().with_tensor("image_features", x)).unwrap_err().to_string();
-    assert!(e.contains("image_features"), "{e}");
+    for (tokens, want) in [(16, "[2, 16, 16]"), (10, "[2, 10, 16]")] {
+        let x = Tensor::from_slice(g, &vec![0.5; 2 * tokens * 16], &[2, tokens, 16]).unwrap();
+        let e = c.run_inputs(g, &Inputs::new().with_tensor("image_features", x)).unwrap_err().to_string();
+        assert!(e.contains("image_features") && e.contains("s a multiple of 2") && e.contains(want), "{e}");
+    }
+    let c = Connector::from_dir(g, data_dir().join("zoo/idefics3_connector")).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.5; 9 * 16], &[1, 9, 16]).unwrap();
+    let e = c.run_inputs(g, &Inputs::new().with_tensor("image_hidden_states", x)).unwrap_err().to_string();
+    assert!(e.contains("image_hidden_states") && e.contains("[1, 9, 16]"), "{e}");
+    // Gemma 3: the patch count its config gives (8×8), not another.
+    let c = Connector::from_dir(g, data_dir().join("zoo/gemma3_projector")).unwrap();
+    let x = Tensor::from_slice(g, &vec![0.5; 2 * 49 * 16], &[2, 49, 16]).unwrap();
+    let e = c.run_inputs(g, &Inputs::new().with_tensor("vision_outputs", x)).unwrap_err().to_string();
+    assert!(e.contains("vision_outputs") && e.contains("64 (= 8² patches)") && e.contains("[2, 49, 16]"), "{e}");
+    // Mllama: states of another batch; a float mask where ints are needed.
+    let c = Connector::from_dir(g, data_dir().join("zoo/mllama_xattn")).unwrap();
+    let h = Tensor::from_slice(g, &vec![0.1; 2 * 6 * 32], &[2, 6, 32]).unwrap();
+    let s = Tensor::from_slice(g, &vec![0.1; 3 * 2 * 5 * 32], &[3, 1, 2, 5, 32]).unwrap();
+    let i = Inputs::new().with_tensor("hidden_states", h.clone()).with_tensor("cross_attention_states", s).with_ints(
+        "cross_attention_mask",
+        &[2, 6, 1, 2],
+        vec![1; 24],
+    );
+    let e = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(e.contains("cross_attention_states") && e.contains("[2, images, tiles, P, 32]"), "{e}");
+    let s = Tensor::from_slice(g, &vec![0.1; 2 * 2 * 5 * 32], &[2, 1, 2, 5, 32]).unwrap();
+    let m = Tensor::from_slice(g, &[1.0; 24], &[2, 6, 1, 2]).unwrap();
+    let i = Inputs::new().with_tensor("hidden_states", h).with_tensor("cross_attention_states", s).with_tensor("cross_attention_mask", m);
+    let e = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(e.contains("cross_attention_mask") && e.contains("integer"), "{e}");
 }
 
 /// `space_to_depth` is a gather: f32 and f16 outputs equal the CPU reference exactly, for both
@@ -137,7 +192,7 @@ fn mistral3_merges_each_image_on_its_own_grid() {
     assert_eq!(got.shape, want.shape);
     assert_close("mistral3 three grids", &got.data, &want.data, 1e-5);
     for (sizes, msg) in [(vec![16, 24, 12, 16], "hold 36 patches"), (vec![216, 4], "has no 2×2 block")] {
-        let i = Inputs::new().with_tensor("image_features", xt.clone()).with_ints("image_sizes", &[2, 2], sizes);
+        let i = Inputs::new().with_tensor("image_features", xt.clone()).with_ints("image_sizes", &[sizes.len() / 2, 2], sizes);
         let err = c.run_inputs(g, &i).unwrap_err().to_string();
         assert!(err.contains("image_sizes") && err.contains(msg), "{err}");
     }
@@ -190,6 +245,9 @@ fn idefics2_masks_padded_patches_like_transformers() {
     let e = WeightSource::open_file(data_dir().join("edge/zoo_edges.safetensors")).unwrap();
     let (mshape, mask) = e.get_int("idefics2_patch_attention_mask").unwrap();
     assert!(mask.contains(&0) && mask.contains(&1));
+    // As int64 2s and 0s: transformers treats any nonzero value as a real patch (make_zoo_edges.py checks it).
+    let (_, mask2) = e.get_int("idefics2_patch_attention_mask_int2").unwrap();
+    assert!(mask2.contains(&2));
     let x = e.get_any("idefics2_image_hidden_states").unwrap();
     let want = e.get_any("idefics2_output").unwrap();
     for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 5e-3)] {
@@ -198,14 +256,13 @@ fn idefics2_masks_padded_patches_like_transformers() {
         }
         let c =
             Connector::from_dir_opts(g, data_dir().join("zoo/idefics2_connector"), &LoadOptions { dtype, ..Default::default() }).unwrap();
-        let i = Inputs::new().with_tensor("image_hidden_states", Tensor::from_host(g, &x.data, &x.shape, dtype).unwrap()).with_ints(
-            "patch_attention_mask",
-            &mshape,
-            mask.clone(),
-        );
-        let got = c.run_inputs(g, &i).unwrap();
-        let err = rel_l2(&got.get("output").unwrap().data, &want.data);
-        assert!(err <= tol, "idefics2 {dtype:?}: rel L2 {err:.2e}");
+        for m in [&mask, &mask2] {
+            let x = Tensor::from_host(g, &x.data, &x.shape, dtype).unwrap();
+            let i = Inputs::new().with_tensor("image_hidden_states", x).with_ints("patch_attention_mask", &mshape, m.clone());
+            let got = c.run_inputs(g, &i).unwrap();
+            let err = rel_l2(&got.get("output").unwrap().data, &want.data);
+            assert!(err <= tol, "idefics2 {dtype:?}: rel L2 {err:.2e}");
+        }
     }
     let c = Connector::from_dir(g, data_dir().join("zoo/idefics2_connector")).unwrap();
     let i = Inputs::new().with_tensor("image_hidden_states", Tensor::from_slice(g, &x.data, &x.shape).unwrap()).with_ints(

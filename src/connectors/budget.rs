@@ -116,10 +116,10 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
 
 /// Qwen2-VL's `smart_resize` of an (h, w) image with `factor` = patch · merge pixels (28 for the
 /// released models; min_pixels 56², max_pixels 28²·1280, the processor's defaults), as the tower's
-/// patch grid (factor / 2 pixels a patch). Errors: [`Error::Input`] for an empty image or an
+/// patch grid for a merge size of 2 (factor / 2 pixels a patch; merged tokens = grid product / 4). Errors: [`Error::Input`] for an empty image or an
 /// aspect ratio past 200 (the processor raises there too).
 pub fn qwen_grid([h, w]: [usize; 2], factor: usize) -> Result<[usize; 2]> {
-    if h == 0 || w == 0 || h.max(w) > 200 * h.min(w) || factor < 2 {
+    if h == 0 || w == 0 || h.max(w) > h.min(w).saturating_mul(200) || factor < 2 {
         return Err(Error::input("image", format!("{h}×{w}: Qwen2-VL needs both sides and an aspect ratio up to 200")));
     }
     let (f, min, max) = (factor as f64, 56.0 * 56.0, 28.0 * 28.0 * 1280.0);

@@ -2,7 +2,7 @@
 //! and PaliGemma (`PaliGemmaMultiModalProjector`, `models/paligemma/modeling_paligemma.py`):
 //!
 //! ```text
-//! Gemma 3:   vision_outputs [B, P², C] → k×k average pool, k = P / √mm_tokens_per_image
+//! Gemma 3:   vision_outputs [B, P², C] → k×k average pool, k = P // ⌊√mm_tokens_per_image⌋ (floors)
 //!            → Gemma RMSNorm x·rsqrt(mean x² + eps)·(1 + w), eps = vision_config.layer_norm_eps
 //!            → x @ mm_input_projection_weight ([C, T]) → [B, mm_tokens_per_image, T]
 //! PaliGemma: image_features [B, N, C] → Linear → [B, N, T]   (no scaling in transformers 5)
@@ -18,8 +18,7 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 /// Gemma 3's projector, or PaliGemma's (a Linear alone).
 #[derive(Debug)]
 pub struct GemmaProjector {
-    /// Gemma 3: (P, k) of the pooling: a P×P patch grid pooled k×k; `None` for PaliGemma.
-    pub pool: Option<(usize, usize)>,
+    pool: Option<(usize, usize)>,
     norm: Option<RmsNorm>,
     proj: Linear,
     input: &'static str,
@@ -27,23 +26,31 @@ pub struct GemmaProjector {
 
 impl GemmaProjector {
     /// `gemma3`: `multi_modal_projector.{mm_soft_emb_norm.weight, mm_input_projection_weight}` (or
-    /// under `model.`); `paligemma`: `multi_modal_projector.linear`.
+    /// under `model.`); `paligemma`: `multi_modal_projector.linear`. Absent vision fields take
+    /// `SiglipVisionConfig`'s defaults (768 wide, 224 px, 16-px patches), except a PaliGemma config
+    /// without any `vision_config` (`PaliGemmaConfig`'s 1152, 14-px patches); PaliGemma's output
+    /// width is the top-level `projection_dim` (default 2048), which `PaliGemmaConfig` copies into
+    /// the vision config. Errors: [`Error::Config`] when the pooling kernel
+    /// P // ⌊√mm_tokens_per_image⌋ is 0; [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<GemmaProjector> {
         let vc = cfg.sub_or_default("vision_config");
-        let c = vc.opt_usize("hidden_size")?.unwrap_or(1152);
-        if cfg.str("model_type")? == "paligemma" {
+        let paligemma = cfg.str("model_type")? == "paligemma";
+        let no_vision = paligemma && !cfg.has("vision_config");
+        let c = vc.opt_usize("hidden_size")?.unwrap_or(if no_vision { 1152 } else { 768 });
+        if paligemma {
             let ws = layouts::require(ws, layouts::LLAVA_HF_PROJECTOR, "linear.weight")?;
-            // PaliGemmaMultiModalProjector: Linear(vision hidden_size, vision_config.projection_dim).
-            let proj = Linear::load(gpu, &ws.pp("linear"), Some(c), vc.opt_usize("projection_dim")?, Bias::Required)?;
+            let out = cfg.opt_usize("projection_dim")?.unwrap_or(2048);
+            let proj = Linear::load(gpu, &ws.pp("linear"), Some(c), Some(out), Bias::Required)?;
             return Ok(GemmaProjector { pool: None, norm: None, proj, input: "image_features" });
         }
-        let side = vc.opt_usize("image_size")?.unwrap_or(896) / vc.opt_usize("patch_size")?.unwrap_or(14);
+        let side = vc.opt_usize("image_size")?.unwrap_or(224) / vc.opt_usize("patch_size")?.unwrap_or(16);
         let tokens = cfg.opt_usize("mm_tokens_per_image")?.unwrap_or(256);
+        // Gemma3MultiModalProjector: tokens_per_side = int(mm_tokens_per_image ** 0.5), kernel =
+        // patches_per_image // tokens_per_side, AvgPool2d(kernel) (floors): (P // k)² tokens out.
         let per_side = (tokens as f64).sqrt() as usize;
-        // Gemma3MultiModalProjector sets kernel = patches_per_image // tokens_per_side and views the
-        // pooled grid back as mm_tokens_per_image tokens: those must agree.
-        if per_side == 0 || per_side * per_side != tokens || side % per_side != 0 {
-            return Err(Error::config("mm_tokens_per_image", format!("{tokens}: not a square that divides the {side}×{side} patch grid")));
+        if per_side == 0 || side / per_side == 0 {
+            let why = format!("{tokens}: more tokens per side than the {side}×{side} patch grid has patches");
+            return Err(Error::config("mm_tokens_per_image", why));
         }
         let ws = layouts::require(ws, layouts::LLAVA_HF_PROJECTOR, "mm_input_projection_weight")?;
         let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(1e-6) as f32;
@@ -66,7 +73,13 @@ impl GemmaProjector {
         Ok(GemmaProjector { pool: Some((side, side / per_side)), norm: Some(norm), proj, input: "vision_outputs" })
     }
 
-    /// Records the projector. Gemma 3: vision_outputs [B, P², C] → [B, mm_tokens_per_image, T];
+    /// Gemma 3: (P, k) of the pooling: a P×P patch grid pooled k×k (stride k, floored); `None`
+    /// for PaliGemma.
+    pub fn pool(&self) -> Option<(usize, usize)> {
+        self.pool
+    }
+
+    /// Records the projector. Gemma 3: vision_outputs [B, P², C] → [B, (P // k)², T] (mm_tokens_per_image when it is a square);
     /// PaliGemma: image_features [B, N, C] → [B, N, T]. Errors: [`Error::Shape`] naming the input.
     pub fn forward(&self, rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         x.expect_float(rec.gpu(), self.input)?;

@@ -54,8 +54,11 @@ impl Idefics2Connector {
     /// Loads `model.connector.{modality_projection, perceiver_resampler}`. Widths: C =
     /// `vision_config.hidden_size`, d = `text_config.hidden_size`, the projection's hidden width
     /// `text_config.intermediate_size` and act `text_config.hidden_act`; the resampler's from
-    /// `perceiver_config` (Idefics2PerceiverConfig defaults when absent). Errors: [`Error::Config`]
-    /// for heads that do not divide; [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
+    /// `perceiver_config` (`Idefics2PerceiverConfig` defaults when absent). As `Idefics2Config`
+    /// does, a perceiver `hidden_size` (default 4096) other than the text width means the text's
+    /// `rms_norm_eps` (1e-5 without a `text_config`, `MistralConfig`'s 1e-6 in one that omits it).
+    /// Errors: [`Error::Config`] for heads that do not divide; [`Error::MissingWeight`] /
+    /// [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<Idefics2Connector> {
         let (vc, tc, pc) = (cfg.sub_or_default("vision_config"), cfg.sub_or_default("text_config"), cfg.sub_or_default("perceiver_config"));
         let c = vc.opt_usize("hidden_size")?.unwrap_or(768);
@@ -71,7 +74,10 @@ impl Idefics2Connector {
         let heads = pc.opt_usize("resampler_n_heads")?.unwrap_or(16);
         let kv_heads = pc.opt_usize("num_key_value_heads")?.unwrap_or(4);
         let head_dim = pc.opt_usize("resampler_head_dim")?.unwrap_or(96);
-        let eps = pc.opt_f64("rms_norm_eps")?.unwrap_or(1e-6) as f32;
+        let eps = match pc.opt_usize("hidden_size")?.unwrap_or(4096) == d {
+            true => pc.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+            false => tc.opt_f64("rms_norm_eps")?.unwrap_or(if cfg.has("text_config") { 1e-6 } else { 1e-5 }),
+        } as f32;
         let p_act = act(&pc)?;
         let r = ws.pp("perceiver_resampler");
         let layers = (0..depth)

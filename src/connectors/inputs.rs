@@ -105,6 +105,10 @@ impl Inputs {
     /// The integers `name` with their shape.
     pub fn ints(&self, name: &str) -> Result<(&[usize], &[i64])> {
         match self.get(name)? {
+            // `with_ints` takes any shape and data: a length that disagrees is refused here.
+            Input::Ints { shape, data } if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(data.len()) => {
+                Err(Error::shape(name, shape.as_slice(), format!("{} values", data.len())))
+            }
             Input::Ints { shape, data } => Ok((shape, data)),
             Input::Tensor(t) => {
                 Err(Error::DType { tensor: name.into(), dtype: format!("{:?}", t.dtype()), expected: "an integer tensor".into() })

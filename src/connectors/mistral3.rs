@@ -27,30 +27,32 @@ pub struct Mistral3Projector {
     fc1: Linear,
     fc2: Linear,
     act: Activation,
-    /// `spatial_merge_size` m.
-    pub merge: usize,
-    /// `vision_config.patch_size`: `image_sizes` are in pixels.
-    pub patch_size: usize,
+    merge: usize,
+    patch_size: usize,
 }
 
 impl Mistral3Projector {
     /// Loads `multi_modal_projector.{norm, patch_merger.merging_layer, linear_1, linear_2}` (or under
     /// `model.`). C = `vision_config.hidden_size`, T = `text_config.hidden_size`; biases on the
-    /// Linears when `multimodal_projector_bias`. A list `vision_feature_layer` is an
-    /// [`Error::Config`]: the reference's norm is C wide and cannot take the concatenated layers.
+    /// Linears when `multimodal_projector_bias`. Absent fields take `Mistral3Config`'s defaults: a
+    /// missing `vision_config` is Pixtral with 14-px patches, a `vision_config` without
+    /// `patch_size` `PixtralVisionConfig`'s 16; `rms_norm_eps` 1e-5 without a `text_config`,
+    /// `MistralConfig`'s 1e-6 in one that omits it. Errors: [`Error::Config`] for a list
+    /// `vision_feature_layer` (the reference's norm is C wide and cannot take the concatenated
+    /// layers) or a merge size past 64; [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<Mistral3Projector> {
         let vc = cfg.sub_or_default("vision_config");
         let tc = cfg.sub_or_default("text_config");
         let c = vc.opt_usize("hidden_size")?.unwrap_or(1024);
-        let patch_size = vc.opt_usize("patch_size")?.unwrap_or(14);
+        let patch_size = vc.opt_usize("patch_size")?.unwrap_or(if cfg.has("vision_config") { 16 } else { 14 });
         let merge = cfg.opt_usize("spatial_merge_size")?.unwrap_or(2);
-        if patch_size == 0 || merge == 0 {
-            return Err(Error::config("spatial_merge_size / vision_config.patch_size", "must be positive"));
+        if merge > 64 {
+            return Err(Error::config("spatial_merge_size", format!("{merge}: at most 64 is supported")));
         }
         if matches!(cfg.raw("vision_feature_layer"), Some(serde_json::Value::Array(a)) if a.len() > 1) {
             return Err(Error::config("vision_feature_layer", format!("a list: RMSNorm({c}) cannot take {c}·layers channels")));
         }
-        let eps = tc.opt_f64("rms_norm_eps")?.unwrap_or(1e-5) as f32;
+        let eps = tc.opt_f64("rms_norm_eps")?.unwrap_or(if cfg.has("text_config") { 1e-6 } else { 1e-5 }) as f32;
         let act = Activation::from_name(&cfg.opt_str("projector_hidden_act")?.unwrap_or_else(|| "gelu".into()))?;
         let bias = if cfg.opt_bool("multimodal_projector_bias")?.unwrap_or(false) { Bias::Required } else { Bias::None };
         let ws = layouts::require(ws, layouts::LLAVA_HF_PROJECTOR, "patch_merger.merging_layer.weight")?;
@@ -65,6 +67,16 @@ impl Mistral3Projector {
         let fc1 = Linear::load(gpu, &ws.pp("linear_1"), Some(c), txt, bias)?;
         let fc2 = Linear::load(gpu, &ws.pp("linear_2"), Some(fc1.out_features), txt, bias)?;
         Ok(Mistral3Projector { norm, merging, fc1, fc2, act, merge, patch_size })
+    }
+
+    /// `spatial_merge_size` m.
+    pub fn merge(&self) -> usize {
+        self.merge
+    }
+
+    /// `vision_config.patch_size`: `image_sizes` are in pixels.
+    pub fn patch_size(&self) -> usize {
+        self.patch_size
     }
 
     /// Records the projector. image_features [N, C], `image_sizes` (height, width) in pixels per
@@ -126,7 +138,10 @@ fn image_sizes(inputs: &Inputs) -> Result<Vec<[usize; 2]>> {
     let (shape, v) = inputs.ints("image_sizes")?;
     match shape {
         [_, 2] if v.iter().all(|&x| (0..1 << 24).contains(&x)) => Ok(v.chunks(2).map(|p| [p[0] as usize, p[1] as usize]).collect()),
-        _ => Err(Error::input("image_sizes", format!("expected [n, 2] (height, width) in pixels, got {shape:?} {v:?}"))),
+        _ => Err(Error::input(
+            "image_sizes",
+            format!("expected [n, 2] (height, width) in pixels below 2^24, got {shape:?} {}", super::qwen2_vl::head(v)),
+        )),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod llava_next;
 pub mod llava_onevision;
 pub mod mistral3;
 pub mod mllama;
+pub mod models;
 pub mod open_flamingo;
 pub mod perceiver;
 pub mod pixel_shuffle;

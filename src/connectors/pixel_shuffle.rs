@@ -19,12 +19,9 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 /// InternVL's or Idefics3's connector.
 #[derive(Debug)]
 pub struct PixelShuffleProjector {
-    /// Block side k of the shuffle.
-    pub scale: usize,
-    /// Leading tokens dropped before the grid (InternVL's CLS with the `default` strategy).
-    pub skip: usize,
-    /// Vision width C.
-    pub in_features: usize,
+    scale: usize,
+    skip: usize,
+    in_features: usize,
     norm: Option<LayerNorm>,
     fc1: Linear,
     fc2: Option<(Activation, Linear)>,
@@ -35,17 +32,21 @@ impl PixelShuffleProjector {
     /// `internvl`: `multi_modal_projector.{layer_norm, linear_1, linear_2}` (or under `model.`),
     /// `downsample_ratio` (default 0.5), `projector_hidden_act`, `vision_feature_select_strategy`.
     /// `idefics3` / `smolvlm`: `model.connector.modality_projection.proj`, `scale_factor` (default 2).
+    /// C = `vision_config.hidden_size` (`InternVLVisionConfig`'s 1024 or `Idefics3VisionConfig`'s
+    /// 1152 when absent). Errors: [`Error::Config`] for a block side past 64 or a
+    /// `downsample_ratio` whose inverse is not whole; [`Error::MissingWeight`] / [`Error::Shape`].
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<PixelShuffleProjector> {
-        let c = cfg.sub_or_default("vision_config").opt_usize("hidden_size")?.unwrap_or(1152);
+        let internvl = cfg.str("model_type")? == "internvl";
+        let c = cfg.sub_or_default("vision_config").opt_usize("hidden_size")?.unwrap_or(if internvl { 1024 } else { 1152 });
         // The LM width when the config gives it (checked against the weights), else the weights'.
         let txt = cfg.sub("text_config").map(|t| t.opt_usize("hidden_size")).transpose()?.flatten();
-        if cfg.str("model_type")? == "internvl" {
+        if internvl {
             let ratio = cfg.opt_f64("downsample_ratio")?.unwrap_or(0.5);
             let scale = (1.0 / ratio).round() as usize;
-            if scale == 0 || (1.0 / ratio - scale as f64).abs() > 1e-6 {
+            if !(1..=64).contains(&scale) || (1.0 / ratio - scale as f64).abs() > 1e-6 {
                 return Err(Error::config(
                     "downsample_ratio",
-                    format!("{ratio}: 1 / ratio must be a whole number (the shuffle's block side)"),
+                    format!("{ratio}: 1 / ratio must be a whole number from 1 to 64 (the shuffle's block side)"),
                 ));
             }
             let skip = match cfg.opt_str("vision_feature_select_strategy")?.as_deref().unwrap_or("default") {
@@ -70,9 +71,27 @@ impl PixelShuffleProjector {
             });
         }
         let scale = cfg.opt_usize("scale_factor")?.unwrap_or(2);
+        if scale > 64 {
+            return Err(Error::config("scale_factor", format!("{scale}: at most 64 is supported")));
+        }
         let ws = layouts::require(ws, &["model.connector", "connector"], "modality_projection.proj.weight")?;
         let fc1 = Linear::load(gpu, &ws.pp("modality_projection.proj"), Some(c * scale * scale), txt, Bias::None)?;
         Ok(PixelShuffleProjector { scale, skip: 0, in_features: c, norm: None, fc1, fc2: None, input: "image_hidden_states" })
+    }
+
+    /// Block side k of the shuffle.
+    pub fn scale(&self) -> usize {
+        self.scale
+    }
+
+    /// Leading tokens dropped before the grid (InternVL's CLS with the `default` strategy).
+    pub fn skip(&self) -> usize {
+        self.skip
+    }
+
+    /// Vision width C.
+    pub fn in_features(&self) -> usize {
+        self.in_features
     }
 
     /// Records the connector. x [B, skip + s², C] → [B, (s/k)², T]. Errors: [`Error::Shape`] for

@@ -23,27 +23,29 @@ pub struct Qwen2VlMerger {
     norm: Norm,
     fc1: Linear,
     fc2: Linear,
-    /// ViT width C (the merger's input).
-    pub in_features: usize,
-    /// `spatial_merge_size` m: m² rows merge into one token.
-    pub merge: usize,
-    /// Qwen2.5-VL: `window_size // spatial_merge_size // patch_size` merge units per window side
-    /// (the output is un-permuted from window order); `None` for Qwen2-VL.
-    pub window_units: Option<usize>,
+    in_features: usize,
+    merge: usize,
+    window_units: Option<usize>,
 }
 
 impl Qwen2VlMerger {
     /// Loads the merger. Qwen2-VL: C = `vision_config.embed_dim`, out = `vision_config.hidden_size`;
     /// Qwen2.5-VL: C = `vision_config.hidden_size`, out = `vision_config.out_hidden_size`, and
-    /// `window_size` / `patch_size` for the un-permutation (transformers' defaults when absent).
+    /// `window_size` / `patch_size` for the un-permutation (`Qwen2VLVisionConfig` /
+    /// `Qwen2_5_VLVisionConfig` defaults when absent: 1280 → 3584, 3584 → 3584, 112, 14). Errors:
+    /// [`Error::Config`] for a merge size past 64 or a window smaller than one merge unit (the
+    /// reference divides by zero there); [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<Qwen2VlMerger> {
         let v25 = cfg.str("model_type")? == "qwen2_5_vl";
         let vc = cfg.sub_or_default("vision_config");
         let (c, out) = match v25 {
             false => (vc.opt_usize("embed_dim")?.unwrap_or(1280), vc.opt_usize("hidden_size")?.unwrap_or(3584)),
-            true => (vc.opt_usize("hidden_size")?.unwrap_or(1280), vc.opt_usize("out_hidden_size")?.unwrap_or(3584)),
+            true => (vc.opt_usize("hidden_size")?.unwrap_or(3584), vc.opt_usize("out_hidden_size")?.unwrap_or(3584)),
         };
         let merge = vc.opt_usize("spatial_merge_size")?.unwrap_or(2);
+        if merge > 64 {
+            return Err(Error::config("vision_config.spatial_merge_size", format!("{merge}: at most 64 is supported")));
+        }
         let ws = layouts::require(ws, ROOTS, "ln_q.weight")?;
         // The eps is 1e-6 in both classes' code, not read from the config.
         let norm = match v25 {
@@ -57,10 +59,32 @@ impl Qwen2VlMerger {
             false => None,
             true => {
                 let (window, patch) = (vc.opt_usize("window_size")?.unwrap_or(112), vc.opt_usize("patch_size")?.unwrap_or(14));
-                Some((window / merge / patch).max(1))
+                match window / merge / patch {
+                    0 => {
+                        let why = format!("{window}: smaller than one {merge}×{merge} merge unit of {patch}-px patches");
+                        return Err(Error::config("vision_config.window_size", why));
+                    }
+                    units => Some(units),
+                }
             }
         };
         Ok(Qwen2VlMerger { norm, fc1, fc2, in_features: c, merge, window_units })
+    }
+
+    /// ViT width C (the merger's input).
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// `spatial_merge_size` m: m² rows merge into one token.
+    pub fn merge(&self) -> usize {
+        self.merge
+    }
+
+    /// Qwen2.5-VL: `window_size // spatial_merge_size // patch_size` merge units per window side
+    /// (the output is un-permuted from window order); `None` for Qwen2-VL.
+    pub fn window_units(&self) -> Option<usize> {
+        self.window_units
     }
 
     /// Records the merger. hidden_states [N, C] in the processor's (Qwen2-VL) or the tower's
@@ -131,7 +155,15 @@ pub(crate) fn grid_thw(inputs: &Inputs) -> Result<Vec<[usize; 3]>> {
         [_, 3] if v.iter().all(|&x| (1..1 << 20).contains(&x)) => {
             Ok(v.chunks(3).map(|c| [c[0] as usize, c[1] as usize, c[2] as usize]).collect())
         }
-        _ => Err(Error::input("image_grid_thw", format!("expected [n, 3] positive (t, h, w) per image, got {shape:?} {v:?}"))),
+        _ => Err(Error::input("image_grid_thw", format!("expected [n, 3] (t, h, w) in 1 ..< 2^20 per image, got {shape:?} {}", head(v)))),
+    }
+}
+
+/// The first values of an integer input, for an error message of bounded size.
+pub(crate) fn head(v: &[i64]) -> String {
+    match v.len() {
+        0..=12 => format!("{v:?}"),
+        n => format!("{:?} … ({n} values)", &v[..12]),
     }
 }
 

@@ -70,13 +70,15 @@ pub fn tokens_per_image(cfg: &Config) -> Result<String> {
             format!("{} per tile ({s}×{s} patches, pixel shuffle {k}×{k}); dynamic tiling adds tiles and a thumbnail", (s / k).pow(2))
         }
         "idefics3" | "smolvlm" => {
-            let s = side(cfg, 364, 14)?;
+            // Idefics3VisionConfig's defaults: 224 px, 32-px patches.
+            let s = side(cfg, 224, 32)?;
             let k = cfg.opt_usize("scale_factor")?.unwrap_or(2).max(1);
             format!("{} per tile ({s}×{s} patches, pixel shuffle {k}×{k}); image splitting adds tiles and a global view", (s / k).pow(2))
         }
         "gemma3" => format!("{} (mm_tokens_per_image)", cfg.opt_usize("mm_tokens_per_image")?.unwrap_or(256)),
         "paligemma" => {
-            let s = side(cfg, 224, 14)?;
+            // PaliGemmaConfig without a vision_config: 14-px patches; SiglipVisionConfig's 16 otherwise.
+            let s = side(cfg, 224, if cfg.has("vision_config") { 16 } else { 14 })?;
             format!("{} ({s}×{s} patches)", s * s)
         }
         "mistral3" => {
@@ -85,7 +87,7 @@ pub fn tokens_per_image(cfg: &Config) -> Result<String> {
             format!("rows·(cols + 1) for the image's grid of {f}-px cells (a break token per row): {n} for 672×672")
         }
         "mllama" => {
-            let s = side(cfg, 560, 14)?;
+            let s = side(cfg, 448, 14)?;
             let tiles = cfg.sub_or_default("vision_config").opt_usize("max_num_tiles")?.unwrap_or(4);
             format!("1 <|image|> token in the text; up to {tiles} tiles × {} tokens reach it through cross-attention", s * s + 1)
         }

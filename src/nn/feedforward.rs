@@ -121,7 +121,8 @@ impl GatedFeedForward {
     }
 
     /// `res + alpha · row_scale[r] · MLP(x)[r]`: the scale multiplies the rows of act(gate) · up,
-    /// which is the same since `down_proj` has no bias (Mllama's `full_text_row_masked_out_mask`).
+    /// which is the same because this block's `down_proj` never has a bias (Mllama's
+    /// `full_text_row_masked_out_mask`).
     /// row_scale: [rows of x flattened to 2-D].
     pub fn forward_residual_rows(
         &self,

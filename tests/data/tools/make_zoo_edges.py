@@ -9,7 +9,8 @@ checkpoints (tests/data/zoo) for inputs the golden cases leave out.
   (all-zero bias: they attend every key; their MLP branch is zeroed), and a mask value of 2 (masked:
   the reference allows a tile only where 1 − v = 0).
 - idefics2_*: Idefics2Connector of the golden checkpoint with padded patches masked out
-  (`patch_attention_mask` BOOL, sample 0 has 6 of 16 patches masked, sample 1 none).
+  (`patch_attention_mask` BOOL, sample 0 has 6 of 16 patches masked, sample 1 none), and the same
+  mask as int64 2s and 0s (any nonzero value is a real patch there).
 
     python tests/data/tools/make_zoo_edges.py     (needs torch, transformers 5.24, safetensors)
 """
@@ -78,8 +79,11 @@ pmask[0, [3, 7, 11, 12, 13, 14]] = False
 with torch.no_grad():
     y = conn(x, attention_mask=pmask)
     y2 = conn(x, attention_mask=pmask.long() * 2)  # an int mask of 2s: what the reference makes of it
-print("idefics2: an int mask of 2 acts like", "True" if torch.allclose(y2, conn(x, attention_mask=torch.ones_like(pmask))) else ("the bool mask" if torch.allclose(y2, y) else "something else"))
-out.update({"idefics2_image_hidden_states": x, "idefics2_patch_attention_mask": pmask, "idefics2_output": y})
+# transformers 5.24 turns the mask into bools (create_bidirectional_mask): any nonzero value is a
+# real patch. Kept as an int64 mask of 2s and 0s that must give the bool mask's output.
+assert torch.allclose(y2, y), "an int mask of 2s no longer acts like the bool mask"
+out.update({"idefics2_image_hidden_states": x, "idefics2_patch_attention_mask": pmask, "idefics2_output": y,
+            "idefics2_patch_attention_mask_int2": pmask.long() * 2})
 
 save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(DATA, "edge", "zoo_edges.safetensors"))
 print({k: list(v.shape) for k, v in out.items()})
