@@ -34,7 +34,21 @@ fn capabilities(k: &Kernel, dtype: DType) -> Capabilities {
     if f.contains(wgpu::Features::SUBGROUP) {
         c |= Capabilities::SUBGROUP;
     }
+    if f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        c |= Capabilities::COOPERATIVE_MATRIX;
+    }
     c
+}
+
+/// How a whole file composes for the per-file checks: the dtype its kernels share (f32 unless
+/// they are f16-only, as the cooperative-matrix GEMM is), with the features and capabilities they need.
+fn file_composition(file: &str) -> (String, Capabilities) {
+    let kernels: Vec<&Kernel> = ALL.iter().copied().filter(|k| k.file == file).collect();
+    let dtype = if kernels.iter().all(|k| !k.dtypes.contains(&DType::F32)) && !kernels.is_empty() { DType::F16 } else { DType::F32 };
+    let features =
+        kernels.iter().fold(wgpu::Features::empty(), |f, k| f | if k.dtypes.contains(&dtype) { k.required_features(dtype) } else { f });
+    let caps = kernels.iter().fold(Capabilities::empty(), |c, k| c | if k.dtypes.contains(&dtype) { capabilities(k, dtype) } else { c });
+    (compose_file(file, dtype, features).unwrap(), caps)
 }
 
 fn parse(what: &str, src: &str, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -60,7 +74,8 @@ fn every_entry_point_is_a_registered_kernel_with_a_unique_name() {
     let names: BTreeSet<&str> = ALL.iter().map(|k| k.name).collect();
     assert_eq!(names.len(), ALL.len(), "kernel names must be unique (they key the pipeline cache)");
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
-        let (module, _) = parse(file, &compose_file(file, DType::F32, wgpu::Features::empty()).unwrap(), Capabilities::empty());
+        let (src, caps) = file_composition(file);
+        let (module, _) = parse(file, &src, caps);
         for ep in &module.entry_points {
             assert!(
                 ALL.iter().any(|k| k.file == file && k.entry == ep.name),
@@ -78,6 +93,9 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
             let what = format!("{} ({dtype:?})", k.name);
             let src = compose(k, dtype).unwrap_or_else(|| panic!("{what}: file {} not shipped", k.file));
             assert!(src.starts_with(if dtype == DType::F16 { "enable f16;" } else { "alias elem" }), "{what}: directives must come first");
+            // Cooperative matrices exist on Vulkan (SPIR-V) and Metal (MSL) only: DX12 and GL
+            // adapters never offer the feature, so those kernels are not built for them.
+            let coop = k.features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
             let (module, info) = parse(&what, &src, capabilities(k, dtype));
             let ep =
                 module.entry_points.iter().position(|e| e.name == k.entry).unwrap_or_else(|| panic!("{what}: no entry point {}", k.entry));
@@ -86,9 +104,16 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
             let words = spv::write_vec(&module, &info, &spv::Options::default(), None).unwrap_or_else(|e| panic!("{what}: spv: {e}"));
             assert!(words.len() > 5, "{what}: SPIR-V has no body");
             // MSL (Metal)
-            let (msl_src, _) = msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
-                .unwrap_or_else(|e| panic!("{what}: msl: {e}"));
+            // (simdgroup matrices need MSL 2.3, which wgpu's Metal backend targets on Apple GPUs that have them)
+            let mopts = if coop { msl::Options { lang_version: (2, 3), ..Default::default() } } else { msl::Options::default() };
+            let (msl_src, _) =
+                msl::write_string(&module, &info, &mopts, &msl::PipelineOptions::default()).unwrap_or_else(|e| panic!("{what}: msl: {e}"));
             assert!(msl_src.contains(k.entry), "{what}: MSL lacks the entry point");
+            if coop {
+                assert!(msl_src.contains("simdgroup_multiply_accumulate"), "{what}: MSL without simdgroup matrices");
+                check_bindings(&what, k, dtype, &module, &info, ep);
+                continue;
+            }
             // HLSL (DX12; f16 needs shader model 6.2, which wgpu asks for when SHADER_F16 is on)
             let mut hlsl_src = String::new();
             let hopts = match dtype {
@@ -111,8 +136,16 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                     .unwrap_or_else(|e| panic!("{what}: glsl: {e}"));
             }
 
-            // The declared bindings are exactly the storage bindings the entry point uses, with
-            // the declared element kind.
+            check_bindings(&what, k, dtype, &module, &info, ep);
+        }
+    }
+}
+
+/// The declared bindings are exactly the storage bindings the entry point uses, with the declared
+/// element kind and write access.
+fn check_bindings(what: &str, k: &Kernel, dtype: DType, module: &naga::Module, info: &naga::valid::ModuleInfo, ep: usize) {
+    {
+        {
             let fi = info.get_entry_point(ep);
             let mut used = BTreeSet::new();
             for (h, var) in module.global_variables.iter() {
@@ -126,7 +159,7 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                     .iter()
                     .find(|b| b.slot == rb.binding)
                     .unwrap_or_else(|| panic!("{what}: binding {} is used but not declared", rb.binding));
-                let scalar = scalar_of(&module, var.ty).map(|s| (s.kind, s.width as usize));
+                let scalar = scalar_of(module, var.ty).map(|s| (s.kind, s.width as usize));
                 let want = match decl.elem {
                     Elem::Float => (naga::ScalarKind::Float, dtype.size()),
                     Elem::U32 => (naga::ScalarKind::Uint, 4),
@@ -157,8 +190,8 @@ fn no_shader_declares_unused_functions_or_constants() {
     let functions = |m: &naga::Module| -> BTreeSet<String> { m.functions.iter().filter_map(|(_, f)| f.name.clone()).collect() };
     let (mut declared, mut kept) = (BTreeSet::new(), BTreeSet::new());
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
-        let src = compose_file(file, DType::F32, wgpu::Features::empty()).unwrap();
-        let (mut module, _) = parse(file, &src, Capabilities::empty());
+        let (src, caps) = file_composition(file);
+        let (mut module, _) = parse(file, &src, caps);
         let code: String = src.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
         let words: Vec<&str> = code.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
         for (_, c) in module.constants.iter() {
@@ -180,8 +213,13 @@ fn no_shader_declares_unused_functions_or_constants() {
 fn f16_composition_puts_enable_first_and_validates() {
     // What adding F16 to a kernel's dtypes compiles: `enable f16;` before the alias and the code.
     for (file, _) in shader_files() {
-        let src = compose_file(&file, DType::F16, wgpu::Features::empty()).unwrap();
-        assert!(src.starts_with("enable f16;\nalias elem = f16;\n"), "{file}");
-        parse(&format!("{file} (f16)"), &src, Capabilities::SHADER_FLOAT16);
+        let (_, caps) = file_composition(&file);
+        let coop = caps.contains(Capabilities::COOPERATIVE_MATRIX);
+        let features = if coop { wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX } else { wgpu::Features::empty() };
+        let src = compose_file(&file, DType::F16, features).unwrap();
+        let head =
+            if coop { "enable f16;\nenable wgpu_cooperative_matrix;\nalias elem = f16;\n" } else { "enable f16;\nalias elem = f16;\n" };
+        assert!(src.starts_with(head), "{file}");
+        parse(&format!("{file} (f16)"), &src, Capabilities::SHADER_FLOAT16 | caps);
     }
 }

@@ -286,6 +286,16 @@ fn info() -> Result<()> {
     let l = chosen.limits();
     println!("chosen: {} ({:?}, {:?})", i.name, i.backend, i.device_type);
     println!("  features: {:?}", chosen.features() & vlm_connectors::runtime::gpu::WANTED_FEATURES);
+    let coop = chosen.cooperative_matrix_properties();
+    let tile = vlm_connectors::runtime::gpu::coop_tile_for(&coop, &i, chosen.features());
+    let configs: Vec<String> =
+        coop.iter().map(|p| format!("{}×{}×{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type)).collect();
+    println!(
+        "  cooperative matrices: {} → {}",
+        if configs.is_empty() { "none".to_string() } else { configs.join(", ") },
+        tile.map_or("SIMT GEMM kernels".to_string(), |t| format!("gemm_coop{t} for f16 GEMMs"))
+    );
+    println!("  subgroup size: {}..={}", i.subgroup_min_size, i.subgroup_max_size);
     println!("  max_storage_buffer_binding_size: {} MiB", l.max_storage_buffer_binding_size / (1 << 20));
     println!("  max_buffer_size: {} MiB", l.max_buffer_size / (1 << 20));
     println!("  max_compute_workgroup_storage_size: {} B", l.max_compute_workgroup_storage_size);

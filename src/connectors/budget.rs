@@ -40,7 +40,7 @@ pub enum Scheme {
         /// Tiles the vision tower encodes (global view + grid).
         tiles: usize,
     },
-    /// A connector of the zoo (`internal::seed::zoo` builds it at the model's shapes).
+    /// A connector `internal::seed::zoo` builds at its released model's shapes (the zoo, InstructBLIP, IDEFICS).
     Zoo {
         /// Its `model_type`.
         model_type: &'static str,
@@ -85,6 +85,8 @@ pub fn budget_table(context: usize, image_size: [usize; 2], tome_r: usize) -> Re
         (format!("LLaVA + ToMe r={r}"), Scheme::LlavaTome { r }, LLAVA_TOKENS - r),
         ("BLIP-2 Q-Former".to_string(), Scheme::QFormer, QFORMER_TOKENS),
         ("Flamingo Perceiver".to_string(), Scheme::Perceiver, PERCEIVER_TOKENS),
+        ("InstructBLIP Q-Former (+ instruction)".to_string(), zoo("instructblip", [16, 16]), QFORMER_TOKENS),
+        ("IDEFICS Perceiver".to_string(), zoo("idefics", [16, 16]), PERCEIVER_TOKENS),
         (format!("LLaVA-NeXT AnyRes {}×{} ({tiles} tiles)", image_size[0], image_size[1]), Scheme::AnyRes { tiles }, layout.tokens()),
         (
             format!("AnyRes {}×{} + 2×2 pool", image_size[0], image_size[1]),

@@ -57,7 +57,8 @@ pub struct ZooSeed {
     pub ints: Vec<(&'static str, Vec<usize>, Vec<i64>)>,
 }
 
-/// The zoo's connectors at the shapes of the model `vlmc budget` names for them, for an image of
+/// The zoo's connectors (and InstructBLIP's and IDEFICS's) at the shapes of the model `vlmc budget`
+/// names for them, for an image of
 /// (h, w) pixels where the model's resolution is dynamic (Qwen2-VL / Qwen2.5-VL: `grid` (h, w) in
 /// 14-px patches; Mistral 3: (h, w) patches of 14 px). `None` for a `model_type` outside the zoo.
 pub fn zoo(gpu: &Gpu, model_type: &str, grid: [usize; 2], dtype: DType) -> Result<Option<ZooSeed>> {
@@ -128,6 +129,24 @@ pub fn zoo(gpu: &Gpu, model_type: &str, grid: [usize; 2], dtype: DType) -> Resul
                 "perceiver_config": {"hidden_size": 4096, "resampler_n_latents": 64, "resampler_depth": 3,
                     "resampler_n_heads": 16, "resampler_head_dim": 96, "num_key_value_heads": 4, "rms_norm_eps": 1e-5}}),
             vec![("image_hidden_states", vec![1, 4900, 1152])],
+            vec![],
+        ),
+        // InstructBLIP-Vicuna-7B: BLIP-2's Q-Former reading a 32-token instruction, into 4096.
+        "instructblip" => (
+            json!({"model_type": "instructblip", "num_query_tokens": 32,
+                "qformer_config": {"hidden_size": 768, "num_attention_heads": 12, "num_hidden_layers": 12, "intermediate_size": 3072,
+                    "cross_attention_frequency": 2, "encoder_hidden_size": 1408, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+                    "vocab_size": 30523, "max_position_embeddings": 512},
+                "text_config": {"hidden_size": 4096}}),
+            vec![("image_embeds", vec![1, 257, 1408])],
+            vec![("qformer_input_ids", vec![1, 32], (0..32).collect()), ("qformer_attention_mask", vec![1, 32], vec![1; 32])],
+        ),
+        // IDEFICS-9B's Perceiver: 257 ViT-H tokens (1280) → 64 latents, 6 layers of 16 heads × 96.
+        "idefics" => (
+            json!({"model_type": "idefics", "hidden_size": 4096, "num_attention_heads": 32, "intermediate_size": 11008,
+                "num_hidden_layers": 32, "cross_layer_interval": 4, "use_resampler": true, "vision_config": {"embed_dim": 1280},
+                "perceiver_config": {"resampler_depth": 6, "resampler_head_dim": 96, "resampler_n_heads": 16, "resampler_n_latents": 64}}),
+            vec![("image_hidden_states", vec![1, 257, 1280])],
             vec![],
         ),
         _ => return Ok(None),

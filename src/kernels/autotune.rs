@@ -25,7 +25,7 @@ pub fn measure<V: Variant>(gpu: &Gpu, dtype: DType, shape: &[usize]) -> Option<V
     let trials = if cpu { 1 } else { 4 };
     let mut times: Vec<(V, f64)> = Vec::new();
     for &v in V::ALL {
-        if !v.kernel().dtypes.contains(&dtype) || !gpu.features().contains(v.kernel().required_features(dtype)) {
+        if !v.runs_on(gpu, dtype) {
             continue;
         }
         let mut best = f64::INFINITY;

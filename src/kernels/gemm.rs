@@ -113,12 +113,34 @@ pub fn record_gemm_into(
     // The untuned plan is a large GPU's: split K when the 64×64 tiles leave it idle (fewer than
     // two workgroups per SM of a 132-SM part) and K is deep enough to share; else the 128×128
     // tile once both sides fill it, else the 64×64 one. Autotuning adapts it to smaller devices.
+    // f16 on an adapter with a cooperative-matrix configuration the kernels fit: that one.
+    let coop = match (dtype, rec.gpu().coop_tile()) {
+        (DType::F16, Some(16)) => Some(GemmVariant::Coop16),
+        (DType::F16, Some(8)) => Some(GemmVariant::Coop8),
+        _ => None,
+    };
     let heuristic = match split_k(m, n, k) {
+        _ if coop.is_some() => coop.expect("checked"),
         s if s > 1 => GemmVariant::SplitK,
         _ if m >= 128 && n >= 128 => GemmVariant::T128,
         _ => GemmVariant::T64,
     };
     let v = choose(rec.gpu(), variant, dtype, &[m, n, k], heuristic);
+    // A cooperative variant needs its tile's subgroup width and configuration on this adapter (the
+    // feature alone does not say so): otherwise it is an error that says what is missing.
+    if let GemmVariant::Coop8 | GemmVariant::Coop16 = v {
+        if !v.runs_on(rec.gpu(), dtype) {
+            return Err(Error::Unsupported {
+                what: format!("GEMM variant {}", v.name()),
+                needs: format!(
+                    "a {t}×{t}×{t} f16 → f32 cooperative-matrix configuration with {}-wide subgroups (this adapter: {:?})",
+                    if v.tile() == 8 { 8 } else { 32 },
+                    rec.gpu().coop_tile().map(|t| format!("{t}×{t}")),
+                    t = v.tile()
+                ),
+            });
+        }
+    }
     let e = dtype.size() as u64;
     let (m64, n64, k64) = (m as u64, n as u64, k as u64);
     let bytes = e * (m64 * k64 + n64 * k64 + m64 * n64 + residual.map_or(0, |_| m64 * n64) + b.map_or(0, |_| n64));
@@ -171,16 +193,24 @@ pub enum GemmVariant {
     /// Split-K: the 64×64 tile over K / splits per workgroup, then a reduction with the epilogue
     /// (`gemm_split` + `gemm_reduce`, `gemm=split`); the 64×64 GEMM where K does not split.
     SplitK,
+    /// Cooperative matrices 8×8×8, f16 → f32 (`gemm_coop8`, `gemm=coop8`): adapters whose
+    /// configurations and 8-wide subgroups [`crate::Gpu::coop_tile`] accepts; f16 only.
+    Coop8,
+    /// Cooperative matrices 16×16×16, f16 → f32 (`gemm_coop16`, `gemm=coop16`): tensor cores
+    /// behind 32-wide subgroups; f16 only.
+    Coop16,
 }
 
 impl GemmVariant {
     /// Names as `VLMC_KERNELS` spells them, in [`Variant::ALL`] order.
-    pub const NAMES: &'static [&'static str] = &["64", "128", "reg", "split"];
+    pub const NAMES: &'static [&'static str] = &["64", "128", "reg", "split", "coop8", "coop16"];
 
     /// Output tile side of one workgroup.
     pub fn tile(self) -> u32 {
         match self {
             GemmVariant::T128 => 128,
+            GemmVariant::Coop8 => 8,
+            GemmVariant::Coop16 => 16,
             _ => 64,
         }
     }
@@ -188,7 +218,8 @@ impl GemmVariant {
 
 impl Variant for GemmVariant {
     const FAMILY: &'static str = "gemm";
-    const ALL: &'static [Self] = &[GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8, GemmVariant::SplitK];
+    const ALL: &'static [Self] =
+        &[GemmVariant::T64, GemmVariant::T128, GemmVariant::Reg8, GemmVariant::SplitK, GemmVariant::Coop8, GemmVariant::Coop16];
     fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
@@ -198,11 +229,21 @@ impl Variant for GemmVariant {
             GemmVariant::T128 => &registry::GEMM_128,
             GemmVariant::Reg8 => &registry::GEMM_REG,
             GemmVariant::SplitK => &registry::GEMM_SPLIT,
+            GemmVariant::Coop8 => &registry::GEMM_COOP8,
+            GemmVariant::Coop16 => &registry::GEMM_COOP16,
         }
     }
     /// 2·M·N·K for the tuning shape [M, N, K].
     fn work(shape: &[usize]) -> u64 {
         2 * shape.iter().map(|&d| d as u64).product::<u64>()
+    }
+    /// The cooperative variants also need [`crate::Gpu::coop_tile`] to be their tile.
+    fn runs_on(self, gpu: &crate::Gpu, dtype: DType) -> bool {
+        let fits = match self {
+            GemmVariant::Coop8 | GemmVariant::Coop16 => gpu.coop_tile() == Some(self.tile()),
+            _ => true,
+        };
+        fits && self.kernel().dtypes.contains(&dtype) && gpu.features().contains(self.kernel().required_features(dtype))
     }
     fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()> {
         let &[m, n, k] = shape else { return Err(Error::shape("gemm tuning shape", "[M, N, K]", shape)) };

@@ -6,6 +6,7 @@
 //! | op              | file              | what                                                     |
 //! |-----------------|-------------------|----------------------------------------------------------|
 //! | `gemm`          | gemm.wgsl         | y = act(x·Wᵀ + b), optional `res + α·y` epilogue          |
+//! | `gemm_coop*`    | gemm_coop.wgsl    | the same on cooperative matrices (f16 in, f32 accumulate) |
 //! | `activation`    | elementwise.wgsl  | y = act(x) (ACT2FN names)                                |
 //! | `gated_activation` | elementwise.wgsl | y = act(gate) · up on a stacked [gate, up] (LlamaMLP), optional row scale |
 //! | `add`           | elementwise.wgsl  | y = a + b                                                |
@@ -68,6 +69,11 @@ pub trait Variant: Copy + std::fmt::Debug + 'static {
     /// Records one launch of this variant on fresh random data of the tuning `shape` (the one the
     /// launcher hands the tuner), for the autotuner to time.
     fn record_trial(self, rec: &mut Recorder, dtype: DType, shape: &[usize]) -> Result<()>;
+    /// Whether this variant runs on `gpu` in `dtype`: built for the dtype, and the adapter has the
+    /// features it needs (the autotuner and the tests skip the others).
+    fn runs_on(self, gpu: &Gpu, dtype: DType) -> bool {
+        self.kernel().dtypes.contains(&dtype) && gpu.features().contains(self.kernel().required_features(dtype))
+    }
 }
 
 /// The variant to run: `explicit` if given, else the tuner's choice (forced, recorded for this

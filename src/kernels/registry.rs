@@ -121,6 +121,22 @@ const PARTIAL_IN: Binding = Binding { slot: 6, name: "partial", elem: Elem::F32,
 const PARTIAL_OUT: Binding = Binding { slot: 6, name: "partial", elem: Elem::F32, optional: false, writes: true };
 kernel!(GEMM_SPLIT, "gemm_split", "gemm", "gemm.wgsl", &[f(1, "x"), f(2, "w"), PARTIAL_OUT]);
 kernel!(GEMM_REDUCE, "gemm_reduce", "gemm", "gemm.wgsl", &[PARTIAL_IN, opt(3, "bias"), opt(4, "res"), out(5, "y")]);
+const F16_ONLY: &[DType] = &[DType::F16];
+/// `gemm_coop8` in `gemm_coop.wgsl` (family `gemm`): 8×8×8 f16 → f32 cooperative matrices, one
+/// 8-wide subgroup per 8×8 output tile (Mesa ≥ 26 lavapipe, Metal simdgroup matrices).
+pub const GEMM_COOP8: Kernel = Kernel {
+    name: "gemm_coop8",
+    family: "gemm",
+    file: "gemm_coop.wgsl",
+    entry: "gemm_coop8",
+    dtypes: F16_ONLY,
+    features: wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+    constants: &[],
+    bindings: &GEMM_BINDINGS,
+};
+/// `gemm_coop16` in `gemm_coop.wgsl` (family `gemm`): 16×16×16 f16 → f32 cooperative matrices,
+/// one 32-wide subgroup per 16×16 output tile (tensor cores on NVIDIA, WMMA on AMD RDNA3).
+pub const GEMM_COOP16: Kernel = Kernel { name: "gemm_coop16", entry: "gemm_coop16", ..GEMM_COOP8 };
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(MEDIA_RANGES, "media_ranges", "media_ranges", "media_mask.wgsl", &[u(1, "locations"), uout(2, "out_ranges")], F32);
@@ -156,6 +172,8 @@ pub const ALL: &[&Kernel] = &[
     &GEMM_REG,
     &GEMM_SPLIT,
     &GEMM_REDUCE,
+    &GEMM_COOP8,
+    &GEMM_COOP16,
     &ATTENTION,
     &ATTENTION_Q8,
     &MEDIA_RANGES,
@@ -183,6 +201,7 @@ pub const ALL: &[&Kernel] = &[
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("common.wgsl", include_str!("../../shaders/common.wgsl")),
     ("gemm.wgsl", include_str!("../../shaders/gemm.wgsl")),
+    ("gemm_coop.wgsl", include_str!("../../shaders/gemm_coop.wgsl")),
     ("elementwise.wgsl", include_str!("../../shaders/elementwise.wgsl")),
     ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
@@ -210,6 +229,9 @@ pub fn compose_file(file: &str, dtype: DType, features: wgpu::Features) -> Optio
     }
     if features.contains(wgpu::Features::SUBGROUP) {
         s += "enable subgroups;\n";
+    }
+    if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+        s += "enable wgpu_cooperative_matrix;\n";
     }
     s += &format!("alias elem = {};\n", dtype.wgsl());
     if file != "common.wgsl" {

@@ -28,7 +28,8 @@ type PipelineSlot = Arc<Mutex<Option<Arc<wgpu::ComputePipeline>>>>;
 pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
     .union(wgpu::Features::TIMESTAMP_QUERY)
     .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
-    .union(wgpu::Features::SUBGROUP);
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
 
 /// A GPU: device, queue, adapter facts, compiled pipelines and reusable buffers.
 ///
@@ -41,6 +42,8 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     features: wgpu::Features,
+    /// Side of the cooperative-matrix GEMM tile this adapter runs (8 or 16), if any.
+    coop_tile: Option<u32>,
     pipelines: Mutex<HashMap<(&'static str, DType), PipelineSlot>>,
     compiled: AtomicUsize,
     pub(crate) tuner: Tuner,
@@ -147,18 +150,40 @@ impl Gpu {
         if let Some(cap) = opts.cap_workgroups_per_dimension {
             limits.max_compute_workgroups_per_dimension = limits.max_compute_workgroups_per_dimension.min(cap);
         }
-        let features = adapter.features() & WANTED_FEATURES;
+        let mut features = adapter.features() & WANTED_FEATURES;
+        // Cooperative matrices only where a configuration fits the GEMM kernels (see coop_tile_for).
+        let coop_tile = coop_tile_for(&adapter.cooperative_matrix_properties(), &info, features).filter(|_| opts.cooperative_matrix);
+        if coop_tile.is_none() {
+            features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        }
+        let experimental = match coop_tile {
+            // SAFETY: wgpu asks callers of experimental features to accept that they may have bugs;
+            // only the cooperative-matrix GEMM uses them, and only on adapters that report a
+            // configuration it fits. `GpuOptions { cooperative_matrix: false }` turns them off.
+            Some(_) => unsafe { wgpu::ExperimentalFeatures::enabled() },
+            None => wgpu::ExperimentalFeatures::disabled(),
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("vlm-connectors"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         log::info!("adapter: {} ({:?}, {:?}), features {:?}", info.name, info.backend, info.device_type, features);
-        Gpu::wrap(device, queue, info, &opts.kernels, opts.autotune)
+        let mut gpu = Gpu::wrap(device, queue, info, &opts.kernels, opts.autotune)?;
+        gpu.coop_tile = coop_tile;
+        Ok(gpu)
+    }
+
+    /// The side (8 or 16) of the cooperative-matrix GEMM tile this device runs, or `None`: the
+    /// adapter reports a T×T×T f16 → f32 subgroup-scope configuration, its subgroups are exactly
+    /// as wide as the kernel's workgroup (8 lanes for T = 8, 32 for T = 16), and
+    /// `GpuOptions::cooperative_matrix` is on. f16 GEMMs then use it unless told otherwise.
+    pub fn coop_tile(&self) -> Option<u32> {
+        self.coop_tile
     }
 
     /// Wraps a device and queue the caller already has (e.g. from a renderer).
@@ -171,7 +196,9 @@ impl Gpu {
     fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, kernels: &str, autotune: AutotuneSettings) -> Result<Gpu> {
         for old in ["VLMC_GEMM", "VLMC_ATTENTION"] {
             if std::env::var_os(old).is_some() {
-                log::warn!("{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg|split,attention=v2|q8");
+                log::warn!(
+                    "{old} is no longer read; force kernel versions with {KERNELS_ENV}=gemm=64|128|reg|split|coop8|coop16,attention=v2|q8"
+                );
             }
         }
         // Tuned choices hold for this adapter, driver and these kernels (a hash of their source).
@@ -209,6 +236,7 @@ impl Gpu {
             info,
             limits,
             features,
+            coop_tile: None,
             pipelines: Mutex::new(HashMap::new()),
             compiled: AtomicUsize::new(0),
             tuner,
@@ -372,4 +400,22 @@ impl Gpu {
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;
         self.check_health("wait")
     }
+}
+
+/// The cooperative-matrix tile side the GEMM kernels can use with these configurations: 16 where a
+/// 16×16×16 f16 → f32 configuration meets 32-wide subgroups, else 8 where an 8×8×8 one meets
+/// 8-wide subgroups (the kernels' workgroup is one subgroup). `None` without the feature.
+pub fn coop_tile_for(props: &[wgpu::CooperativeMatrixProperties], info: &wgpu::AdapterInfo, features: wgpu::Features) -> Option<u32> {
+    if !features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16) {
+        return None;
+    }
+    let has = |t: u32| {
+        props.iter().any(|p| {
+            (p.m_size, p.n_size, p.k_size) == (t, t, t)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+    };
+    let lanes = |w: u32| info.subgroup_min_size == w && info.subgroup_max_size == w;
+    [(16, 32), (8, 8)].into_iter().find(|&(t, w)| has(t) && lanes(w)).map(|(t, _)| t)
 }

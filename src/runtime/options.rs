@@ -20,6 +20,9 @@ pub struct GpuOptions {
     pub kernels: String,
     /// Measuring at first use and the disk cache (`VLMC_AUTOTUNE`, `VLMC_TUNE_CACHE`).
     pub autotune: AutotuneSettings,
+    /// Use cooperative matrices (wgpu's experimental feature) where the adapter offers a
+    /// configuration the GEMM kernels fit; `VLMC_COOP=off` turns it off.
+    pub cooperative_matrix: bool,
 }
 
 impl Default for GpuOptions {
@@ -32,6 +35,7 @@ impl Default for GpuOptions {
             cap_workgroups_per_dimension: None,
             kernels: std::env::var(KERNELS_ENV).unwrap_or_default(),
             autotune: AutotuneSettings::default(),
+            cooperative_matrix: std::env::var("VLMC_COOP").map_or(true, |v| v != "off" && v != "0"),
         }
     }
 }
