@@ -1,4 +1,4 @@
-//! Elementwise kernels against their CPU references over awkward shapes: LlamaMLP's gated
+//! Elementwise kernels and the norms' subgroup versions against their CPU references over awkward shapes: LlamaMLP's gated
 //! activation (with and without a row scale) and `gather_rows`.
 
 mod common;
@@ -65,4 +65,44 @@ fn gather_rows_matches_cpu_and_refuses_bad_ids() {
                 .to_string();
         assert!(e.contains("qformer_input_ids") && e.contains(&format!("id {bad} at position 1")), "{e}");
     }
+}
+
+/// LayerNorm and RMSNorm in both versions (subgroup reductions where the adapter has SUBGROUP,
+/// the workgroup tree otherwise) against the CPU reference over awkward widths, with and without
+/// the fused residual; the subgroup version is the default where it can run.
+#[test]
+fn norms_match_cpu_with_subgroup_and_workgroup_reductions() {
+    use vlm_connectors::kernels::layernorm::{layernorm_cpu, record_norm, rmsnorm_cpu};
+    let g = gpu();
+    let sg = g.features().contains(vlm_connectors::wgpu::Features::SUBGROUP);
+    if !sg {
+        eprintln!("{}: no SUBGROUP; only the workgroup norms run here", g.describe());
+    }
+    let mut rng = Rng::new(8);
+    for &(rows, cols) in &[(1, 1), (7, 63), (65, 257), (577, 1000), (3, 2049)] {
+        let x: Vec<f32> = rng.vec(rows * cols, 3.0).iter().map(|v| v + 10.0).collect();
+        let r = rng.vec(rows * cols, 1.0);
+        let (gm, bt) = (rng.vec(cols, 1.0), rng.vec(cols, 1.0));
+        let (xt, rt, gt, btt) = (up(&x, &[rows, cols]), up(&r, &[rows, cols]), up(&gm, &[cols]), up(&bt, &[cols]));
+        for subgroups in [false, true].into_iter().filter(|&s| !s || sg) {
+            for with_res in [false, true] {
+                let res = with_res.then_some(&rt);
+                let mut rec = Recorder::new(g);
+                let ln = record_norm(&mut rec, &xt, res, &gt, Some(&btt), 1e-5, Some(subgroups)).unwrap();
+                let rms = record_norm(&mut rec, &xt, res, &gt, None, 1e-6, Some(subgroups)).unwrap();
+                let want = if subgroups { ["layernorm_sg", "rmsnorm_sg"] } else { ["layernorm", "rmsnorm"] };
+                assert_eq!(rec.labels(), want);
+                rec.submit().unwrap();
+                let what = format!("{rows}x{cols} res={with_res} subgroups={subgroups}");
+                let r = with_res.then_some(&r[..]);
+                check(&format!("layernorm {what}"), &ln.to_vec(g).unwrap(), &layernorm_cpu(&x, r, &gm, &bt, cols, 1e-5), 2e-5);
+                check(&format!("rmsnorm {what}"), &rms.to_vec(g).unwrap(), &rmsnorm_cpu(&x, r, &gm, cols, 1e-6), 2e-6);
+            }
+        }
+    }
+    let mut rec = Recorder::new(g);
+    let default = record_norm(&mut rec, &up(&[1.0, 2.0], &[1, 2]), None, &up(&[1.0; 2], &[2]), None, 1e-6, None).unwrap();
+    assert_eq!(rec.labels(), [if sg { "rmsnorm_sg" } else { "rmsnorm" }]);
+    drop(default);
+    rec.discard();
 }

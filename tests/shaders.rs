@@ -42,13 +42,13 @@ fn capabilities(k: &Kernel, dtype: DType) -> Capabilities {
 
 /// How a whole file composes for the per-file checks: the dtype its kernels share (f32 unless
 /// they are f16-only, as the cooperative-matrix GEMM is), with the features and capabilities they need.
-fn file_composition(file: &str) -> (String, Capabilities) {
+fn file_composition(file: &str) -> (String, Capabilities, wgpu::Features) {
     let kernels: Vec<&Kernel> = ALL.iter().copied().filter(|k| k.file == file).collect();
     let dtype = if kernels.iter().all(|k| !k.dtypes.contains(&DType::F32)) && !kernels.is_empty() { DType::F16 } else { DType::F32 };
     let features =
         kernels.iter().fold(wgpu::Features::empty(), |f, k| f | if k.dtypes.contains(&dtype) { k.required_features(dtype) } else { f });
     let caps = kernels.iter().fold(Capabilities::empty(), |c, k| c | if k.dtypes.contains(&dtype) { capabilities(k, dtype) } else { c });
-    (compose_file(file, dtype, features).unwrap(), caps)
+    (compose_file(file, dtype, features).unwrap(), caps, features)
 }
 
 fn parse(what: &str, src: &str, caps: Capabilities) -> (naga::Module, naga::valid::ModuleInfo) {
@@ -74,7 +74,7 @@ fn every_entry_point_is_a_registered_kernel_with_a_unique_name() {
     let names: BTreeSet<&str> = ALL.iter().map(|k| k.name).collect();
     assert_eq!(names.len(), ALL.len(), "kernel names must be unique (they key the pipeline cache)");
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
-        let (src, caps) = file_composition(file);
+        let (src, caps, _) = file_composition(file);
         let (module, _) = parse(file, &src, caps);
         for ep in &module.entry_points {
             assert!(
@@ -114,10 +114,13 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
                 check_bindings(&what, k, dtype, &module, &info, ep);
                 continue;
             }
-            // HLSL (DX12; f16 needs shader model 6.2, which wgpu asks for when SHADER_F16 is on)
+            // HLSL (DX12; f16 needs shader model 6.2, which wgpu asks for when SHADER_F16 is on;
+            // wave intrinsics need 6.0)
             let mut hlsl_src = String::new();
-            let hopts = match dtype {
-                DType::F16 => hlsl::Options { shader_model: hlsl::ShaderModel::V6_2, ..Default::default() },
+            let subgroups = k.features.contains(wgpu::Features::SUBGROUP);
+            let hopts = match (dtype, subgroups) {
+                (DType::F16, _) => hlsl::Options { shader_model: hlsl::ShaderModel::V6_2, ..Default::default() },
+                (_, true) => hlsl::Options { shader_model: hlsl::ShaderModel::V6_0, ..Default::default() },
                 _ => hlsl::Options::default(),
             };
             let hpopts = hlsl::PipelineOptions::default();
@@ -125,7 +128,8 @@ fn kernels_validate_and_translate_to_every_backend_in_every_dtype() {
             assert!(hlsl_src.contains(k.entry), "{what}: HLSL lacks the entry point");
             // GLSL (GL / GLES 3.1 compute). GL has no 16-bit storage and wgpu's GL backend never
             // offers SHADER_F16, so f16 variants are not built for it.
-            if dtype != DType::F16 {
+            // Subgroup kernels likewise: wgpu's GL backend does not offer SUBGROUP.
+            if dtype != DType::F16 && !subgroups {
                 let mut glsl_src = String::new();
                 let opts = glsl::Options { version: glsl::Version::Embedded { version: 310, is_webgl: false }, ..Default::default() };
                 let popts =
@@ -190,7 +194,7 @@ fn no_shader_declares_unused_functions_or_constants() {
     let functions = |m: &naga::Module| -> BTreeSet<String> { m.functions.iter().filter_map(|(_, f)| f.name.clone()).collect() };
     let (mut declared, mut kept) = (BTreeSet::new(), BTreeSet::new());
     for (file, _) in shader_files().iter().filter(|(f, _)| f != "common.wgsl") {
-        let (src, caps) = file_composition(file);
+        let (src, caps, _) = file_composition(file);
         let (mut module, _) = parse(file, &src, caps);
         let code: String = src.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
         let words: Vec<&str> = code.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
@@ -213,13 +217,11 @@ fn no_shader_declares_unused_functions_or_constants() {
 fn f16_composition_puts_enable_first_and_validates() {
     // What adding F16 to a kernel's dtypes compiles: `enable f16;` before the alias and the code.
     for (file, _) in shader_files() {
-        let (_, caps) = file_composition(&file);
-        let coop = caps.contains(Capabilities::COOPERATIVE_MATRIX);
-        let features = if coop { wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX } else { wgpu::Features::empty() };
+        let (_, caps, features) = file_composition(&file);
         let src = compose_file(&file, DType::F16, features).unwrap();
-        let head =
-            if coop { "enable f16;\nenable wgpu_cooperative_matrix;\nalias elem = f16;\n" } else { "enable f16;\nalias elem = f16;\n" };
-        assert!(src.starts_with(head), "{file}");
+        assert!(src.starts_with("enable f16;\n") && src.contains("alias elem = f16;\n"), "{file}");
+        let code = src.find("alias elem").unwrap();
+        assert!(src[..code].lines().all(|l| l.starts_with("enable ")), "{file}: directives must come first");
         parse(&format!("{file} (f16)"), &src, Capabilities::SHADER_FLOAT16 | caps);
     }
 }

@@ -43,6 +43,7 @@ fn zoo_connectors_match_transformers_in_f32() {
         let (got, shape) = run(case, DType::F32);
         let want = expected(case);
         assert_eq!(shape, want.shape, "{case}: shape");
+        eprintln!("{case}: f32 rel L2 {:.2e}", rel_l2(&got, &want.data));
         assert_close(case, &got, &want.data, 1e-5);
     }
     // Mllama's projected states too (`projected` [b·n·t, P, d]).

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{LAYERNORM, RMSNORM};
+use super::registry::{LAYERNORM, LAYERNORM_SG, RMSNORM, RMSNORM_SG};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -19,19 +19,35 @@ pub(crate) struct LnParams {
 
 /// y = LayerNorm(x (+ res)) · gamma + beta. x: `[..., C]`, gamma/beta: `[C]`.
 pub fn record_layernorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, beta: &Tensor, eps: f32) -> Result<Tensor> {
-    record_norm(rec, x, res, gamma, Some(beta), eps)
+    record_norm(rec, x, res, gamma, Some(beta), eps, None)
 }
 
 /// y = z · rsqrt(mean(z²) + eps) · gamma with z = x (+ res): LlamaRMSNorm / IdeficsRMSNorm
 /// (`models/idefics/modeling_idefics.py`). x: `[..., C]`, gamma: `[C]`.
 pub fn record_rmsnorm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, eps: f32) -> Result<Tensor> {
-    record_norm(rec, x, res, gamma, None, eps)
+    record_norm(rec, x, res, gamma, None, eps, None)
 }
 
-/// LayerNorm with `beta`, RMSNorm without.
-fn record_norm(rec: &mut Recorder, x: &Tensor, res: Option<&Tensor>, gamma: &Tensor, beta: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+/// LayerNorm with `beta`, RMSNorm without. `subgroups`: the subgroup-reduction kernels
+/// (`layernorm_sg` / `rmsnorm_sg`) or the workgroup ones; `None` takes the subgroup ones where the
+/// adapter has SUBGROUP. Forcing `Some(true)` without it is an [`Error::Unsupported`] naming it.
+pub fn record_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    res: Option<&Tensor>,
+    gamma: &Tensor,
+    beta: Option<&Tensor>,
+    eps: f32,
+    subgroups: Option<bool>,
+) -> Result<Tensor> {
     let gpu = rec.gpu();
-    let (op, kernel) = if beta.is_some() { ("layernorm", &LAYERNORM) } else { ("rmsnorm", &RMSNORM) };
+    let sg = subgroups.unwrap_or_else(|| gpu.features().contains(wgpu::Features::SUBGROUP));
+    let (op, kernel) = match (beta.is_some(), sg) {
+        (true, false) => ("layernorm", &LAYERNORM),
+        (true, true) => ("layernorm", &LAYERNORM_SG),
+        (false, false) => ("rmsnorm", &RMSNORM),
+        (false, true) => ("rmsnorm", &RMSNORM_SG),
+    };
     let cols = *x.shape().last().ok_or_else(|| Error::shape(format!("{op} input"), "[.., C]", x.shape()))?;
     gamma.expect_shape(&format!("{op} weight"), &[cols])?;
     if let Some(b) = beta {

@@ -147,6 +147,12 @@ kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "s
 kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst"), opt(4, "row_scale")]);
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
+/// `layernorm_sg` in `layernorm.wgsl` (family `layernorm`): the statistics by subgroupAdd.
+pub const LAYERNORM_SG: Kernel =
+    Kernel { name: "layernorm_sg", file: "layernorm_sg.wgsl", entry: "layernorm_sg", features: wgpu::Features::SUBGROUP, ..LAYERNORM };
+/// `rmsnorm_sg` in `layernorm.wgsl` (family `layernorm`): the statistic by subgroupAdd.
+pub const RMSNORM_SG: Kernel =
+    Kernel { name: "rmsnorm_sg", file: "layernorm_sg.wgsl", entry: "rmsnorm_sg", features: wgpu::Features::SUBGROUP, ..RMSNORM };
 kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(RESIZE_BILINEAR, "resize_bilinear", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(SPACE_TO_DEPTH, "space_to_depth", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
@@ -184,6 +190,8 @@ pub const ALL: &[&Kernel] = &[
     &GATED_ACTIVATION,
     &LAYERNORM,
     &RMSNORM,
+    &LAYERNORM_SG,
+    &RMSNORM_SG,
     &POOL2D,
     &RESIZE_BILINEAR,
     &SPACE_TO_DEPTH,
@@ -204,6 +212,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("gemm_coop.wgsl", include_str!("../../shaders/gemm_coop.wgsl")),
     ("elementwise.wgsl", include_str!("../../shaders/elementwise.wgsl")),
     ("layernorm.wgsl", include_str!("../../shaders/layernorm.wgsl")),
+    ("layernorm_sg.wgsl", include_str!("../../shaders/layernorm_sg.wgsl")),
     ("attention.wgsl", include_str!("../../shaders/attention.wgsl")),
     ("media_mask.wgsl", include_str!("../../shaders/media_mask.wgsl")),
     ("pool.wgsl", include_str!("../../shaders/pool.wgsl")),
@@ -226,9 +235,6 @@ pub fn compose_file(file: &str, dtype: DType, features: wgpu::Features) -> Optio
     let mut s = String::new();
     if dtype == DType::F16 || features.contains(wgpu::Features::SHADER_F16) {
         s += "enable f16;\n";
-    }
-    if features.contains(wgpu::Features::SUBGROUP) {
-        s += "enable subgroups;\n";
     }
     if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
         s += "enable wgpu_cooperative_matrix;\n";
