@@ -8,6 +8,7 @@
 # Needs root (apt-get download, no install) and the Debian package registry. About 15 MB (25) / 70 MB (26) of .debs.
 set -euo pipefail
 ver=${1:?usage: setup.sh 25|26 DIR}; dir=$(mkdir -p "${2:?usage: setup.sh 25|26 DIR}" && cd "$2" && pwd)
+rm -rf "$dir/debs" "$dir/root"   # no mix of versions from an earlier fetch
 apt_dir=$dir/.apt; mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$dir/debs"
 # The Debian mirror this machine's apt already uses.
 mirror=$(grep -h -m1 -oP '^URIs:\s*\K\S+' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
@@ -23,7 +24,7 @@ case $ver in
             libxcb-present0 libxcb-randr0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libzstd1 zlib1g" ;;
   *) echo "usage: setup.sh 25|26 DIR" >&2; exit 2 ;;
 esac
-o=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
+o=(-o Acquire::Retries=0 -o Acquire::http::Timeout=20 -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache")
 apt-get "${o[@]}" update -qq
 if [ "$ver" = 26 ]; then  # the LLVM that sid's Mesa links against
   llvm=$(apt-cache "${o[@]}" show mesa-vulkan-drivers | grep -m1 '^Depends' | grep -o 'libllvm[0-9]*' | head -1)

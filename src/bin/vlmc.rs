@@ -287,13 +287,15 @@ fn info() -> Result<()> {
     println!("chosen: {} ({:?}, {:?})", i.name, i.backend, i.device_type);
     println!("  features: {:?}", chosen.features() & vlm_connectors::runtime::gpu::WANTED_FEATURES);
     let coop = chosen.cooperative_matrix_properties();
-    let tile = vlm_connectors::runtime::gpu::coop_tile_for(&coop, &i, chosen.features());
+    let tile = vlm_connectors::runtime::gpu::coop_tile_for(&coop, &i, chosen.features()).filter(|_| opts.cooperative_matrix);
     let configs: Vec<String> =
         coop.iter().map(|p| format!("{}×{}×{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type)).collect();
     println!(
         "  cooperative matrices: {} → {}",
         if configs.is_empty() { "none".to_string() } else { configs.join(", ") },
-        tile.map_or("SIMT GEMM kernels".to_string(), |t| format!("gemm_coop{t} for f16 GEMMs"))
+        tile.map_or("SIMT GEMM kernels only".to_string(), |t| format!(
+            "gemm_coop{t} is a candidate for f16 GEMMs (the tuner times it; VLMC_KERNELS=gemm=coop{t} forces it)"
+        ))
     );
     println!("  subgroup size: {}..={}", i.subgroup_min_size, i.subgroup_max_size);
     println!("  max_storage_buffer_binding_size: {} MiB", l.max_storage_buffer_binding_size / (1 << 20));

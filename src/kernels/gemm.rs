@@ -113,14 +113,9 @@ pub fn record_gemm_into(
     // The untuned plan is a large GPU's: split K when the 64×64 tiles leave it idle (fewer than
     // two workgroups per SM of a 132-SM part) and K is deep enough to share; else the 128×128
     // tile once both sides fill it, else the 64×64 one. Autotuning adapts it to smaller devices.
-    // f16 on an adapter with a cooperative-matrix configuration the kernels fit: that one.
-    let coop = match (dtype, rec.gpu().coop_tile()) {
-        (DType::F16, Some(16)) => Some(GemmVariant::Coop16),
-        (DType::F16, Some(8)) => Some(GemmVariant::Coop8),
-        _ => None,
-    };
+    // The cooperative-matrix variants are candidates for the tuner (and `VLMC_KERNELS`) where the
+    // adapter runs them, not the untuned plan: that waits for a measurement on a GPU.
     let heuristic = match split_k(m, n, k) {
-        _ if coop.is_some() => coop.expect("checked"),
         s if s > 1 => GemmVariant::SplitK,
         _ if m >= 128 && n >= 128 => GemmVariant::T128,
         _ => GemmVariant::T64,
@@ -194,7 +189,8 @@ pub enum GemmVariant {
     /// (`gemm_split` + `gemm_reduce`, `gemm=split`); the 64×64 GEMM where K does not split.
     SplitK,
     /// Cooperative matrices 8×8×8, f16 → f32 (`gemm_coop8`, `gemm=coop8`): adapters whose
-    /// configurations and 8-wide subgroups [`crate::Gpu::coop_tile`] accepts; f16 only.
+    /// configurations and 8-lane subgroups [`crate::Gpu::coop_tile`] accepts; f16 only; a tuner
+    /// candidate, not the untuned plan.
     Coop8,
     /// Cooperative matrices 16×16×16, f16 → f32 (`gemm_coop16`, `gemm=coop16`): tensor cores
     /// behind 32-wide subgroups; f16 only.

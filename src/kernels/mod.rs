@@ -94,7 +94,16 @@ pub(crate) fn choose<V: Variant>(gpu: &Gpu, explicit: Option<V>, dtype: DType, s
         }
     }
     let name = t.choose(V::FAMILY, dtype, shape, heuristic.name());
-    V::ALL.iter().copied().find(|v| v.name() == name).unwrap_or(heuristic)
+    match V::ALL.iter().copied().find(|v| v.name() == name) {
+        // A forced or recorded variant this device cannot run in this dtype (`gemm=coop8` for an
+        // f32 GEMM; a cached coop choice once cooperative matrices are off): the heuristic instead.
+        Some(v) if !v.runs_on(gpu, dtype) => {
+            log::debug!("{} {}: {} does not run here in {dtype:?}; using {}", V::FAMILY, gpu.describe(), v.name(), heuristic.name());
+            heuristic
+        }
+        Some(v) => v,
+        None => heuristic,
+    }
 }
 
 /// (family, variant) of the registry kernel named `kernel`: the variant name for the tunable

@@ -123,7 +123,7 @@ kernel!(GEMM_SPLIT, "gemm_split", "gemm", "gemm.wgsl", &[f(1, "x"), f(2, "w"), P
 kernel!(GEMM_REDUCE, "gemm_reduce", "gemm", "gemm.wgsl", &[PARTIAL_IN, opt(3, "bias"), opt(4, "res"), out(5, "y")]);
 const F16_ONLY: &[DType] = &[DType::F16];
 /// `gemm_coop8` in `gemm_coop.wgsl` (family `gemm`): 8×8×8 f16 → f32 cooperative matrices, one
-/// 8-wide subgroup per 8×8 output tile (Mesa ≥ 26 lavapipe, Metal simdgroup matrices).
+/// 8-lane subgroup per 8×8 output tile (Mesa ≥ 26 lavapipe).
 pub const GEMM_COOP8: Kernel = Kernel {
     name: "gemm_coop8",
     family: "gemm",
@@ -135,7 +135,7 @@ pub const GEMM_COOP8: Kernel = Kernel {
     bindings: &GEMM_BINDINGS,
 };
 /// `gemm_coop16` in `gemm_coop.wgsl` (family `gemm`): 16×16×16 f16 → f32 cooperative matrices,
-/// one 32-wide subgroup per 16×16 output tile (tensor cores on NVIDIA, WMMA on AMD RDNA3).
+/// one 32-lane subgroup per 16×16 output tile (tensor cores on NVIDIA through Vulkan).
 pub const GEMM_COOP16: Kernel = Kernel { name: "gemm_coop16", entry: "gemm_coop16", ..GEMM_COOP8 };
 kernel!(ATTENTION, "attention", "attention", "attention.wgsl", &ATTN_BINDINGS);
 kernel!(ATTENTION_Q8, "attention_q8", "attention", "attention.wgsl", &ATTN_BINDINGS);
@@ -147,10 +147,10 @@ kernel!(GATHER_ROWS, "gather_rows", "elementwise", "elementwise.wgsl", &[f(1, "s
 kernel!(GATED_ACTIVATION, "gated_activation", "elementwise", "elementwise.wgsl", &[f(1, "src"), out(2, "dst"), opt(4, "row_scale")]);
 kernel!(LAYERNORM, "layernorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), f(4, "beta"), out(5, "y")]);
 kernel!(RMSNORM, "rmsnorm", "layernorm", "layernorm.wgsl", &[f(1, "x"), opt(2, "res"), f(3, "gamma"), out(5, "y")]);
-/// `layernorm_sg` in `layernorm.wgsl` (family `layernorm`): the statistics by subgroupAdd.
+/// `layernorm_sg` in `layernorm_sg.wgsl` (family `layernorm`): the statistics by subgroupAdd.
 pub const LAYERNORM_SG: Kernel =
     Kernel { name: "layernorm_sg", file: "layernorm_sg.wgsl", entry: "layernorm_sg", features: wgpu::Features::SUBGROUP, ..LAYERNORM };
-/// `rmsnorm_sg` in `layernorm.wgsl` (family `layernorm`): the statistic by subgroupAdd.
+/// `rmsnorm_sg` in `layernorm_sg.wgsl` (family `layernorm`): the statistic by subgroupAdd.
 pub const RMSNORM_SG: Kernel =
     Kernel { name: "rmsnorm_sg", file: "layernorm_sg.wgsl", entry: "rmsnorm_sg", features: wgpu::Features::SUBGROUP, ..RMSNORM };
 kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);

@@ -121,7 +121,11 @@ pub fn choose_adapter(adapters: Vec<wgpu::Adapter>, opts: &GpuOptions) -> Result
 }
 
 impl Gpu {
-    /// The default GPU, chosen from wgpu's environment variables (see the module docs). Errors:
+    /// The default GPU, chosen from wgpu's environment variables (see the module docs). Where the
+    /// adapter offers a cooperative-matrix configuration the GEMM kernels fit ([`coop_tile_for`]),
+    /// the device is requested with wgpu's *experimental* features token, whose contract is that
+    /// those features may still have bugs; `VLMC_COOP=off` (or `GpuOptions::cooperative_matrix`)
+    /// leaves them off. Errors:
     /// [`Error::NoAdapter`] (with how to install one), [`Error::RequestDevice`], and
     /// [`Error::Config`] for a `VLMC_KERNELS` that names an unknown family or variant.
     pub fn new() -> Result<Gpu> {
@@ -187,7 +191,8 @@ impl Gpu {
     }
 
     /// Wraps a device and queue the caller already has (e.g. from a renderer).
-    /// Only the features enabled on that device are used. Fails only when `VLMC_KERNELS` names a
+    /// Only the features enabled on that device are used; cooperative matrices never are (the
+    /// adapter's configurations are not known here: [`Gpu::coop_tile`] is `None`). Fails only when `VLMC_KERNELS` names a
     /// kernel family or variant that does not exist.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Result<Gpu> {
         Gpu::wrap(device, queue, info, &std::env::var(KERNELS_ENV).unwrap_or_default(), AutotuneSettings::default())
@@ -403,9 +408,17 @@ impl Gpu {
 }
 
 /// The cooperative-matrix tile side the GEMM kernels can use with these configurations: 16 where a
-/// 16×16×16 f16 → f32 configuration meets 32-wide subgroups, else 8 where an 8×8×8 one meets
-/// 8-wide subgroups (the kernels' workgroup is one subgroup). `None` without the feature.
+/// 16×16×16 f16 → f32 configuration meets subgroups of exactly 32 lanes (`subgroup_min_size ==
+/// subgroup_max_size`), else 8 where an 8×8×8 one meets subgroups of exactly 8 (the kernels'
+/// workgroup must be one whole subgroup). `None` without the feature (and SHADER_F16). In practice:
+/// NVIDIA on Vulkan (16) and Mesa ≥ 26 lavapipe (8); AMD (32–64 lanes), Metal (wgpu reports 4–64)
+/// and Vulkan drivers without a fixed subgroup width keep the SIMT kernels.
 pub fn coop_tile_for(props: &[wgpu::CooperativeMatrixProperties], info: &wgpu::AdapterInfo, features: wgpu::Features) -> Option<u32> {
+    coop_tile_of(props, [info.subgroup_min_size, info.subgroup_max_size], features)
+}
+
+/// [`coop_tile_for`] on the subgroup width range `[min, max]` itself.
+pub fn coop_tile_of(props: &[wgpu::CooperativeMatrixProperties], [min, max]: [u32; 2], features: wgpu::Features) -> Option<u32> {
     if !features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16) {
         return None;
     }
@@ -416,6 +429,6 @@ pub fn coop_tile_for(props: &[wgpu::CooperativeMatrixProperties], info: &wgpu::A
                 && p.cr_type == wgpu::CooperativeScalarType::F32
         })
     };
-    let lanes = |w: u32| info.subgroup_min_size == w && info.subgroup_max_size == w;
+    let lanes = |w: u32| min == w && max == w;
     [(16, 32), (8, 8)].into_iter().find(|&(t, w)| has(t) && lanes(w)).map(|(t, _)| t)
 }

@@ -35,7 +35,8 @@ impl Default for GpuOptions {
             cap_workgroups_per_dimension: None,
             kernels: std::env::var(KERNELS_ENV).unwrap_or_default(),
             autotune: AutotuneSettings::default(),
-            cooperative_matrix: std::env::var("VLMC_COOP").map_or(true, |v| v != "off" && v != "0"),
+            cooperative_matrix: std::env::var("VLMC_COOP")
+                .map_or(true, |v| !matches!(v.trim().to_ascii_lowercase().as_str(), "off" | "0" | "false" | "no")),
         }
     }
 }
