@@ -84,3 +84,23 @@ fn space_to_depth(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let xx = p.k * (o % p.out_w) + blk % p.k;
     y[i] = elem(f32(x[(b * p.rows_in + p.skip + yy * p.w + xx) * p.c + ch]));
 }
+
+// patchify: a vision tower's patch embedding input (Conv2d with kernel = stride = k, as im2col).
+// x: pixel values [batch, c, h, w] (channel-first) → y [batch, out_h·out_w, c·k·k], out = ⌊h/k⌋×⌊w/k⌋
+// (rows and columns past the last whole patch are never read, as the strided conv never reads
+// them); column (ch·k + dy)·k + dx = Conv2d's weight.reshape(C_out, -1) order.
+@compute @workgroup_size(256, 1, 1)
+fn patchify(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let i = group_index(wid, nwg) * 256u + li;
+    let kk = p.k * p.k;
+    let cols = p.c * kk;
+    if (i >= p.batch * p.out_h * p.out_w * cols) { return; }
+    let col = i % cols;
+    let o = (i / cols) % (p.out_h * p.out_w);
+    let b = i / (cols * p.out_h * p.out_w);
+    let ch = col / kk;
+    let yy = p.k * (o / p.out_w) + (col % kk) / p.k;
+    let xx = p.k * (o % p.out_w) + col % p.k;
+    y[i] = elem(f32(x[((b * p.c + ch) * p.h + yy) * p.w + xx]));
+}

@@ -132,7 +132,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Run { model_dir, inputs, output, layer, set, dtype } => {
-            overrides(layer, &set).and_then(|o| run(model_dir, inputs, output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) }))
+            overrides(layer, &set).and_then(|mut o| {
+                // Pixels in: the vision tower too (LLaVA), unless --set says otherwise.
+                let pixels = WeightSource::open_file(&inputs).map(|f| f.contains("pixel_values")).unwrap_or(false);
+                if pixels && !o.iter().any(|(k, _)| k == "load_vision_tower") {
+                    o.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
+                }
+                run(model_dir, inputs, output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) })
+            })
         }
         Cmd::Info { model_dir: None, .. } => info(),
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),

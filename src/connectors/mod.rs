@@ -2,6 +2,7 @@
 //! `model_type` ([`registry`]: `Connector::from_dir`, `Connector::run`, what `vlmc run` does).
 
 pub mod budget;
+pub mod clip_vision;
 pub mod compress;
 pub mod gated_xattn;
 pub mod gemma;
@@ -24,6 +25,7 @@ pub mod qwen2_vl;
 pub mod registry;
 pub mod tokens;
 
+pub use clip_vision::{ClipVisionTower, LlavaFromPixels, LlavaNextFromPixels};
 pub use compress::{Pool2x2, TokenMerger};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
 pub use gemma::GemmaProjector;

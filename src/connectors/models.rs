@@ -33,13 +33,24 @@ fn weights<'a>(ws: Option<&'a WeightSource>, cfg: &Config) -> Result<&'a WeightS
 }
 
 fn llava_hf(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
-    Ok(Box::new(LlavaProjector::load_hf(g, c, weights(w, c)?)?))
+    let ws = weights(w, c)?;
+    // `load_vision_tower` (set by the caller, e.g. `vlmc run` on pixel_values): tower + projector.
+    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+        let tower = super::clip_vision::ClipVisionTower::load(g, c, ws)?;
+        return Ok(Box::new(super::clip_vision::LlavaFromPixels { tower, projector: LlavaProjector::load_hf(g, c, ws)? }));
+    }
+    Ok(Box::new(LlavaProjector::load_hf(g, c, ws)?))
 }
 fn llava_original(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(LlavaProjector::load_original(g, c, weights(w, c)?)?))
 }
 fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
-    Ok(Box::new(LlavaNext::load(g, c, weights(w, c)?)?))
+    let ws = weights(w, c)?;
+    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+        let tower = super::clip_vision::ClipVisionTower::load(g, c, ws)?;
+        return Ok(Box::new(super::clip_vision::LlavaNextFromPixels { tower, next: LlavaNext::load(g, c, ws)? }));
+    }
+    Ok(Box::new(LlavaNext::load(g, c, ws)?))
 }
 fn llava_onevision(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(LlavaOnevision::load(g, c, weights(w, c)?)?))

@@ -19,6 +19,7 @@
 //! | `pool2d`        | pool.wgsl         | k×k average / max pooling of a token grid, stride k      |
 //! | `resize_bilinear` | pool.wgsl       | F.interpolate bilinear (align_corners=False) of grids    |
 //! | `space_to_depth` | pool.wgsl        | pixel shuffle / unfold: k×k blocks into k²·C channels    |
+//! | `patchify`      | pool.wgsl         | im2col of pixel values for a tower's patch embedding      |
 //! | `anyres_pack`   | anyres.wgsl       | LLaVA-NeXT tile reassembly, unpad crop, newlines: gather |
 //! | `anyres_resize_pack` | anyres.wgsl  | LLaVA-OneVision: the same, bilinearly resized            |
 //! | `gather_rows`   | elementwise.wgsl  | `nn.Embedding`: rows of a table by host-checked ids       |

@@ -3,7 +3,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::registry::{POOL2D, RESIZE_BILINEAR, SPACE_TO_DEPTH};
+use super::registry::{PATCHIFY, POOL2D, RESIZE_BILINEAR, SPACE_TO_DEPTH};
 use super::{checked_u32, grid_1d};
 use crate::runtime::{Cost, Error, Recorder, Result, Tensor};
 
@@ -218,6 +218,44 @@ pub fn space_to_depth_cpu(
                 };
                 let (yy, xx) = (k * (o / ow) + blk / k, k * (o % ow) + blk % k);
                 y.push(x[(bi * rows + skip + yy * w + xx) * c + ch]);
+            }
+        }
+    }
+    y
+}
+
+/// A vision tower's patch embedding input (`nn.Conv2d(kernel_size = stride = k)` as im2col):
+/// pixel_values [B, C, H, W] → [B, ⌊H/k⌋·⌊W/k⌋, C·k·k], patches row-major, columns in the conv
+/// weight's (c, dy, dx) order; pixels past the last whole patch are not read (SigLIP's 384 / 14).
+/// Errors: [`Error::Shape`] naming `pixel_values` for another rank or a side below k.
+pub fn record_patchify(rec: &mut Recorder, x: &Tensor, k: usize) -> Result<Tensor> {
+    let gpu = rec.gpu();
+    let (b, c, h, w) = match *x.shape() {
+        [b, c, h, w] if k > 0 && h >= k && w >= k => (b, c, h, w),
+        _ => return Err(Error::shape("pixel_values", format!("[B, C, H ≥ {k}, W ≥ {k}]"), x.shape())),
+    };
+    let (oh, ow) = (h / k, w / k);
+    let y = Tensor::empty(gpu, &[b, oh * ow, c * k * k], x.dtype())?;
+    let op = "patchify";
+    let params = PoolParams { k: checked_u32(op, k)?, ..PoolParams::new(op, b, [h, w], c, [oh, ow])? };
+    let n = checked_u32(op, y.numel())?;
+    let cost = Cost { flops: 0, bytes: 2 * y.byte_len() };
+    rec.launch(&PATCHIFY, x.dtype(), &params, &[Some(x), Some(&y)], grid_1d(gpu, n.div_ceil(256)), cost)?;
+    Ok(y)
+}
+
+/// CPU reference for [`record_patchify`]. x: [b, c, h, w].
+pub fn patchify_cpu(x: &[f32], [b, c, h, w]: [usize; 4], k: usize) -> Vec<f32> {
+    let (oh, ow) = (h / k, w / k);
+    let mut y = Vec::with_capacity(b * oh * ow * c * k * k);
+    for bi in 0..b {
+        for o in 0..oh * ow {
+            for ch in 0..c {
+                for dy in 0..k {
+                    for dx in 0..k {
+                        y.push(x[((bi * c + ch) * h + k * (o / ow) + dy) * w + k * (o % ow) + dx]);
+                    }
+                }
             }
         }
     }

@@ -156,6 +156,7 @@ pub const RMSNORM_SG: Kernel =
 kernel!(POOL2D, "pool2d", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(RESIZE_BILINEAR, "resize_bilinear", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(SPACE_TO_DEPTH, "space_to_depth", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
+kernel!(PATCHIFY, "patchify", "pool", "pool.wgsl", &[f(1, "x"), out(2, "y")]);
 kernel!(ANYRES_PACK, "anyres_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(ANYRES_RESIZE_PACK, "anyres_resize_pack", "anyres", "anyres.wgsl", &[f(1, "tiles"), f(2, "newline"), out(3, "y")]);
 kernel!(TOME_MATCH, "tome_match", "tome", "tome.wgsl", &[f(1, "metric"), uout(4, "info")]);
@@ -195,6 +196,7 @@ pub const ALL: &[&Kernel] = &[
     &POOL2D,
     &RESIZE_BILINEAR,
     &SPACE_TO_DEPTH,
+    &PATCHIFY,
     &ANYRES_PACK,
     &ANYRES_RESIZE_PACK,
     &TOME_MATCH,

@@ -1,0 +1,124 @@
+//! From pixels (issue "From pixels", first part): the `patchify` kernel against its CPU reference,
+//! and LLaVA's CLIP tower + projector from `pixel_values` against transformers 5.24
+//! (`tests/data/pixels/pixels_llava_clip`, copied from `../shared/golden`; its `inputs.safetensors`
+//! holds the golden `pixel_values`) through the library, in f16, and through `vlmc run`.
+
+mod common;
+use common::{assert_close, data_dir, gpu};
+
+use vlm_connectors::checkpoint::WeightSource;
+use vlm_connectors::connectors::{Connector, Inputs, LoadOptions};
+
+use vlm_connectors::kernels::pool::{patchify_cpu, record_patchify};
+use vlm_connectors::kernels::rel_l2;
+use vlm_connectors::util::Rng;
+use vlm_connectors::{DType, Recorder, Tensor};
+
+fn case() -> std::path::PathBuf {
+    data_dir().join("pixels/pixels_llava_clip")
+}
+
+fn tower_opts(dtype: DType) -> LoadOptions {
+    LoadOptions { overrides: vec![("load_vision_tower".into(), serde_json::Value::Bool(true))], dtype }
+}
+
+#[test]
+fn patchify_matches_cpu_exactly_over_awkward_sizes() {
+    let g = gpu();
+    let f16 = g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16);
+    let mut rng = Rng::new(14);
+    // (b, c, h, w, k): sides that are not multiples of k are floored (SigLIP's 384 / 14).
+    for &(b, c, h, w, k) in &[(1, 1, 1, 1, 1), (2, 3, 7, 9, 2), (1, 3, 30, 30, 14), (1, 3, 56, 63, 14), (3, 2, 65, 17, 8)] {
+        let x: Vec<f32> = rng.vec(b * c * h * w, 2.0).iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+        let want = patchify_cpu(&x, [b, c, h, w], k);
+        for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| d == DType::F32 || f16) {
+            let mut rec = Recorder::new(g);
+            let y = record_patchify(&mut rec, &Tensor::from_host(g, &x, &[b, c, h, w], dtype).unwrap(), k).unwrap();
+            rec.submit().unwrap();
+            assert_eq!(y.shape(), &[b, (h / k) * (w / k), c * k * k]);
+            assert_eq!(y.to_vec(g).unwrap(), want, "b{b} c{c} {h}×{w} k{k} {dtype:?}");
+        }
+    }
+    let mut rec = Recorder::new(g);
+    let e = record_patchify(&mut rec, &Tensor::from_slice(g, &[0.0; 27], &[1, 3, 3, 3]).unwrap(), 4).unwrap_err().to_string();
+    assert!(e.contains("pixel_values") && e.contains("[1, 3, 3, 3]"), "{e}");
+    rec.discard();
+}
+
+/// The tower up to layer −2 (the last layer not run), CLS dropped, then the connector: every
+/// expected tensor (`vision_features`, LLaVA-NeXT's `projected`, `output`) against transformers,
+/// in f32 (≤ 1e-5) and f16 (≤ 5e-3). LLaVA-NeXT: 21 AnyRes tiles of one 400×600 photo.
+#[test]
+fn llava_and_llava_next_run_from_pixel_values_like_transformers() {
+    let g = gpu();
+    for (name, outputs) in
+        [("pixels_llava_clip", &["vision_features", "output"][..]), ("pixels_llava_next", &["vision_features", "projected", "output"][..])]
+    {
+        let dir = data_dir().join("pixels").join(name);
+        let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap();
+        for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 5e-3)] {
+            if dtype == DType::F16 && !g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16) {
+                continue;
+            }
+            let c = Connector::from_dir_opts(g, &dir, &tower_opts(dtype)).unwrap();
+            assert_eq!(c.input_names()[0], "pixel_values");
+            let out = c.run(g, &WeightSource::open_file(dir.join("inputs.safetensors")).unwrap()).unwrap();
+            for &o in outputs {
+                let (got, w) = (out.get(o).unwrap(), want.get_any(o).unwrap());
+                assert_eq!(got.shape, w.shape, "{name} {o}");
+                let e = rel_l2(&got.data, &w.data);
+                eprintln!("{name} {o} {dtype:?}: rel L2 {e:.2e}");
+                if dtype == DType::F32 {
+                    assert_close(&format!("{name} {o}"), &got.data, &w.data, tol);
+                } else {
+                    assert!(e <= tol, "{name} {o} {dtype:?}: rel L2 {e:.2e}");
+                }
+            }
+        }
+        // Without the option the folder loads as the connector alone, as before.
+        let c = Connector::from_dir(g, &dir).unwrap();
+        assert_eq!(c.input_names()[0], "image_features");
+    }
+}
+
+#[test]
+fn pixel_values_of_the_wrong_size_and_feature_layer_lists_are_errors() {
+    let g = gpu();
+    let c = Connector::from_dir_opts(g, case(), &tower_opts(DType::F32)).unwrap();
+    let i = Inputs::new().with_tensor("pixel_values", Tensor::from_slice(g, &vec![0.5; 3 * 42 * 42], &[1, 3, 42, 42]).unwrap());
+    let e = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(e.contains("pixel_values") && e.contains("[B, 3, 56, 56]") && e.contains("[1, 3, 42, 42]"), "{e}");
+    let mut o = tower_opts(DType::F32);
+    o.overrides.push(("vision_feature_layer".into(), serde_json::json!([-2, -1])));
+    let e = Connector::from_dir_opts(g, case(), &o).unwrap_err().to_string();
+    assert!(e.contains("vision_feature_layer"), "{e}");
+    let mut o = tower_opts(DType::F32);
+    o.overrides.push(("vision_feature_layer".into(), serde_json::json!(-4)));
+    let e = Connector::from_dir_opts(g, case(), &o).unwrap_err().to_string();
+    assert!(e.contains("vision_feature_layer") && e.contains("3 hidden states"), "{e}");
+}
+
+/// `vlmc run` on a pixel_values file runs the tower too and writes every output.
+#[test]
+fn vlmc_run_takes_pixel_values() {
+    for (name, outputs) in
+        [("pixels_llava_clip", &["output", "vision_features"][..]), ("pixels_llava_next", &["output", "projected", "vision_features"][..])]
+    {
+        let dir = data_dir().join("pixels").join(name);
+        let out = std::env::temp_dir().join(format!("vlmc-pixels-{}-{name}.safetensors", std::process::id()));
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_vlmc"))
+            .env("VLMC_AUTOTUNE", "off")
+            .args(["run", dir.to_str().unwrap(), "--inputs"])
+            .arg(dir.join("inputs.safetensors"))
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{name}: {}", String::from_utf8_lossy(&st.stderr));
+        let (got, want) = (WeightSource::open_file(&out).unwrap(), WeightSource::open_file(dir.join("expected.safetensors")).unwrap());
+        for &o in outputs {
+            assert_close(&format!("vlmc run {name} {o}"), &got.get_any(o).unwrap().data, &want.get_any(o).unwrap().data, 1e-5);
+        }
+        std::fs::remove_file(&out).ok();
+    }
+}
