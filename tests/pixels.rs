@@ -1,7 +1,7 @@
 //! From pixels (issue "From pixels", first part): the `patchify` kernel against its CPU reference,
-//! and LLaVA's CLIP tower + projector from `pixel_values` against transformers 5.24
-//! (`tests/data/pixels/pixels_llava_clip`, copied from `../shared/golden`; its `inputs.safetensors`
-//! holds the golden `pixel_values`) through the library, in f16, and through `vlmc run`.
+//! and LLaVA, LLaVA-NeXT and BLIP-2 from `pixel_values` (tower + connector) against transformers
+//! 5.24 (`tests/data/pixels/*`, copied from `../shared/golden`; each `inputs.safetensors` holds the
+//! golden `pixel_values`) through the library, in f16, and through `vlmc run`.
 
 mod common;
 use common::{assert_close, data_dir, gpu};
@@ -45,15 +45,17 @@ fn patchify_matches_cpu_exactly_over_awkward_sizes() {
     rec.discard();
 }
 
-/// The tower up to layer −2 (the last layer not run), CLS dropped, then the connector: every
-/// expected tensor (`vision_features`, LLaVA-NeXT's `projected`, `output`) against transformers,
-/// in f32 (≤ 1e-5) and f16 (≤ 5e-3). LLaVA-NeXT: 21 AnyRes tiles of one 400×600 photo.
+/// CLIP up to layer −2 (the last layer not run), CLS dropped, then LLaVA's connector; BLIP-2's EVA
+/// tower (fused qkv, post_layernorm, CLS kept), then the Q-Former: every expected tensor against
+/// transformers, in f32 (≤ 1e-5) and f16 (≤ 5e-3). LLaVA-NeXT: 21 AnyRes tiles of a 400×600 photo.
 #[test]
 fn llava_and_llava_next_run_from_pixel_values_like_transformers() {
     let g = gpu();
-    for (name, outputs) in
-        [("pixels_llava_clip", &["vision_features", "output"][..]), ("pixels_llava_next", &["vision_features", "projected", "output"][..])]
-    {
+    for (name, outputs) in [
+        ("pixels_llava_clip", &["vision_features", "output"][..]),
+        ("pixels_llava_next", &["vision_features", "projected", "output"][..]),
+        ("pixels_blip2", &["vision_features", "qformer_output", "output"][..]),
+    ] {
         let dir = data_dir().join("pixels").join(name);
         let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap();
         for (dtype, tol) in [(DType::F32, 1e-5), (DType::F16, 5e-3)] {
@@ -77,7 +79,7 @@ fn llava_and_llava_next_run_from_pixel_values_like_transformers() {
         }
         // Without the option the folder loads as the connector alone, as before.
         let c = Connector::from_dir(g, &dir).unwrap();
-        assert_eq!(c.input_names()[0], "image_features");
+        assert!(["image_features", "image_embeds"].contains(&c.input_names()[0]), "{:?}", c.input_names());
     }
 }
 
@@ -101,9 +103,11 @@ fn pixel_values_of_the_wrong_size_and_feature_layer_lists_are_errors() {
 /// `vlmc run` on a pixel_values file runs the tower too and writes every output.
 #[test]
 fn vlmc_run_takes_pixel_values() {
-    for (name, outputs) in
-        [("pixels_llava_clip", &["output", "vision_features"][..]), ("pixels_llava_next", &["output", "projected", "vision_features"][..])]
-    {
+    for (name, outputs) in [
+        ("pixels_llava_clip", &["output", "vision_features"][..]),
+        ("pixels_llava_next", &["output", "projected", "vision_features"][..]),
+        ("pixels_blip2", &["output", "qformer_output", "vision_features"][..]),
+    ] {
         let dir = data_dir().join("pixels").join(name);
         let out = std::env::temp_dir().join(format!("vlmc-pixels-{}-{name}.safetensors", std::process::id()));
         let st = std::process::Command::new(env!("CARGO_BIN_EXE_vlmc"))

@@ -2,8 +2,8 @@
 //! `model_type` ([`registry`]: `Connector::from_dir`, `Connector::run`, what `vlmc run` does).
 
 pub mod budget;
-pub mod clip_vision;
 pub mod compress;
+pub mod from_pixels;
 pub mod gated_xattn;
 pub mod gemma;
 pub mod idefics;
@@ -24,9 +24,10 @@ pub mod qformer;
 pub mod qwen2_vl;
 pub mod registry;
 pub mod tokens;
+pub mod vision_tower;
 
-pub use clip_vision::{ClipVisionTower, LlavaFromPixels, LlavaNextFromPixels};
 pub use compress::{Pool2x2, TokenMerger};
+pub use from_pixels::{Blip2FromPixels, LlavaFromPixels, LlavaNextFromPixels};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
 pub use gemma::GemmaProjector;
 pub use idefics::Idefics;
@@ -45,3 +46,4 @@ pub use pixel_shuffle::PixelShuffleProjector;
 pub use qformer::{QFormer, QFormerConfig};
 pub use qwen2_vl::Qwen2VlMerger;
 pub use registry::{Connector, LoadOptions, Model, ModelEntry, MODELS};
+pub use vision_tower::VisionTower;

@@ -36,8 +36,8 @@ fn llava_hf(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Mod
     let ws = weights(w, c)?;
     // `load_vision_tower` (set by the caller, e.g. `vlmc run` on pixel_values): tower + projector.
     if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
-        let tower = super::clip_vision::ClipVisionTower::load(g, c, ws)?;
-        return Ok(Box::new(super::clip_vision::LlavaFromPixels { tower, projector: LlavaProjector::load_hf(g, c, ws)? }));
+        let tower = super::VisionTower::load(g, c, ws)?;
+        return Ok(Box::new(super::LlavaFromPixels { tower, projector: LlavaProjector::load_hf(g, c, ws)? }));
     }
     Ok(Box::new(LlavaProjector::load_hf(g, c, ws)?))
 }
@@ -47,8 +47,8 @@ fn llava_original(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<d
 fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     let ws = weights(w, c)?;
     if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
-        let tower = super::clip_vision::ClipVisionTower::load(g, c, ws)?;
-        return Ok(Box::new(super::clip_vision::LlavaNextFromPixels { tower, next: LlavaNext::load(g, c, ws)? }));
+        let tower = super::VisionTower::load(g, c, ws)?;
+        return Ok(Box::new(super::LlavaNextFromPixels { tower, next: LlavaNext::load(g, c, ws)? }));
     }
     Ok(Box::new(LlavaNext::load(g, c, ws)?))
 }
@@ -59,7 +59,12 @@ fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box
     Ok(Box::new(LlavaNextVideo::load(g, c, weights(w, c)?)?))
 }
 fn blip2(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
-    Ok(Box::new(QFormer::load(g, c, weights(w, c)?)?))
+    let ws = weights(w, c)?;
+    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+        let tower = super::VisionTower::load_blip2(g, c, ws)?;
+        return Ok(Box::new(super::Blip2FromPixels { tower, qformer: QFormer::load(g, c, ws)? }));
+    }
+    Ok(Box::new(QFormer::load(g, c, ws)?))
 }
 fn instructblip(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(InstructBlip::load(g, c, weights(w, c)?)?))

@@ -137,6 +137,12 @@ impl Attention {
         Ok(Attention { q, kv, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() })
     }
 
+    /// From a Q projection and a stacked [K; V] one built by the caller (BLIP-2's fused `qkv`
+    /// split at load): q [heads·head_dim, dim], kv [2·heads·head_dim, kv_dim].
+    pub fn from_stacked(q: Linear, kv: Linear, heads: usize, head_dim: usize) -> Attention {
+        Attention { q, kv: KeyValue::Stacked(kv), heads, kv_heads: heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt() }
+    }
+
     /// heads · head_dim.
     pub fn inner(&self) -> usize {
         self.heads * self.head_dim

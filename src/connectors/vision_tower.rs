@@ -1,16 +1,19 @@
-//! CLIP's vision tower (transformers `CLIPVisionModel`, `models/clip/modeling_clip.py`), run up to
-//! the layer a LLaVA-style model selects:
+//! Vision towers: CLIP's (transformers `CLIPVisionModel`, `models/clip/modeling_clip.py`), run up
+//! to the layer a LLaVA-style model selects, and BLIP-2's EVA ViT (`Blip2VisionModel`,
+//! `models/blip_2/modeling_blip_2.py`), run whole:
 //!
 //! ```text
-//! pixel_values [B, 3, S, S] → patchify (p×p) → patch_embedding (a GEMM, no bias)   [B, N, C]
-//!   → [class_embedding ‖ patches] + position_embedding                           [B, 1+N, C]
-//!   → pre_layrnorm → hidden_states[0]
+//! pixel_values [B, 3, S, S] → patchify (p×p) → patch_embedding (a GEMM; bias in BLIP-2)  [B, N, C]
+//!   → [class_embedding ‖ patches] + position_embedding                                  [B, 1+N, C]
+//!   → pre_layrnorm (CLIP) → hidden_states[0]
 //!   layer i: h += out_proj(attn(LN1(h)));  h += fc2(act(fc1(LN2(h))))  → hidden_states[i+1]
-//! features = hidden_states[vision_feature_layer] (negative counts from the end, as Python does),
-//!            without CLS for the `default` strategy                                 [B, N, C]
+//! CLIP:   features = hidden_states[vision_feature_layer] (negative counts from the end, as Python
+//!         does), without CLS for the `default` strategy, no post_layernorm           [B, N, C]
+//! BLIP-2: features = post_layernorm(last layer), CLS kept                           [B, 1+N, C]
 //! ```
-//! Layers past the selected one are not run (LLaVA's −2 skips the last). `post_layernorm` is not
-//! applied (LLaVA does not use it).
+//! Layers past the selected one are not run (LLaVA's −2 skips the last). BLIP-2's attention is one
+//! fused `qkv` [3C, C] (bias q ‖ 0 ‖ v as stored), then `projection`: its rows split into the Q and
+//! the stacked K/V projections at load.
 
 use crate::checkpoint::{layouts, Config, WeightSource};
 use crate::kernels::attention::AttnOpts;
@@ -23,6 +26,8 @@ use crate::runtime::{Error, Gpu, Recorder, Result, Tensor};
 /// Where the tower sits: transformers 5's `save_pretrained`, Hub checkpoints converted under
 /// transformers 4 (`vision_model.` inside), and the `model.`-prefixed in-memory names.
 const ROOTS: &[&str] = &["vision_tower", "vision_tower.vision_model", "model.vision_tower", "model.vision_tower.vision_model"];
+/// Where BLIP-2's tower sits.
+const BLIP2_ROOTS: &[&str] = &["vision_model", "model.vision_model"];
 
 #[derive(Debug)]
 struct ClipLayer {
@@ -34,13 +39,14 @@ struct ClipLayer {
     fc2: Linear,
 }
 
-/// A CLIP vision tower, loaded up to the layer the model selects.
+/// A vision tower (CLIP, or BLIP-2's EVA ViT), loaded up to the layer the model uses.
 #[derive(Debug)]
-pub struct ClipVisionTower {
+pub struct VisionTower {
     patch_embedding: Linear,
     class_embedding: Tensor,
     position_embedding: Tensor,
-    pre_layrnorm: LayerNorm,
+    pre_layrnorm: Option<LayerNorm>,
+    post_layernorm: Option<LayerNorm>,
     layers: Vec<ClipLayer>,
     act: Activation,
     /// `vision_config.image_size` S (pixel_values are [B, 3, S, S]).
@@ -53,14 +59,14 @@ pub struct ClipVisionTower {
     pub drop_cls: bool,
 }
 
-impl ClipVisionTower {
+impl VisionTower {
     /// Loads the tower of a `llava`-style config: `vision_config` (`CLIPVisionConfig` defaults:
     /// 768 wide, 12 layers of 12 heads, 224 px, 32-px patches, quick_gelu, eps 1e-5),
     /// `vision_feature_layer` (an int; default −2) and `vision_feature_select_strategy`. Only the
     /// layers up to the selected one are read. Errors: [`Error::Config`] for a list of feature
     /// layers (not yet supported), a layer outside the tower or a tower that is not CLIP;
     /// [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
-    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<ClipVisionTower> {
+    pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<VisionTower> {
         let vc = cfg.sub_or_default("vision_config");
         if let Some(t) = vc.opt_str("model_type")?.filter(|t| t != "clip_vision_model") {
             return Err(Error::config(
@@ -111,17 +117,70 @@ impl ClipVisionTower {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ClipVisionTower {
+        Ok(VisionTower {
             patch_embedding,
             class_embedding: e.get(gpu, "class_embedding", &[c])?.reshape(&[1, 1, c])?,
             position_embedding: e.get(gpu, "position_embedding.weight", &[n + 1, c])?,
-            pre_layrnorm: LayerNorm::load(gpu, &ws.pp("pre_layrnorm"), c, eps)?,
+            pre_layrnorm: Some(LayerNorm::load(gpu, &ws.pp("pre_layrnorm"), c, eps)?),
+            post_layernorm: None,
             layers,
             act,
             image_size,
             patch_size,
             hidden_size: c,
             drop_cls,
+        })
+    }
+
+    /// Loads BLIP-2's tower (`vision_model.*`; `Blip2VisionConfig` defaults: 1408 wide, 39 layers
+    /// of 16 heads, 224 px, 14-px patches, gelu, eps 1e-6): every layer and `post_layernorm`, the
+    /// Q-Former reading all 1 + N tokens. Errors: [`Error::MissingWeight`] / [`Error::Shape`].
+    pub fn load_blip2(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<VisionTower> {
+        let vc = cfg.sub_or_default("vision_config");
+        let c = vc.opt_usize("hidden_size")?.unwrap_or(1408);
+        let heads = vc.opt_usize("num_attention_heads")?.unwrap_or(16);
+        let inter = vc.opt_usize("intermediate_size")?.unwrap_or(6144);
+        let n_layers = vc.opt_count("num_hidden_layers")?.unwrap_or(39);
+        let (image_size, patch_size) = (vc.opt_usize("image_size")?.unwrap_or(224), vc.opt_usize("patch_size")?.unwrap_or(14));
+        let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(1e-6) as f32;
+        let act = Activation::from_name(&vc.opt_str("hidden_act")?.unwrap_or_else(|| "gelu".into()))?;
+        let ws = layouts::require(ws, BLIP2_ROOTS, "embeddings.patch_embedding.weight")?;
+        let e = ws.pp("embeddings");
+        let conv = e.get_host("patch_embedding.weight", &[c, 3, patch_size, patch_size])?;
+        let bias = e.get_host("patch_embedding.bias", &[c])?;
+        let patch_embedding = Linear::from_host(gpu, &conv.data, Some(&bias.data), 3 * patch_size * patch_size, c, ws.dtype())?;
+        let n = (image_size / patch_size).pow(2);
+        let head_dim = crate::nn::attention::head_dim(c, heads, "vision_config.num_attention_heads")?;
+        let layers = (0..n_layers)
+            .map(|i| {
+                let l = ws.pp(format!("encoder.layers.{i}"));
+                let a = l.pp("self_attn");
+                // qkv rows: q, then k, then v. Q is the first C rows; K and V stay stacked.
+                let (w, b) = (a.get_host("qkv.weight", &[3 * c, c])?.data, a.get_host("qkv.bias", &[3 * c])?.data);
+                let q = Linear::from_host(gpu, &w[..c * c], Some(&b[..c]), c, c, ws.dtype())?;
+                let kv = Linear::from_host(gpu, &w[c * c..], Some(&b[c..]), c, 2 * c, ws.dtype())?;
+                Ok(ClipLayer {
+                    layer_norm1: LayerNorm::load(gpu, &l.pp("layer_norm1"), c, eps)?,
+                    attn: Attention::from_stacked(q, kv, heads, head_dim),
+                    out_proj: Linear::load(gpu, &a.pp("projection"), Some(c), Some(c), Bias::Required)?,
+                    layer_norm2: LayerNorm::load(gpu, &l.pp("layer_norm2"), c, eps)?,
+                    fc1: Linear::load(gpu, &l.pp("mlp.fc1"), Some(c), Some(inter), Bias::Required)?,
+                    fc2: Linear::load(gpu, &l.pp("mlp.fc2"), Some(inter), Some(c), Bias::Required)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(VisionTower {
+            patch_embedding,
+            class_embedding: e.get(gpu, "class_embedding", &[1, 1, c])?,
+            position_embedding: e.get(gpu, "position_embedding", &[1, n + 1, c])?.reshape(&[n + 1, c])?,
+            pre_layrnorm: None,
+            post_layernorm: Some(LayerNorm::load(gpu, &ws.pp("post_layernorm"), c, eps)?),
+            layers,
+            act,
+            image_size,
+            patch_size,
+            hidden_size: c,
+            drop_cls: false,
         })
     }
 
@@ -141,7 +200,10 @@ impl ClipVisionTower {
         record_copy_rows(rec, &self.class_embedding, 0, &emb, 0, 1)?;
         record_copy_rows(rec, &patches, 0, &emb, 1, n)?;
         record_add_rows(rec, &emb, &self.position_embedding, 1, n + 1)?;
-        let mut h = self.pre_layrnorm.forward(rec, &emb)?;
+        let mut h = match &self.pre_layrnorm {
+            Some(ln) => ln.forward(rec, &emb)?,
+            None => emb,
+        };
         for l in &self.layers {
             let x = l.layer_norm1.forward(rec, &h)?;
             let ctx = l.attn.context(rec, &x, &x, AttnOpts::default())?;
@@ -149,6 +211,9 @@ impl ClipVisionTower {
             let x = l.layer_norm2.forward(rec, &h)?;
             let x = l.fc1.forward(rec, &x, self.act)?;
             h = l.fc2.forward_residual(rec, &x, &h, 1.0)?;
+        }
+        if let Some(ln) = &self.post_layernorm {
+            h = ln.forward(rec, &h)?;
         }
         if !self.drop_cls {
             return Ok(h);
@@ -161,7 +226,8 @@ impl ClipVisionTower {
     /// One line: width, layers run, heads, geometry.
     pub fn summary(&self) -> String {
         format!(
-            "CLIP vision tower: {}-px images, {}-px patches, width {}, {} layers run ({:?}){}",
+            "{} vision tower: {}-px images, {}-px patches, width {}, {} layers run ({:?}){}",
+            if self.pre_layrnorm.is_some() { "CLIP" } else { "BLIP-2 (EVA)" },
             self.image_size,
             self.patch_size,
             self.hidden_size,
@@ -169,69 +235,5 @@ impl ClipVisionTower {
             self.act,
             if self.drop_cls { ", CLS dropped" } else { "" }
         )
-    }
-}
-
-/// LLaVA from pixels (`LlavaModel.get_image_features`, `models/llava/modeling_llava.py`): the CLIP
-/// tower up to `vision_feature_layer`, then the projector. Built by the `llava` loader when the
-/// config's `load_vision_tower` is true (`vlmc run` sets it when the inputs hold `pixel_values`):
-/// connector-only users do not pay for the tower's weights.
-#[derive(Debug)]
-pub struct LlavaFromPixels {
-    /// The tower.
-    pub tower: ClipVisionTower,
-    /// The projector.
-    pub projector: super::LlavaProjector,
-}
-
-impl super::registry::Model for LlavaFromPixels {
-    fn inputs(&self) -> &'static [&'static str] {
-        &["pixel_values"]
-    }
-    /// `output` [B, N, C_text] and the tower's selected `vision_features` [B, N, C].
-    fn record(&self, rec: &mut Recorder, inputs: &super::Inputs) -> Result<super::registry::Named> {
-        let features = self.tower.forward(rec, inputs.tensor("pixel_values")?)?;
-        Ok(vec![("output", self.projector.forward(rec, &features)?), ("vision_features", features)])
-    }
-    fn describe(&self) -> Vec<String> {
-        vec![self.tower.summary(), self.projector.summary()]
-    }
-}
-
-/// LLaVA-NeXT from pixels (`LlavaNextModel.get_image_features`): one image's AnyRes tiles
-/// `pixel_values` [1, tiles, 3, S, S] (the global view first) through the CLIP tower, then the
-/// projector on every tile and `pack_image_features` for `image_sizes` [[h, w]]. Built by the
-/// `llava_next` loader when `load_vision_tower` is true.
-#[derive(Debug)]
-pub struct LlavaNextFromPixels {
-    /// The tower.
-    pub tower: ClipVisionTower,
-    /// Projector, AnyRes geometry and `image_newline`.
-    pub next: super::LlavaNext,
-}
-
-impl super::registry::Model for LlavaNextFromPixels {
-    fn inputs(&self) -> &'static [&'static str] {
-        &["pixel_values", "image_sizes"]
-    }
-    /// `output` [T, C_text], `projected` [tiles, N, C_text] and `vision_features` [tiles, N, C].
-    /// Errors: [`Error::Shape`] / [`Error::Input`] naming `pixel_values` or `image_sizes` (one image
-    /// per call).
-    fn record(&self, rec: &mut Recorder, inputs: &super::Inputs) -> Result<super::registry::Named> {
-        let px = inputs.tensor("pixel_values")?;
-        let tiles = match *px.shape() {
-            [1, t, ch, h, w] => px.reshape(&[t, ch, h, w])?,
-            _ => return Err(Error::shape("pixel_values", "[1, tiles, 3, S, S] (one image's AnyRes tiles)", px.shape())),
-        };
-        let size = match inputs.ints("image_sizes")? {
-            ([1, 2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
-            (shape, _) => return Err(Error::input("image_sizes", format!("expected [[h, w]] for one image, got shape {shape:?}"))),
-        };
-        let features = self.tower.forward(rec, &tiles)?;
-        let (packed, projected) = self.next.forward(rec, &features, size)?;
-        Ok(vec![("output", packed), ("projected", projected), ("vision_features", features)])
-    }
-    fn describe(&self) -> Vec<String> {
-        vec![self.tower.summary(), self.next.projector.summary(), self.next.packer.summary()]
     }
 }
