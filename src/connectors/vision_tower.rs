@@ -39,6 +39,21 @@ struct ClipLayer {
     fc2: Linear,
 }
 
+impl ClipLayer {
+    /// The parts every tower names alike under `l` (`encoder.layers.{i}`): `layer_norm1/2`,
+    /// `mlp.fc1/fc2` (hidden `inter`) and the attention's output projection `self_attn.{out_proj}`.
+    fn load(gpu: &Gpu, l: &WeightSource, attn: Attention, out_proj: &str, [c, inter]: [usize; 2], eps: f32) -> Result<ClipLayer> {
+        Ok(ClipLayer {
+            layer_norm1: LayerNorm::load(gpu, &l.pp("layer_norm1"), c, eps)?,
+            attn,
+            out_proj: Linear::load(gpu, &l.pp("self_attn").pp(out_proj), Some(c), Some(c), Bias::Required)?,
+            layer_norm2: LayerNorm::load(gpu, &l.pp("layer_norm2"), c, eps)?,
+            fc1: Linear::load(gpu, &l.pp("mlp.fc1"), Some(c), Some(inter), Bias::Required)?,
+            fc2: Linear::load(gpu, &l.pp("mlp.fc2"), Some(inter), Some(c), Bias::Required)?,
+        })
+    }
+}
+
 /// A vision tower (CLIP, or BLIP-2's EVA ViT), loaded up to the layer the model uses.
 #[derive(Debug)]
 pub struct VisionTower {
@@ -107,14 +122,8 @@ impl VisionTower {
             .map(|i| {
                 let l = ws.pp(format!("encoder.layers.{i}"));
                 let a = l.pp("self_attn");
-                Ok(ClipLayer {
-                    layer_norm1: LayerNorm::load(gpu, &l.pp("layer_norm1"), c, eps)?,
-                    attn: Attention::load_separate(gpu, &a.pp("q_proj"), &a.pp("k_proj"), &a.pp("v_proj"), c, c, heads, Bias::Required)?,
-                    out_proj: Linear::load(gpu, &a.pp("out_proj"), Some(c), Some(c), Bias::Required)?,
-                    layer_norm2: LayerNorm::load(gpu, &l.pp("layer_norm2"), c, eps)?,
-                    fc1: Linear::load(gpu, &l.pp("mlp.fc1"), Some(c), Some(inter), Bias::Required)?,
-                    fc2: Linear::load(gpu, &l.pp("mlp.fc2"), Some(inter), Some(c), Bias::Required)?,
-                })
+                let attn = Attention::load_separate(gpu, &a.pp("q_proj"), &a.pp("k_proj"), &a.pp("v_proj"), c, c, heads, Bias::Required)?;
+                ClipLayer::load(gpu, &l, attn, "out_proj", [c, inter], eps)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(VisionTower {
@@ -159,14 +168,7 @@ impl VisionTower {
                 let (w, b) = (a.get_host("qkv.weight", &[3 * c, c])?.data, a.get_host("qkv.bias", &[3 * c])?.data);
                 let q = Linear::from_host(gpu, &w[..c * c], Some(&b[..c]), c, c, ws.dtype())?;
                 let kv = Linear::from_host(gpu, &w[c * c..], Some(&b[c..]), c, 2 * c, ws.dtype())?;
-                Ok(ClipLayer {
-                    layer_norm1: LayerNorm::load(gpu, &l.pp("layer_norm1"), c, eps)?,
-                    attn: Attention::from_stacked(q, kv, heads, head_dim),
-                    out_proj: Linear::load(gpu, &a.pp("projection"), Some(c), Some(c), Bias::Required)?,
-                    layer_norm2: LayerNorm::load(gpu, &l.pp("layer_norm2"), c, eps)?,
-                    fc1: Linear::load(gpu, &l.pp("mlp.fc1"), Some(c), Some(inter), Bias::Required)?,
-                    fc2: Linear::load(gpu, &l.pp("mlp.fc2"), Some(inter), Some(c), Bias::Required)?,
-                })
+                ClipLayer::load(gpu, &l, Attention::from_stacked(q, kv, heads, head_dim), "projection", [c, inter], eps)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(VisionTower {
