@@ -126,3 +126,60 @@ fn vlmc_run_takes_pixel_values() {
         std::fs::remove_file(&out).ok();
     }
 }
+
+/// What the golden cases leave out, checked against the tower itself: a batch of two equals the
+/// image twice; `vision_feature_layer` 1 and 0 equal −2 and −3 (Python indexing over embeddings +
+/// 2 layers); `full` keeps the CLS row in front of what `default` returns.
+#[test]
+fn batches_layer_indices_and_the_full_strategy_agree_with_the_tower() {
+    let g = gpu();
+    let dir = data_dir().join("pixels/pixels_llava_clip");
+    let px = WeightSource::open_file(dir.join("expected.safetensors")).unwrap().get_any("pixel_values").unwrap();
+    let features = |extra: &[(&str, serde_json::Value)], batch: usize| {
+        let mut o = tower_opts(DType::F32);
+        o.overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let c = Connector::from_dir_opts(g, &dir, &o).unwrap();
+        let data: Vec<f32> = (0..batch).flat_map(|_| px.data.iter().copied()).collect();
+        let mut shape = px.shape.clone();
+        shape[0] = batch;
+        let i = Inputs::new().with_tensor("pixel_values", Tensor::from_slice(g, &data, &shape).unwrap());
+        let out = c.run_inputs(g, &i).unwrap();
+        let f = out.get("vision_features").unwrap();
+        (f.data.clone(), f.shape.clone())
+    };
+    let (one, s1) = features(&[], 1);
+    let (two, s2) = features(&[], 2);
+    assert_eq!(s2, [2, s1[1], s1[2]]);
+    assert_eq!(&two[..one.len()], &one[..]);
+    assert_eq!(&two[one.len()..], &one[..]);
+    assert_eq!(features(&[("vision_feature_layer", serde_json::json!(1))], 1).0, one);
+    let (l0, _) = features(&[("vision_feature_layer", serde_json::json!(0))], 1);
+    assert_eq!(features(&[("vision_feature_layer", serde_json::json!(-3))], 1).0, l0);
+    assert_ne!(l0, one);
+    let (full, sf) = features(&[("vision_feature_select_strategy", serde_json::json!("full"))], 1);
+    assert_eq!(sf, [1, s1[1] + 1, s1[2]]);
+    assert_eq!(&full[s1[2]..], &one[..]);
+}
+
+/// A tower asked for where the model has none, a flag that is not a bool, a strategy that is not
+/// `default` / `full`, and LLaVA-NeXT tiles that disagree with `image_sizes`: errors that say so.
+#[test]
+fn tower_requests_and_tile_counts_that_cannot_run_are_errors() {
+    let g = gpu();
+    let e = Connector::from_dir_opts(g, data_dir().join("zoo/gemma3_projector"), &tower_opts(DType::F32)).unwrap_err().to_string();
+    assert!(e.contains("load_vision_tower") && e.contains("gemma3"), "{e}");
+    let mut o = tower_opts(DType::F32);
+    o.overrides[0].1 = serde_json::json!(1);
+    let e = Connector::from_dir_opts(g, data_dir().join("pixels/pixels_llava_clip"), &o).unwrap_err().to_string();
+    assert!(e.contains("load_vision_tower") && e.contains("true or false"), "{e}");
+    let mut o = tower_opts(DType::F32);
+    o.overrides.push(("vision_feature_select_strategy".into(), serde_json::json!("patch")));
+    let e = Connector::from_dir_opts(g, data_dir().join("pixels/pixels_llava_clip"), &o).unwrap_err().to_string();
+    assert!(e.contains("vision_feature_select_strategy"), "{e}");
+    let dir = data_dir().join("pixels/pixels_llava_next");
+    let c = Connector::from_dir_opts(g, &dir, &tower_opts(DType::F32)).unwrap();
+    let px = Tensor::from_slice(g, &vec![0.1; 5 * 3 * 28 * 28], &[1, 5, 3, 28, 28]).unwrap();
+    let i = Inputs::new().with_tensor("pixel_values", px).with_ints("image_sizes", &[1, 2], vec![400, 600]);
+    let e = c.run_inputs(g, &i).unwrap_err().to_string();
+    assert!(e.contains("pixel_values") && e.contains("21 tiles"), "{e}");
+}

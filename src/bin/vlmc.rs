@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Run { model_dir, inputs, output, layer, set, dtype } => {
             overrides(layer, &set).and_then(|mut o| {
-                // Pixels in: the vision tower too (LLaVA), unless --set says otherwise.
+                // Pixels in: the vision tower too (llava, llava_next, blip-2), unless --set says otherwise.
                 let pixels = WeightSource::open_file(&inputs).map(|f| f.contains("pixel_values")).unwrap_or(false);
                 if pixels && !o.iter().any(|(k, _)| k == "load_vision_tower") {
                     o.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));

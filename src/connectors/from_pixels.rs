@@ -60,6 +60,12 @@ impl super::registry::Model for LlavaNextFromPixels {
             ([1, 2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
             (shape, _) => return Err(Error::input("image_sizes", format!("expected [[h, w]] for one image, got shape {shape:?}"))),
         };
+        // LlavaNextModel takes the tile count from image_sizes (the global view + the grid): check it
+        // before recording the tower.
+        let want = self.next.packer.layout(size)?.tiles();
+        if tiles.shape()[0] != want {
+            return Err(Error::shape("pixel_values", format!("[1, {want} tiles (for image_sizes {size:?}), 3, S, S]"), px.shape()));
+        }
         let features = self.tower.forward(rec, &tiles)?;
         let (packed, projected) = self.next.forward(rec, &features, size)?;
         Ok(vec![("output", packed), ("projected", projected), ("vision_features", features)])
@@ -92,6 +98,8 @@ impl super::registry::Model for Blip2FromPixels {
         Ok(vec![("output", projected), ("qformer_output", h), ("vision_features", features)])
     }
     fn describe(&self) -> Vec<String> {
-        vec![self.tower.summary(), "Q-Former and language_projection as loaded without the tower".into()]
+        let mut lines = vec![self.tower.summary()];
+        lines.extend(super::registry::Model::describe(&self.qformer));
+        lines
     }
 }

@@ -32,10 +32,20 @@ fn weights<'a>(ws: Option<&'a WeightSource>, cfg: &Config) -> Result<&'a WeightS
     ws.ok_or_else(|| Error::config("model_type", format!("`{}` needs weights", cfg.str("model_type").unwrap_or_default())))
 }
 
+/// The caller's `load_vision_tower` override (not a model field: its absence is not noted).
+/// Errors: [`Error::Config`] for a value other than true or false.
+pub fn tower_requested(c: &Config) -> Result<bool> {
+    match c.raw("load_vision_tower") {
+        None => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(Error::config("load_vision_tower", format!("{v}: expected true or false"))),
+    }
+}
+
 fn llava_hf(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     let ws = weights(w, c)?;
     // `load_vision_tower` (set by the caller, e.g. `vlmc run` on pixel_values): tower + projector.
-    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+    if tower_requested(c)? {
         let tower = super::VisionTower::load(g, c, ws)?;
         return Ok(Box::new(super::LlavaFromPixels { tower, projector: LlavaProjector::load_hf(g, c, ws)? }));
     }
@@ -46,7 +56,7 @@ fn llava_original(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<d
 }
 fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     let ws = weights(w, c)?;
-    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+    if tower_requested(c)? {
         let tower = super::VisionTower::load(g, c, ws)?;
         return Ok(Box::new(super::LlavaNextFromPixels { tower, next: LlavaNext::load(g, c, ws)? }));
     }
@@ -60,7 +70,7 @@ fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box
 }
 fn blip2(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     let ws = weights(w, c)?;
-    if c.raw("load_vision_tower").and_then(|v| v.as_bool()).unwrap_or(false) {
+    if tower_requested(c)? {
         let tower = super::VisionTower::load_blip2(g, c, ws)?;
         return Ok(Box::new(super::Blip2FromPixels { tower, qformer: QFormer::load(g, c, ws)? }));
     }

@@ -148,6 +148,14 @@ impl Connector {
         let model_type = cfg.str("model_type")?;
         let entry = lookup(&model_type)?;
         let model = (entry.load)(gpu, cfg, ws)?;
+        // `load_vision_tower` asks for a model that reads pixel_values: one that does not (its
+        // model_type has no tower here) is an error now, not a missing input later.
+        if super::models::tower_requested(cfg)? && !model.inputs().contains(&"pixel_values") {
+            return Err(Error::config(
+                "load_vision_tower",
+                format!("`{model_type}` has no vision tower here; pixel_values run for llava, llava_next and blip-2"),
+            ));
+        }
         let weights_read = ws.map_or((Vec::new(), 0), |w| (w.read_names(), w.names().len()));
         let dtype = ws.map_or(DType::F32, |w| w.dtype());
         Ok(Connector { model_type, dtype, entry, model, config: cfg.clone(), inferred: None, weights_read })

@@ -75,13 +75,17 @@ pub struct VisionTower {
 }
 
 impl VisionTower {
-    /// Loads the tower of a `llava`-style config: `vision_config` (`CLIPVisionConfig` defaults:
-    /// 768 wide, 12 layers of 12 heads, 224 px, 32-px patches, quick_gelu, eps 1e-5),
+    /// Loads the tower of a `llava`-style config: `vision_config` (CLIP-L/336 when it is absent, as
+    /// `LlavaConfig` builds it: 1024 wide, 24 layers of 16 heads, 336 px, 14-px patches; fields a
+    /// given one leaves out take `CLIPVisionConfig`'s: 768, 12 × 12, 224, 32; quick_gelu, eps 1e-5),
     /// `vision_feature_layer` (an int; default −2) and `vision_feature_select_strategy`. Only the
     /// layers up to the selected one are read. Errors: [`Error::Config`] for a list of feature
     /// layers (not yet supported), a layer outside the tower or a tower that is not CLIP;
     /// [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<VisionTower> {
+        // LlavaConfig / LlavaNextConfig without a vision_config build CLIP-L/336; one that is given
+        // but leaves fields out gets CLIPVisionConfig's own defaults.
+        let absent = !cfg.has("vision_config");
         let vc = cfg.sub_or_default("vision_config");
         if let Some(t) = vc.opt_str("model_type")?.filter(|t| t != "clip_vision_model") {
             return Err(Error::config(
@@ -89,11 +93,13 @@ impl VisionTower {
                 format!("`{t}`: only the CLIP tower (clip_vision_model) runs from pixels yet"),
             ));
         }
-        let c = vc.opt_usize("hidden_size")?.unwrap_or(768);
-        let heads = vc.opt_usize("num_attention_heads")?.unwrap_or(12);
-        let inter = vc.opt_usize("intermediate_size")?.unwrap_or(3072);
-        let n_layers = vc.opt_count("num_hidden_layers")?.unwrap_or(12);
-        let (image_size, patch_size) = (vc.opt_usize("image_size")?.unwrap_or(224), vc.opt_usize("patch_size")?.unwrap_or(32));
+        let d = |clip_l: usize, clip: usize| if absent { clip_l } else { clip };
+        let c = vc.opt_usize("hidden_size")?.unwrap_or(d(1024, 768));
+        let heads = vc.opt_usize("num_attention_heads")?.unwrap_or(d(16, 12));
+        let inter = vc.opt_usize("intermediate_size")?.unwrap_or(d(4096, 3072));
+        let n_layers = vc.opt_count("num_hidden_layers")?.unwrap_or(d(24, 12));
+        let image_size = vc.opt_usize("image_size")?.unwrap_or(d(336, 224));
+        let patch_size = vc.opt_usize("patch_size")?.unwrap_or(d(14, 32));
         let chans = vc.opt_usize("num_channels")?.unwrap_or(3);
         let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(1e-5) as f32;
         let act = Activation::from_name(&vc.opt_str("hidden_act")?.unwrap_or_else(|| "quick_gelu".into()))?;
@@ -111,7 +117,11 @@ impl VisionTower {
                 format!("{layer}: the tower has {states} hidden states (embeddings + {n_layers} layers)"),
             ));
         }
-        let drop_cls = cfg.opt_str("vision_feature_select_strategy")?.as_deref().unwrap_or("default") == "default";
+        let drop_cls = match cfg.opt_str("vision_feature_select_strategy")?.as_deref().unwrap_or("default") {
+            "default" => true,
+            "full" => false,
+            other => return Err(Error::config("vision_feature_select_strategy", format!("`{other}`: expected `default` or `full`"))),
+        };
         let ws = layouts::require(ws, ROOTS, "embeddings.patch_embedding.weight")?;
         let e = ws.pp("embeddings");
         let patch_cols = chans * patch_size * patch_size;
@@ -153,6 +163,7 @@ impl VisionTower {
         let (image_size, patch_size) = (vc.opt_usize("image_size")?.unwrap_or(224), vc.opt_usize("patch_size")?.unwrap_or(14));
         let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(1e-6) as f32;
         let act = Activation::from_name(&vc.opt_str("hidden_act")?.unwrap_or_else(|| "gelu".into()))?;
+        let qkv_bias = vc.opt_bool("qkv_bias")?.unwrap_or(true);
         let ws = layouts::require(ws, BLIP2_ROOTS, "embeddings.patch_embedding.weight")?;
         let e = ws.pp("embeddings");
         let conv = e.get_host("patch_embedding.weight", &[c, 3, patch_size, patch_size])?;
@@ -165,9 +176,13 @@ impl VisionTower {
                 let l = ws.pp(format!("encoder.layers.{i}"));
                 let a = l.pp("self_attn");
                 // qkv rows: q, then k, then v. Q is the first C rows; K and V stay stacked.
-                let (w, b) = (a.get_host("qkv.weight", &[3 * c, c])?.data, a.get_host("qkv.bias", &[3 * c])?.data);
-                let q = Linear::from_host(gpu, &w[..c * c], Some(&b[..c]), c, c, ws.dtype())?;
-                let kv = Linear::from_host(gpu, &w[c * c..], Some(&b[c..]), c, 2 * c, ws.dtype())?;
+                let w = a.get_host("qkv.weight", &[3 * c, c])?.data;
+                let b = match qkv_bias {
+                    true => Some(a.get_host("qkv.bias", &[3 * c])?.data),
+                    false => None,
+                };
+                let q = Linear::from_host(gpu, &w[..c * c], b.as_ref().map(|b| &b[..c]), c, c, ws.dtype())?;
+                let kv = Linear::from_host(gpu, &w[c * c..], b.as_ref().map(|b| &b[c..]), c, 2 * c, ws.dtype())?;
                 ClipLayer::load(gpu, &l, Attention::from_stacked(q, kv, heads, head_dim), "projection", [c, inter], eps)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -193,7 +208,10 @@ impl VisionTower {
         let (s, c) = (self.image_size, self.hidden_size);
         let b = match *pixel_values.shape() {
             [b, ch, h, w] if h == s && w == s && ch * self.patch_size * self.patch_size == self.patch_embedding.in_features => b,
-            _ => return Err(Error::shape("pixel_values", format!("[B, 3, {s}, {s}]"), pixel_values.shape())),
+            _ => {
+                let ch = self.patch_embedding.in_features / (self.patch_size * self.patch_size);
+                return Err(Error::shape("pixel_values", format!("[B, {ch}, {s}, {s}]"), pixel_values.shape()));
+            }
         };
         let n = (s / self.patch_size).pow(2);
         let patches = record_patchify(rec, pixel_values, self.patch_size)?;
@@ -225,7 +243,7 @@ impl VisionTower {
         Ok(out)
     }
 
-    /// One line: width, layers run, heads, geometry.
+    /// One line: kind, geometry, width, layers run, activation.
     pub fn summary(&self) -> String {
         format!(
             "{} vision tower: {}-px images, {}-px patches, width {}, {} layers run ({:?}){}",

@@ -244,9 +244,9 @@ pub fn record_patchify(rec: &mut Recorder, x: &Tensor, k: usize) -> Result<Tenso
     Ok(y)
 }
 
-/// CPU reference for [`record_patchify`]. x: [b, c, h, w].
+/// CPU reference for [`record_patchify`]. x: [b, c, h, w]; k = 0 gives nothing.
 pub fn patchify_cpu(x: &[f32], [b, c, h, w]: [usize; 4], k: usize) -> Vec<f32> {
-    let (oh, ow) = (h / k, w / k);
+    let (oh, ow) = (h.checked_div(k).unwrap_or(0), w.checked_div(k).unwrap_or(0));
     let mut y = Vec::with_capacity(b * oh * ow * c * k * k);
     for bi in 0..b {
         for o in 0..oh * ow {
