@@ -119,6 +119,14 @@ fn vlmc_run_takes_pixel_values() {
             .output()
             .unwrap();
         assert!(st.status.success(), "{name}: {}", String::from_utf8_lossy(&st.stderr));
+        // vlmc info says the folder also runs from pixels, and with the flag lists pixel_values.
+        let info = |set: &[&str]| {
+            let st =
+                std::process::Command::new(env!("CARGO_BIN_EXE_vlmc")).args(["info", dir.to_str().unwrap()]).args(set).output().unwrap();
+            String::from_utf8_lossy(&st.stdout).to_string()
+        };
+        assert!(info(&[]).contains("from pixels: `vlmc run`"), "{name}");
+        assert!(info(&["--set", "load_vision_tower=true"]).contains("inputs: pixel_values"), "{name}");
         let (got, want) = (WeightSource::open_file(&out).unwrap(), WeightSource::open_file(dir.join("expected.safetensors")).unwrap());
         for &o in outputs {
             assert_close(&format!("vlmc run {name} {o}"), &got.get_any(o).unwrap().data, &want.get_any(o).unwrap().data, 1e-5);

@@ -219,6 +219,9 @@ fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) ->
     println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
     println!("inputs: {}", c.input_names().join(", "));
     println!("tokens per image: {}", vlm_connectors::connectors::tokens::tokens_per_image(c.config())?);
+    if ["llava", "llava_next", "blip-2"].contains(&c.model_type()) && !c.input_names().contains(&"pixel_values") {
+        println!("from pixels: `vlmc run` on a file with pixel_values (or --set load_vision_tower=true) also runs the vision tower");
+    }
     match c.inferred() {
         None => {
             println!("config: {}", dir.join("config.json").display());
