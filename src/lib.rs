@@ -7,6 +7,7 @@
 //! Layers (each uses only the ones below it):
 //! - [`connectors`]: LLaVA, Q-Former, Perceiver, gated cross-attention, ...
 //! - [`nn`]: Linear, LayerNorm, Attention, FeedForward
+//! - [`preprocess`]: image decoding and transformers' image processors (PIL backend)
 //! - [`checkpoint`]: config.json and safetensors (mmap, sharded, F32/F16/BF16)
 //! - [`kernels`]: WGSL kernels with typed launchers and CPU references
 //! - [`runtime`]: GPU context, tensors, buffer pool, recorder, errors
@@ -33,6 +34,7 @@ pub mod connectors;
 pub mod internal;
 pub mod kernels;
 pub mod nn;
+pub mod preprocess;
 pub mod runtime;
 pub mod util;
 

@@ -189,6 +189,16 @@ pub enum Error {
         message: String,
     },
 
+    /// An image could not be decoded or preprocessed: a truncated or unsupported file, one past
+    /// the size limits, or a geometry the processor cannot produce.
+    #[error("image {source_name}: {message}")]
+    Image {
+        /// The file, or `<bytes>` / `<image N>` for in-memory images.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// A JSON file is malformed.
     #[error("{path}: invalid JSON: {message}")]
     Json {

@@ -1,0 +1,142 @@
+//! Image decoding and preprocessing (issue "From pixels", part 2): the shipped photos
+//! (`assets/images`) through each `pixels_*` case's `preprocessor_config.json` give transformers'
+//! PIL-backend `pixel_values` (`expected.safetensors`, from `../shared/golden`) bit for bit; the
+//! resampler against a plain f64 model of Pillow's; hostile files are errors, not panics.
+
+mod common;
+use common::data_dir;
+
+use vlm_connectors::checkpoint::WeightSource;
+use vlm_connectors::preprocess::{ImageLimits, ImageProcessor, RgbImage};
+
+fn photo(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/images").join(name)
+}
+
+#[test]
+fn photos_preprocess_to_the_references_pixel_values_exactly() {
+    for (case, image) in [("pixels_llava_clip", "astronaut.png"), ("pixels_llava_next", "coffee.png"), ("pixels_blip2", "coffee.png")] {
+        let dir = data_dir().join("pixels").join(case);
+        let p = ImageProcessor::from_file(dir.join("preprocessor_config.json")).unwrap();
+        let img = RgbImage::open(photo(image)).unwrap();
+        let got = p.preprocess(&img).unwrap();
+        let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap().get_any("pixel_values").unwrap();
+        assert_eq!(got.shape, want.shape, "{case}");
+        let max = got.pixel_values.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert_eq!(max, 0.0, "{case}: pixel_values max |diff| {max}");
+        assert_eq!(got.image_size, [img.height, img.width]);
+    }
+}
+
+fn png(img: image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn jpeg(img: image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// A valid PNG whose IHDR claims `w`×`h` (CRC fixed up): the decoder must refuse it from the header.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut b = png(image::DynamicImage::new_rgb8(1, 1));
+    b[16..20].copy_from_slice(&w.to_be_bytes());
+    b[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&b[12..29]);
+    b[29..33].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The same for a baseline JPEG's SOF0 (no checksum there).
+fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut b = jpeg(image::DynamicImage::new_rgb8(8, 8));
+    let sof = b.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    b[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    b[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    b
+}
+
+#[test]
+fn hostile_files_are_errors_that_say_why() {
+    let photo_png = std::fs::read(photo("coffee.png")).unwrap();
+    let photo_jpg = std::fs::read(photo("coffee.jpg")).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "not a PNG or JPEG"),
+        ("text", b"hello, not an image".to_vec(), "not a PNG or JPEG"),
+        ("truncated png", photo_png[..photo_png.len() / 3].to_vec(), ""),
+        ("truncated jpeg", photo_jpg[..photo_jpg.len() / 3].to_vec(), ""),
+        ("png header only", photo_png[..40].to_vec(), ""),
+        ("30000x30000 png", png_claiming(30000, 30000), "limit"),
+        ("30000x30000 jpeg", jpeg_claiming(30000, 30000), "limit"),
+        ("zero-width png", png_claiming(0, 5), ""),
+        ("gif", b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(), "not supported"),
+    ];
+    for (what, bytes, says) in cases {
+        let e = RgbImage::decode_with(&bytes, what, ImageLimits::default()).expect_err(what).to_string();
+        assert!(e.starts_with(&format!("image {what}:")) && e.to_lowercase().contains(&says.to_lowercase()), "{what}: {e}");
+    }
+    // A tight allocation limit refuses the real photo before decoding it.
+    let tight = ImageLimits { max_side: 16384, max_alloc: 100_000 };
+    assert!(RgbImage::decode_with(&photo_png, "tight", tight).is_err());
+    let small = ImageLimits { max_side: 512, max_alloc: 1 << 30 };
+    assert!(RgbImage::decode_with(&photo_png, "small", small).is_err(), "600 wide > 512");
+}
+
+#[test]
+fn grey_alpha_16_bit_and_jpeg_convert_to_rgb_like_pil() {
+    let rgba = image::RgbaImage::from_fn(5, 3, |x, y| image::Rgba([x as u8 * 40, y as u8 * 70, 9, (x * y) as u8]));
+    let got = RgbImage::decode(&png(rgba.clone().into())).unwrap();
+    // convert("RGB") drops alpha without compositing.
+    let want: Vec<u8> = rgba.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect();
+    assert_eq!((got.height, got.width, &got.data), (3, 5, &want));
+    let grey = image::GrayImage::from_fn(4, 2, |x, y| image::Luma([(x * 60 + y) as u8]));
+    let got = RgbImage::decode(&png(grey.clone().into())).unwrap();
+    assert_eq!(got.data, grey.pixels().flat_map(|p| [p[0]; 3]).collect::<Vec<_>>());
+    let wide = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(2, 2, |x, _| image::Rgb([x as u16 * 65535, 257 * 128, 0]));
+    let got = RgbImage::decode(&png(image::DynamicImage::ImageRgb16(wide))).unwrap();
+    assert_eq!(&got.data[..6], &[0, 128, 0, 255, 128, 0]);
+    let one = RgbImage::decode(&jpeg(image::DynamicImage::new_luma8(1, 1))).unwrap();
+    assert_eq!((one.height, one.width, one.data.len()), (1, 1, 3));
+    // A JPEG of the coffee photo decodes to the PNG's size, near its pixels (lossy, quality 90).
+    let (j, p) = (RgbImage::open(photo("coffee.jpg")).unwrap(), RgbImage::open(photo("coffee.png")).unwrap());
+    assert_eq!((j.height, j.width), (p.height, p.width));
+    let mean = j.data.iter().zip(&p.data).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / j.data.len() as f64;
+    assert!(mean < 4.0, "mean |jpeg − png| {mean} levels");
+}
+
+#[test]
+fn every_processor_takes_tiny_and_extreme_images() {
+    for case in ["pixels_llava_clip", "pixels_llava_next", "pixels_blip2"] {
+        let p = ImageProcessor::from_file(data_dir().join("pixels").join(case).join("preprocessor_config.json")).unwrap();
+        let want = WeightSource::open_file(data_dir().join("pixels").join(case).join("expected.safetensors")).unwrap();
+        let tail = want.get_any("pixel_values").unwrap().shape[want.get_any("pixel_values").unwrap().shape.len() - 3..].to_vec();
+        for (h, w) in [(1, 1), (1, 7), (7, 1), (63, 65), (257, 3), (577, 577)] {
+            let img = RgbImage::new(h, w, (0..h * w * 3).map(|i| (i * 37 % 251) as u8).collect()).unwrap();
+            let out = p.preprocess(&img).unwrap_or_else(|e| panic!("{case} {h}x{w}: {e}"));
+            assert_eq!(out.shape[out.shape.len() - 3..], tail[..], "{case} {h}x{w}");
+            assert_eq!(out.pixel_values.len(), out.shape.iter().product::<usize>());
+            assert!(out.pixel_values.iter().all(|v| v.is_finite() && v.abs() < 3.0), "{case} {h}x{w}");
+        }
+        // A 1×30000 strip would resize to 56 × 1.68 M pixels for CLIP: refused, not allocated.
+        if case == "pixels_llava_clip" {
+            let strip = RgbImage::new(1, 30000, vec![7; 90000]).unwrap();
+            let e = p.preprocess(&strip).unwrap_err().to_string();
+            assert!(e.contains("2^26"), "{e}");
+        }
+    }
+    assert!(RgbImage::new(0, 3, vec![]).unwrap_err().to_string().contains("0x3"));
+}
