@@ -39,6 +39,27 @@ enum Cmd {
         #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
         dtype: String,
     },
+    /// Encode photos (PNG, JPEG) with the model in MODEL_DIR (`llava`, `llava_next`, `blip-2` with
+    /// its vision tower and preprocessor_config.json): image processor, tower and connector; writes
+    /// `output`, the embeddings the language model reads.
+    Encode {
+        model_dir: PathBuf,
+        /// The photos.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// safetensors file to write (float32).
+        #[arg(long)]
+        output: PathBuf,
+        /// Also write `pixel_values`, `vision_features` and the connector's intermediates.
+        #[arg(long)]
+        all: bool,
+        /// Set a config field (dotted path = JSON value); repeatable.
+        #[arg(long = "set", value_name = "FIELD=JSON")]
+        set: Vec<String>,
+        /// Compute dtype: f32, or f16 (needs SHADER_F16).
+        #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
+        dtype: String,
+    },
     /// List every adapter wgpu sees and the one that would be chosen; with MODEL_DIR, what that
     /// folder loads as (connector, config read or inferred, defaults assumed).
     Info {
@@ -141,6 +162,9 @@ fn main() -> ExitCode {
                 run(model_dir, inputs, output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) })
             })
         }
+        Cmd::Encode { model_dir, images, output, all, set, dtype } => overrides(None, &set).and_then(|o| {
+            encode::encode(&model_dir, &images, &output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) }, all)
+        }),
         Cmd::Info { model_dir: None, .. } => info(),
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters, dtype } => demo::demo(iters, parse_dtype(&dtype)),
@@ -325,3 +349,5 @@ fn info() -> Result<()> {
 mod budget;
 #[path = "vlmc/demo.rs"]
 mod demo;
+#[path = "vlmc/encode.rs"]
+mod encode;

@@ -1,0 +1,100 @@
+//! Image in → LLM embeddings out: a model folder's image processor (`preprocessor_config.json`),
+//! vision tower and connector, as the model's `get_image_features` runs them (transformers
+//! `LlavaModel`, `LlavaNextModel`, `Blip2Model`).
+//!
+//! ```text
+//! RgbImage → ImageProcessor (CPU, bit-exact PIL) → pixel_values [1, 3, S, S] | [1, tiles, 3, S, S]
+//!          → tower → connector (→ AnyRes packing)  — one recording, one submit per image
+//!          → output [N, C_text] per image (LLaVA [1, N, C], BLIP-2 [1, Q, C], LLaVA-NeXT [T, C])
+//! ```
+
+use std::path::Path;
+
+use super::{Connector, Inputs, LoadOptions, Outputs};
+use crate::preprocess::{ImageProcessor, Processed, RgbImage};
+use crate::runtime::{Error, Gpu, Result, Tensor};
+
+/// One image's encoding.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// What the processor made of the image (`pixel_values`, their shape, the photo's size).
+    pub processed: Processed,
+    /// The model's outputs by name: `output` (the LLM-ready embeddings) first, then
+    /// `vision_features` and the connector's intermediates (`projected`, `qformer_output`).
+    pub outputs: Outputs,
+}
+
+/// A model's image path, built from a Hugging Face folder: `config.json` (a `llava`,
+/// `llava_next` or `blip-2` model with its vision tower), `preprocessor_config.json`, and the
+/// weights. See the module docs for the data flow.
+#[derive(Debug)]
+pub struct ImageEncoder {
+    connector: Connector,
+    processor: ImageProcessor,
+}
+
+impl ImageEncoder {
+    /// Loads the folder in f32. Errors: as [`Connector::from_dir_opts`] (an [`Error::Config`] for
+    /// a `model_type` without a vision tower), and [`Error::Io`] / [`Error::Config`] for
+    /// `preprocessor_config.json`.
+    pub fn from_dir(gpu: &Gpu, dir: impl AsRef<Path>) -> Result<ImageEncoder> {
+        Self::from_dir_opts(gpu, dir, &LoadOptions::default())
+    }
+
+    /// [`ImageEncoder::from_dir`] with config overrides and a compute dtype; `load_vision_tower`
+    /// is set to true unless the overrides set it.
+    pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<ImageEncoder> {
+        let dir = dir.as_ref();
+        let processor = ImageProcessor::from_file(dir.join("preprocessor_config.json"))?;
+        let mut opts = opts.clone();
+        if !opts.overrides.iter().any(|(k, _)| k == "load_vision_tower") {
+            opts.overrides.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
+        }
+        let connector = Connector::from_dir_opts(gpu, dir, &opts)?;
+        if !connector.input_names().contains(&"pixel_values") {
+            return Err(Error::config("load_vision_tower", format!("`{}` was loaded without its vision tower", connector.model_type())));
+        }
+        if processor.is_anyres() != connector.input_names().contains(&"image_sizes") {
+            return Err(Error::config(
+                "image_processor_type",
+                format!("`{}` does not fit `{}` (AnyRes tiling on one side only)", processor.kind, connector.model_type()),
+            ));
+        }
+        Ok(ImageEncoder { connector, processor })
+    }
+
+    /// The model (tower + connector).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// The image processor.
+    pub fn processor(&self) -> &ImageProcessor {
+        &self.processor
+    }
+
+    /// Encodes each image: preprocess on the CPU, then tower and connector in one submit per
+    /// image (so GPU memory holds one image's activations at a time). Errors: [`Error::Image`]
+    /// from preprocessing; [`Error::Shape`] naming `pixel_values` when the processor's size is not
+    /// the tower's `image_size`.
+    pub fn encode(&self, gpu: &Gpu, images: &[RgbImage]) -> Result<Vec<Encoded>> {
+        images
+            .iter()
+            .map(|img| {
+                let processed = self.processor.preprocess(img)?;
+                let outputs = self.run(gpu, &processed)?;
+                Ok(Encoded { processed, outputs })
+            })
+            .collect()
+    }
+
+    /// Runs the model on one image's processed pixels.
+    pub fn run(&self, gpu: &Gpu, p: &Processed) -> Result<Outputs> {
+        let px = Tensor::from_host(gpu, &p.pixel_values, &p.shape, self.connector.dtype())?;
+        let mut inputs = Inputs::new().with_tensor("pixel_values", px);
+        if self.processor.is_anyres() {
+            inputs = inputs.with_ints("image_sizes", &[1, 2], vec![p.image_size[0] as i64, p.image_size[1] as i64]);
+        }
+        self.connector.run_inputs(gpu, &inputs)
+    }
+}

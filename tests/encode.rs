@@ -1,0 +1,130 @@
+//! Image in → LLM embeddings out (issue "From pixels"): the shipped photos through
+//! `ImageEncoder` and `vlmc encode` against transformers' `get_image_features` on the same photos
+//! (`tests/data/pixels/*/expected.safetensors`): `pixel_values` exact, `output` at rel-L2 ≤ 1e-5
+//! (f32) and ≤ 2e-3 (f16); several images at once; what is refused.
+
+mod common;
+use common::{assert_close, data_dir, gpu};
+
+use vlm_connectors::checkpoint::WeightSource;
+use vlm_connectors::connectors::{ImageEncoder, LoadOptions};
+use vlm_connectors::preprocess::RgbImage;
+use vlm_connectors::{DType, Error};
+
+/// (case, photo, the outputs transformers gives besides `output`).
+const CASES: [(&str, &str, &[&str]); 3] = [
+    ("pixels_llava_clip", "astronaut.png", &["vision_features"]),
+    ("pixels_llava_next", "coffee.png", &["vision_features", "projected"]),
+    ("pixels_blip2", "coffee.png", &["vision_features", "qformer_output"]),
+];
+
+fn photo(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/images").join(name)
+}
+
+#[test]
+fn photos_encode_like_transformers_get_image_features() {
+    let g = gpu();
+    let f16 = g.features().contains(vlm_connectors::wgpu::Features::SHADER_F16);
+    for (case, image, extras) in CASES {
+        let dir = data_dir().join("pixels").join(case);
+        let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap();
+        let img = RgbImage::open(photo(image)).unwrap();
+        for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| d == DType::F32 || f16) {
+            let enc = ImageEncoder::from_dir_opts(g, &dir, &LoadOptions { dtype, ..Default::default() }).unwrap();
+            let got = enc.encode(g, std::slice::from_ref(&img)).unwrap().remove(0);
+            assert_eq!(got.processed.pixel_values, want.get_any("pixel_values").unwrap().data, "{case}");
+            let tol = if dtype == DType::F32 { 1e-5 } else { 2e-3 };
+            for name in std::iter::once(&"output").chain(extras) {
+                let w = want.get_any(name).unwrap();
+                let o = got.outputs.get(name).unwrap();
+                assert_eq!(o.shape, w.shape, "{case} {name}");
+                if dtype == DType::F32 {
+                    assert_close(&format!("{case} {name} from the photo"), &o.data, &w.data, tol);
+                } else {
+                    let e = vlm_connectors::kernels::rel_l2(&o.data, &w.data);
+                    eprintln!("{case} {name} from the photo, f16: rel L2 {e:.2e}");
+                    assert!(e <= tol, "{case} {name} f16: rel L2 {e:.2e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vlmc_encode_writes_the_embeddings_and_concatenates_images() {
+    let tmp = std::env::temp_dir().join(format!("vlmc-encode-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (case, image, _) in CASES {
+        let dir = data_dir().join("pixels").join(case);
+        let out = tmp.join(format!("{case}.safetensors"));
+        let run = |imgs: &[&str], extra: &[&str]| {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vlmc"));
+            cmd.arg("encode").arg(&dir).args(imgs.iter().map(|i| photo(i))).arg("--output").arg(&out).args(extra);
+            let st = cmd.output().unwrap();
+            assert!(st.status.success(), "{case}: {}", String::from_utf8_lossy(&st.stderr));
+            WeightSource::open_file(&out).unwrap()
+        };
+        let want = WeightSource::open_file(dir.join("expected.safetensors")).unwrap();
+        let got = run(&[image], &["--all"]);
+        for name in ["pixel_values", "vision_features", "output"] {
+            let (g, w) = (got.get_any(name).unwrap(), want.get_any(name).unwrap());
+            assert_eq!(g.shape, w.shape, "{case} {name}");
+            assert_close(&format!("vlmc encode {case} {name}"), &g.data, &w.data, 1e-5);
+        }
+        // Without --all only `output`; two photos are concatenated on axis 0 (the same photo
+        // twice gives the output twice).
+        let two = run(&[image, image], &[]);
+        assert!(!two.contains("pixel_values"), "{case}: pixel_values without --all");
+        let (o, w) = (two.get_any("output").unwrap(), want.get_any("output").unwrap());
+        let mut shape = w.shape.clone();
+        shape[0] *= 2;
+        assert_eq!(o.shape, shape, "{case}");
+        let n = w.data.len();
+        assert_close(&format!("{case} second image"), &o.data[n..], &w.data, 1e-5);
+    }
+    // A missing photo and a broken one are errors naming the file.
+    let dir = data_dir().join("pixels/pixels_llava_clip");
+    let bad = tmp.join("broken.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    for img in [tmp.join("missing.png"), bad] {
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_vlmc"))
+            .arg("encode")
+            .arg(&dir)
+            .arg(&img)
+            .arg("--output")
+            .arg(tmp.join("x.safetensors"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&st.stderr);
+        assert!(!st.status.success() && err.contains(&*img.file_name().unwrap().to_string_lossy()), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[test]
+fn folders_that_cannot_encode_images_are_errors() {
+    let g = gpu();
+    // No preprocessor_config.json: an I/O error naming it.
+    let e = ImageEncoder::from_dir(g, data_dir().join("llava_tiny")).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }) && e.to_string().contains("preprocessor_config.json"), "{e}");
+    // A processor that does not fit the model: BLIP's square resize for LLaVA-NeXT's AnyRes.
+    let tmp = std::env::temp_dir().join(format!("vlmc-encode-mismatch-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let next = data_dir().join("pixels/pixels_llava_next");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(next.join(f), tmp.join(f)).unwrap();
+    }
+    std::fs::copy(data_dir().join("pixels/pixels_blip2/preprocessor_config.json"), tmp.join("preprocessor_config.json")).unwrap();
+    let e = ImageEncoder::from_dir(g, &tmp).unwrap_err().to_string();
+    assert!(e.contains("BlipImageProcessor") && e.contains("llava_next"), "{e}");
+    // The right processor class at the wrong size: the tower names pixel_values and its size.
+    std::fs::write(tmp.join("preprocessor_config.json"), r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 30}, "crop_size": 30}"#).unwrap();
+    std::fs::write(tmp.join("config.json"), std::fs::read(data_dir().join("pixels/pixels_llava_clip/config.json")).unwrap()).unwrap();
+    std::fs::copy(data_dir().join("pixels/pixels_llava_clip/model.safetensors"), tmp.join("model.safetensors")).unwrap();
+    let enc = ImageEncoder::from_dir(g, &tmp).unwrap();
+    let e = enc.encode(g, &[RgbImage::new(2, 2, vec![9; 12]).unwrap()]).unwrap_err().to_string();
+    assert!(e.contains("pixel_values") && e.contains("56"), "{e}");
+    std::fs::remove_dir_all(&tmp).ok();
+}
