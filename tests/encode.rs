@@ -120,7 +120,11 @@ fn folders_that_cannot_encode_images_are_errors() {
     let e = ImageEncoder::from_dir(g, &tmp).unwrap_err().to_string();
     assert!(e.contains("BlipImageProcessor") && e.contains("llava_next"), "{e}");
     // The right processor class at the wrong size: the tower names pixel_values and its size.
-    std::fs::write(tmp.join("preprocessor_config.json"), r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 30}, "crop_size": 30}"#).unwrap();
+    std::fs::write(
+        tmp.join("preprocessor_config.json"),
+        r#"{"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 30}, "crop_size": 30}"#,
+    )
+    .unwrap();
     std::fs::write(tmp.join("config.json"), std::fs::read(data_dir().join("pixels/pixels_llava_clip/config.json")).unwrap()).unwrap();
     std::fs::copy(data_dir().join("pixels/pixels_llava_clip/model.safetensors"), tmp.join("model.safetensors")).unwrap();
     let enc = ImageEncoder::from_dir(g, &tmp).unwrap();

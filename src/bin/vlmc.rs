@@ -107,7 +107,7 @@ enum Cmd {
         /// safetensors file with the inputs for MODEL_DIR.
         #[arg(long)]
         inputs: Option<PathBuf>,
-        /// A demo connector at the seed's shapes: llava, qformer, perceiver or gated_xattn.
+        /// A demo connector at the seed's shapes: llava, llava_pixels (CLIP-L/336 tower + projector), qformer, perceiver or gated_xattn.
         #[arg(long)]
         demo: Option<String>,
         /// Compute dtype: f32 or f16.
@@ -162,9 +162,8 @@ fn main() -> ExitCode {
                 run(model_dir, inputs, output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) })
             })
         }
-        Cmd::Encode { model_dir, images, output, all, set, dtype } => overrides(None, &set).and_then(|o| {
-            encode::encode(&model_dir, &images, &output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) }, all)
-        }),
+        Cmd::Encode { model_dir, images, output, all, set, dtype } => overrides(None, &set)
+            .and_then(|o| encode::encode(&model_dir, &images, &output, &LoadOptions { overrides: o, dtype: parse_dtype(&dtype) }, all)),
         Cmd::Info { model_dir: None, .. } => info(),
         Cmd::Info { model_dir: Some(dir), set } => overrides(None, &set).and_then(|o| describe(&dir, &o)),
         Cmd::Demo { iters, dtype } => demo::demo(iters, parse_dtype(&dtype)),
@@ -351,3 +350,5 @@ mod budget;
 mod demo;
 #[path = "vlmc/encode.rs"]
 mod encode;
+#[path = "vlmc/photo.rs"]
+mod photo;

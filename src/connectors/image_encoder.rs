@@ -50,7 +50,13 @@ impl ImageEncoder {
         if !opts.overrides.iter().any(|(k, _)| k == "load_vision_tower") {
             opts.overrides.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
         }
-        let connector = Connector::from_dir_opts(gpu, dir, &opts)?;
+        Self::new(Connector::from_dir_opts(gpu, dir, &opts)?, processor)
+    }
+
+    /// From a loaded model (with its tower: `load_vision_tower` true) and a processor, e.g. a
+    /// config built in code with random weights (`vlmc demo`). Errors: [`Error::Config`] when the
+    /// model takes no `pixel_values` or the processor's tiling does not fit it.
+    pub fn new(connector: Connector, processor: ImageProcessor) -> Result<ImageEncoder> {
         if !connector.input_names().contains(&"pixel_values") {
             return Err(Error::config("load_vision_tower", format!("`{}` was loaded without its vision tower", connector.model_type())));
         }

@@ -16,6 +16,18 @@ pub fn llava(gpu: &Gpu, dtype: DType) -> Result<Connector> {
     load(gpu, c, 1, dtype)
 }
 
+/// LLaVA-1.5 from pixels: CLIP ViT-L/14-336 (24 layers, 16 heads, quick_gelu) run to
+/// `layers` (23 = LLaVA's −2), then the 1024 → 4096 → 4096 projector. Input `pixel_values`
+/// [1, 3, 336, 336]; output [1, 576, 4096].
+pub fn llava_pixels(gpu: &Gpu, dtype: DType, layers: usize) -> Result<Connector> {
+    let c = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "projector_hidden_act": "gelu",
+        "vision_feature_layer": layers, "vision_feature_select_strategy": "default",
+        "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
+            "num_attention_heads": 16, "num_hidden_layers": 24, "image_size": 336, "patch_size": 14, "hidden_act": "quick_gelu"},
+        "text_config": {"hidden_size": 4096}});
+    load(gpu, c, 7, dtype)
+}
+
 /// BLIP-2 Q-Former on ViT-g: 32 queries × 768, 12 layers, 12 heads, FFN 3072, into OPT-2.7b (2560).
 pub fn qformer(gpu: &Gpu, dtype: DType) -> Result<Connector> {
     let c = serde_json::json!({"model_type": "blip-2", "num_query_tokens": 32,

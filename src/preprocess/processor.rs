@@ -72,18 +72,19 @@ impl ImageProcessor {
     pub fn from_config(c: &Config) -> Result<ImageProcessor> {
         let kind = c.opt_str("image_processor_type")?.unwrap_or_else(|| "CLIPImageProcessor".into());
         let base = kind.trim_end_matches("Fast").trim_end_matches("Pil");
-        let (size, crop, filter, mean, std) =
-            match base {
-                "CLIPImageProcessor" | "LlavaNextImageProcessor" => (Resize::ShortestEdge(224), Some([224, 224]), 3, CLIP_MEAN, CLIP_STD),
-                "BlipImageProcessor" => (Resize::Exact(384, 384), None, 3, CLIP_MEAN, CLIP_STD),
-                "SiglipImageProcessor" => (Resize::Exact(224, 224), None, 2, [0.5; 3], [0.5; 3]),
-                other => return Err(Error::config(
+        let (size, crop, filter, mean, std) = match base {
+            "CLIPImageProcessor" | "LlavaNextImageProcessor" => (Resize::ShortestEdge(224), Some([224, 224]), 3, CLIP_MEAN, CLIP_STD),
+            "BlipImageProcessor" => (Resize::Exact(384, 384), None, 3, CLIP_MEAN, CLIP_STD),
+            "SiglipImageProcessor" => (Resize::Exact(224, 224), None, 2, [0.5; 3], [0.5; 3]),
+            other => {
+                return Err(Error::config(
                     "image_processor_type",
                     format!(
                         "`{other}`: supported are CLIPImageProcessor, LlavaNextImageProcessor, BlipImageProcessor, SiglipImageProcessor"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let square = matches!(size, Resize::Exact(..));
         let size = match c.raw("size") {
             None => size,

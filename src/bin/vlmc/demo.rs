@@ -16,7 +16,8 @@ pub fn demo(iters: Option<usize>, dtype: DType) -> Result<()> {
     o.only = Some(format!("fma_peak,copy_bw,{}", bench::CONNECTORS.join(",")));
     let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
     println!("adapter: {}{}", gpu.describe(), if cpu { "  (a CPU driver: expect seconds, not milliseconds)" } else { "" });
-    println!("median of {} forward(s); each forward is one submit\n", o.repeats);
+    super::photo::photo_demo(&gpu, dtype, cpu)?;
+    println!("connectors at the seed's shapes, median of {} forward(s); each forward is one submit\n", o.repeats);
     let records = bench::run(&gpu, &o, |line| eprintln!("  running {line} ..."))?;
     print!("{}", bench::render(&records, &gpu));
     Ok(())
@@ -85,13 +86,14 @@ pub fn profile(model_dir: Option<PathBuf>, inputs: Option<PathBuf>, demo: Option
         (None, None, Some(name)) => {
             let (c, input, shape): (_, &str, &[usize]) = match name {
                 "llava" => (seed::llava(&gpu, dt)?, "image_features", &[1, 576, 1024]),
+                "llava_pixels" => (seed::llava_pixels(&gpu, dt, 23)?, "pixel_values", &[1, 3, 336, 336]),
                 "qformer" => (seed::qformer(&gpu, dt)?, "image_embeds", &[1, 257, 1408]),
                 "perceiver" => (seed::perceiver(&gpu, dt)?, "vision_features", &[1, 4, 1, 257, 1024]),
                 "gated_xattn" => (seed::gated_xattn(&gpu, dt)?, "hidden_states", &[1, 128, 4096]),
                 other => {
                     return Err(Error::Input {
                         name: "--demo".into(),
-                        message: format!("`{other}`: one of llava, qformer, perceiver, gated_xattn"),
+                        message: format!("`{other}`: one of llava, llava_pixels, qformer, perceiver, gated_xattn"),
                     })
                 }
             };

@@ -36,7 +36,8 @@ pub fn encode(dir: &Path, images: &[PathBuf], output: &Path, opts: &LoadOptions,
             p.shape,
             out.shape
         );
-        let mut named: Vec<Named> = outs.iter().filter(|o| all || o.name == "output").map(|o| (o.name.clone(), o.shape.clone(), o.data.clone())).collect();
+        let mut named: Vec<Named> =
+            outs.iter().filter(|o| all || o.name == "output").map(|o| (o.name.clone(), o.shape.clone(), o.data.clone())).collect();
         if all {
             named.push(("pixel_values".into(), p.shape, p.pixel_values));
         }
