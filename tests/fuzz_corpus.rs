@@ -1,4 +1,4 @@
-//! Replays the cargo-fuzz corpora (fuzz/corpus/{checkpoint,inputs}) through the same harnesses the
+//! Replays the cargo-fuzz corpora (fuzz/corpus/{checkpoint,inputs,torch,image}) through the same harnesses the
 //! fuzz targets run (`vlm_connectors::internal::fuzzing`): every input must come back as `Ok` or `Err`, never a
 //! panic. The corpora hold the golden seeds plus what fuzzing found interesting (minimised).
 
@@ -76,4 +76,39 @@ fn split_and_join_are_inverse() {
     let joined = fuzzing::join_checkpoint(b"{\"model_type\": \"tome\"}", b"rest");
     assert_eq!(fuzzing::split_checkpoint(&joined), (&b"{\"model_type\": \"tome\"}"[..], &b"rest"[..]));
     assert_eq!(fuzzing::split_checkpoint(&[7]), (&[7u8][..], &[][..]));
+}
+
+#[test]
+fn image_corpus_and_its_mutants_never_panic() {
+    let (ok, err) = replay("image", "decoding and preprocessing an image", fuzzing::preprocess_image_bytes);
+    eprintln!("image corpus: {ok} preprocessed, {err} refused with an error");
+    assert!(ok >= 20, "the image seeds must preprocess");
+    // A little fuzzing in every CI run: byte flips, truncations and splices of the seeds.
+    let mut rng = vlm_connectors::util::Rng::new(2026);
+    let seeds: Vec<Vec<u8>> = corpus("image").iter().map(|f| std::fs::read(f).unwrap()).collect();
+    let (mut ok, mut err) = (0, 0);
+    for i in 0..2000 {
+        let mut d = seeds[i % seeds.len()].clone();
+        match rng.below(3) {
+            0 => {
+                for _ in 0..1 + rng.below(8) {
+                    let at = 1 + rng.below(d.len() - 1);
+                    d[at] = rng.next_u64() as u8;
+                }
+            }
+            1 => d.truncate(1 + rng.below(d.len() - 1)),
+            _ => {
+                let other = &seeds[rng.below(seeds.len())];
+                let at = 1 + rng.below(d.len() - 1);
+                d.splice(at.., other[1 + rng.below(other.len() - 1)..].iter().copied());
+            }
+        }
+        match catch_unwind(AssertUnwindSafe(|| fuzzing::preprocess_image_bytes(&d))) {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(_)) => err += 1,
+            Err(_) => panic!("mutant {i} panicked: {:?}", &d[..d.len().min(64)]),
+        }
+    }
+    eprintln!("image mutants: {ok} preprocessed, {err} refused with an error");
+    assert!(ok > 0 && err > 0);
 }
