@@ -84,7 +84,7 @@ fn llava_and_llava_next_run_from_pixel_values_like_transformers() {
 }
 
 #[test]
-fn pixel_values_of_the_wrong_size_and_feature_layer_lists_are_errors() {
+fn pixel_values_of_the_wrong_size_and_feature_layers_that_do_not_fit_are_errors() {
     let g = gpu();
     let c = Connector::from_dir_opts(g, case(), &tower_opts(DType::F32)).unwrap();
     let i = Inputs::new().with_tensor("pixel_values", Tensor::from_slice(g, &vec![0.5; 3 * 42 * 42], &[1, 3, 42, 42]).unwrap());
@@ -92,8 +92,15 @@ fn pixel_values_of_the_wrong_size_and_feature_layer_lists_are_errors() {
     assert!(e.contains("pixel_values") && e.contains("[B, 3, 56, 56]") && e.contains("[1, 3, 42, 42]"), "{e}");
     let mut o = tower_opts(DType::F32);
     o.overrides.push(("vision_feature_layer".into(), serde_json::json!([-2, -1])));
+    // Two layers concatenated are 64 channels: the 32-wide projector is refused, naming its weight.
     let e = Connector::from_dir_opts(g, case(), &o).unwrap_err().to_string();
-    assert!(e.contains("vision_feature_layer"), "{e}");
+    assert!(e.contains("multi_modal_projector.linear_1.weight") && e.contains("[48, 64]"), "{e}");
+    for bad in [serde_json::json!([]), serde_json::json!("last"), serde_json::json!([-1, 5])] {
+        let mut o = tower_opts(DType::F32);
+        o.overrides.push(("vision_feature_layer".into(), bad.clone()));
+        let e = Connector::from_dir_opts(g, case(), &o).unwrap_err().to_string();
+        assert!(e.contains("vision_feature_layer"), "{bad}: {e}");
+    }
     let mut o = tower_opts(DType::F32);
     o.overrides.push(("vision_feature_layer".into(), serde_json::json!(-4)));
     let e = Connector::from_dir_opts(g, case(), &o).unwrap_err().to_string();

@@ -2,7 +2,7 @@
 //! `Blip2VisionModel` (f64, written from `modeling_clip.py` / `modeling_blip_2.py`) on seeded
 //! random weights, over awkward geometries: patch grids 1×1, 2×2 with pixels left unread
 //! (image 30, patch 14, as SigLIP's 384/14), 3×3, 27×27 (729 tokens); batches of 1 and 2; feature
-//! layers 0, 1, −2; strategies `default` and `full`; odd widths. (Towers take square images, as
+//! layers 0, 1, −2 and lists concatenated on channels ([−4, −2], [1, 0, 1]); strategies `default` and `full`; odd widths. (Towers take square images, as
 //! CLIP and BLIP-2 do without position interpolation: a 3×5 grid is not a shape they accept.)
 
 mod common;
@@ -66,16 +66,25 @@ fn attention(q: &[f64], k: &[f64], v: &[f64], heads: usize, c: usize) -> Vec<f64
 }
 
 /// CPU tower: (hidden states after embeddings / pre-LN, then after each layer; per image).
-fn tower_cpu(ws: &WeightSource, g: &Geo, px: &[f32], blip2: bool, act: Activation, eps: f64) -> Vec<Vec<f64>> {
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Clip,
+    Siglip,
+    Blip2,
+}
+
+fn tower_cpu(ws: &WeightSource, g: &Geo, px: &[f32], kind: Kind, act: Activation, eps: f64) -> Vec<Vec<f64>> {
+    let blip2 = kind == Kind::Blip2;
     let w = |n: &str, s: &[usize]| ws.get_host(n, s).unwrap().data;
     let (c, s, p) = (g.c, g.image, g.patch);
     let side = s / p;
     let n = side * side;
     let conv = w("embeddings.patch_embedding.weight", &[c, 3, p, p]);
-    let conv_b = blip2.then(|| w("embeddings.patch_embedding.bias", &[c]));
-    let (cls, pos) = match blip2 {
-        true => (w("embeddings.class_embedding", &[1, 1, c]), w("embeddings.position_embedding", &[1, n + 1, c])),
-        false => (w("embeddings.class_embedding", &[c]), w("embeddings.position_embedding.weight", &[n + 1, c])),
+    let conv_b = (kind != Kind::Clip).then(|| w("embeddings.patch_embedding.bias", &[c]));
+    let (cls, pos) = match kind {
+        Kind::Blip2 => (w("embeddings.class_embedding", &[1, 1, c]), w("embeddings.position_embedding", &[1, n + 1, c])),
+        Kind::Clip => (w("embeddings.class_embedding", &[c]), w("embeddings.position_embedding.weight", &[n + 1, c])),
+        Kind::Siglip => (vec![], w("embeddings.position_embedding.weight", &[n, c])),
     };
     let mut h: Vec<f64> = Vec::new();
     for py in 0..side {
@@ -89,7 +98,7 @@ fn tower_cpu(ws: &WeightSource, g: &Geo, px: &[f32], blip2: bool, act: Activatio
     }
     let mut x: Vec<f64> = cls.iter().map(|v| *v as f64).chain(h).collect();
     x.iter_mut().zip(&pos).for_each(|(a, b)| *a += *b as f64);
-    if !blip2 {
+    if kind == Kind::Clip {
         x = layer_norm(&x, &w("pre_layrnorm.weight", &[c]), &w("pre_layrnorm.bias", &[c]), eps);
     }
     let mut states = vec![x.clone()];
@@ -133,15 +142,18 @@ fn vision_config(g: &Geo, act: &str) -> serde_json::Value {
 fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
     let gp = gpu();
     let mut rng = Rng::new(336);
-    // (geometry, batch, vision_feature_layer, strategy)
+    // (geometry, batch, vision_feature_layer(s), strategy): a list is concatenated on channels.
     let cases = [
-        (Geo { c: 32, heads: 4, inter: 37, image: 14, patch: 14, layers: 2 }, 1, -2i64, "default"),
-        (Geo { c: 24, heads: 3, inter: 40, image: 30, patch: 14, layers: 2 }, 2, 1, "full"),
-        (Geo { c: 16, heads: 2, inter: 24, image: 42, patch: 14, layers: 1 }, 2, 0, "default"),
-        (Geo { c: 16, heads: 2, inter: 20, image: 378, patch: 14, layers: 1 }, 1, -1, "default"),
+        (Geo { c: 32, heads: 4, inter: 37, image: 14, patch: 14, layers: 2 }, 1, vec![-2i64], "default"),
+        (Geo { c: 24, heads: 3, inter: 40, image: 30, patch: 14, layers: 2 }, 2, vec![1], "full"),
+        (Geo { c: 16, heads: 2, inter: 24, image: 42, patch: 14, layers: 1 }, 2, vec![0], "default"),
+        (Geo { c: 16, heads: 2, inter: 20, image: 378, patch: 14, layers: 1 }, 1, vec![-1], "default"),
+        (Geo { c: 8, heads: 2, inter: 12, image: 42, patch: 14, layers: 3 }, 2, vec![-4, -2], "default"),
+        (Geo { c: 12, heads: 3, inter: 7, image: 28, patch: 14, layers: 2 }, 1, vec![1, 0, 1], "full"),
     ];
     for (i, (g, b, layer, strategy)) in cases.iter().enumerate() {
-        let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer,
+        let layer_cfg = if layer.len() == 1 { serde_json::json!(layer[0]) } else { serde_json::json!(layer) };
+        let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer_cfg,
             "vision_feature_select_strategy": strategy, "vision_config": vision_config(g, "quick_gelu"), "text_config": {"hidden_size": 8}});
         let ws = WeightSource::random(40 + i as u64);
         let model = Connector::load(gp, &Config::from_value(cfg), Some(&ws)).unwrap();
@@ -150,18 +162,22 @@ fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
             .run_inputs(gp, &Inputs::new().with_tensor("pixel_values", Tensor::from_slice(gp, &px, &[*b, 3, g.image, g.image]).unwrap()))
             .unwrap();
         let got = out.get("vision_features").unwrap();
-        let index = if *layer < 0 { g.layers as i64 + 1 + layer } else { *layer } as usize;
+        let index: Vec<usize> = layer.iter().map(|&l| if l < 0 { g.layers as i64 + 1 + l } else { l } as usize).collect();
         let skip = (*strategy == "default") as usize;
-        let per = g.image * g.image * 3;
+        let (per, t) = (g.image * g.image * 3, (g.image / g.patch).pow(2) + 1);
         let want: Vec<f32> = (0..*b)
             .flat_map(|k| {
-                let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], false, Activation::QuickGelu, 1e-5);
-                states[index][skip * g.c..].iter().map(|v| *v as f32).collect::<Vec<_>>()
+                let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], Kind::Clip, Activation::QuickGelu, 1e-5);
+                // Token by token, the selected states' channels one after another.
+                let index = &index;
+                (skip..t)
+                    .flat_map(move |tok| index.iter().flat_map(|&s| states[s][tok * g.c..(tok + 1) * g.c].to_vec()).collect::<Vec<_>>())
+                    .map(|v| v as f32)
+                    .collect::<Vec<_>>()
             })
             .collect();
-        let n = (g.image / g.patch).pow(2) + 1 - skip;
-        assert_eq!(got.shape, [*b, n, g.c], "case {i}");
-        assert_close(&format!("CLIP tower case {i} ({}px, batch {b}, layer {layer}, {strategy})", g.image), &got.data, &want, 1e-5);
+        assert_eq!(got.shape, [*b, t - skip, g.c * layer.len()], "case {i}");
+        assert_close(&format!("CLIP tower case {i} ({}px, batch {b}, layer {layer:?}, {strategy})", g.image), &got.data, &want, 1e-5);
     }
     // BLIP-2's EVA tower: fused qkv, patch bias, no pre-norm, post_layernorm, gelu, eps 1e-6.
     for (i, (g, b)) in [
@@ -184,7 +200,7 @@ fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
         let per = g.image * g.image * 3;
         let want: Vec<f32> = (0..*b)
             .flat_map(|k| {
-                tower_cpu(&ws.pp("vision_model"), g, &px[k * per..(k + 1) * per], true, Activation::Gelu, 1e-6)
+                tower_cpu(&ws.pp("vision_model"), g, &px[k * per..(k + 1) * per], Kind::Blip2, Activation::Gelu, 1e-6)
                     .pop()
                     .unwrap()
                     .into_iter()
@@ -192,5 +208,50 @@ fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
             })
             .collect();
         assert_close(&format!("BLIP-2 tower case {i} (batch {b})"), &out.get("vision_features").unwrap().data, &want, 1e-5);
+    }
+}
+
+/// SigLIP (`SiglipVisionModel`, `modeling_siglip.py`): patch conv with bias, no CLS, positions
+/// [N, C], no pre-norm, gelu_pytorch_tanh, eps 1e-6; `hidden_states[-1]` without
+/// `post_layernorm` (what LLaVA-OneVision selects), strategy `full`; image 30 with 14-px patches
+/// leaves 2 px unread; a list of layers; `default` drops the first token even without a CLS.
+#[test]
+fn siglip_tower_matches_a_cpu_model() {
+    let gp = gpu();
+    let mut rng = Rng::new(384);
+    let cases = [
+        (Geo { c: 24, heads: 2, inter: 40, image: 30, patch: 14, layers: 2 }, 2, vec![-1i64], "full"),
+        (Geo { c: 16, heads: 4, inter: 20, image: 70, patch: 14, layers: 3 }, 1, vec![-1], "full"),
+        (Geo { c: 8, heads: 1, inter: 9, image: 28, patch: 14, layers: 2 }, 1, vec![0, -1], "default"),
+    ];
+    for (i, (g, b, layer, strategy)) in cases.iter().enumerate() {
+        let layer_cfg = if layer.len() == 1 { serde_json::json!(layer[0]) } else { serde_json::json!(layer) };
+        let mut vc = vision_config(g, "gelu_pytorch_tanh");
+        vc["model_type"] = serde_json::json!("siglip_vision_model");
+        vc["layer_norm_eps"] = serde_json::json!(1e-6);
+        let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer_cfg,
+            "vision_feature_select_strategy": strategy, "vision_config": vc, "text_config": {"hidden_size": 8}});
+        let ws = WeightSource::random(80 + i as u64);
+        let model = Connector::load(gp, &Config::from_value(cfg), Some(&ws)).unwrap();
+        let px = rng.vec(b * 3 * g.image * g.image, 2.0);
+        let out = model
+            .run_inputs(gp, &Inputs::new().with_tensor("pixel_values", Tensor::from_slice(gp, &px, &[*b, 3, g.image, g.image]).unwrap()))
+            .unwrap();
+        let got = out.get("vision_features").unwrap();
+        let index: Vec<usize> = layer.iter().map(|&l| if l < 0 { g.layers as i64 + 1 + l } else { l } as usize).collect();
+        let skip = (*strategy == "default") as usize;
+        let (per, t) = (g.image * g.image * 3, (g.image / g.patch).pow(2));
+        let want: Vec<f32> = (0..*b)
+            .flat_map(|k| {
+                let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], Kind::Siglip, Activation::GeluTanh, 1e-6);
+                let index = &index;
+                (skip..t)
+                    .flat_map(move |tok| index.iter().flat_map(|&s| states[s][tok * g.c..(tok + 1) * g.c].to_vec()).collect::<Vec<_>>())
+                    .map(|v| v as f32)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(got.shape, [*b, t - skip, g.c * layer.len()], "case {i}");
+        assert_close(&format!("SigLIP tower case {i} ({}px, batch {b}, layer {layer:?}, {strategy})", g.image), &got.data, &want, 1e-5);
     }
 }

@@ -1,5 +1,7 @@
-//! Vision towers: CLIP's (transformers `CLIPVisionModel`, `models/clip/modeling_clip.py`), run up
-//! to the layer a LLaVA-style model selects, and BLIP-2's EVA ViT (`Blip2VisionModel`,
+//! Vision towers: CLIP's (transformers `CLIPVisionModel`, `models/clip/modeling_clip.py`) and
+//! SigLIP's (`SiglipVisionModel`, `models/siglip/modeling_siglip.py`: patch bias, no CLS,
+//! positions [N, C], no pre-norm, gelu_pytorch_tanh), run up to the layer(s) a LLaVA-style model
+//! selects, and BLIP-2's EVA ViT (`Blip2VisionModel`,
 //! `models/blip_2/modeling_blip_2.py`), run whole:
 //!
 //! ```text
@@ -7,8 +9,9 @@
 //!   → [class_embedding ‖ patches] + position_embedding                                  [B, 1+N, C]
 //!   → pre_layrnorm (CLIP) → hidden_states[0]
 //!   layer i: h += out_proj(attn(LN1(h)));  h += fc2(act(fc1(LN2(h))))  → hidden_states[i+1]
-//! CLIP:   features = hidden_states[vision_feature_layer] (negative counts from the end, as Python
-//!         does), without CLS for the `default` strategy, no post_layernorm           [B, N, C]
+//! CLIP / SigLIP: features = hidden_states[vision_feature_layer] (negative counts from the end,
+//!         as Python does; a list is concatenated on channels), without the first token for the
+//!         `default` strategy, no post_layernorm                                    [B, N, C·L]
 //! BLIP-2: features = post_layernorm(last layer), CLS kept                           [B, 1+N, C]
 //! ```
 //! Layers past the selected one are not run (LLaVA's −2 skips the last). BLIP-2's attention is one
@@ -58,7 +61,7 @@ impl ClipLayer {
 #[derive(Debug)]
 pub struct VisionTower {
     patch_embedding: Linear,
-    class_embedding: Tensor,
+    class_embedding: Option<Tensor>,
     position_embedding: Tensor,
     pre_layrnorm: Option<LayerNorm>,
     post_layernorm: Option<LayerNorm>,
@@ -70,53 +73,81 @@ pub struct VisionTower {
     pub patch_size: usize,
     /// Width C.
     pub hidden_size: usize,
-    /// Whether the CLS token is dropped (`vision_feature_select_strategy` `default`).
+    /// Whether the first token (CLIP's CLS) is dropped (`vision_feature_select_strategy`
+    /// `default`; transformers drops it for SigLIP too).
     pub drop_cls: bool,
+    /// Indices into hidden_states (0 = the embeddings after `pre_layrnorm`, i = layer i's
+    /// output; `layers + 1` = `post_layernorm` of the last), concatenated on channels in order.
+    pub features: Vec<usize>,
+}
+
+/// `vision_feature_layer` (an int, or a list concatenated on channels; default −2) as indices
+/// into the n_layers + 1 hidden states, Python-style negatives counting from the end.
+fn feature_layers(cfg: &Config, n_layers: usize) -> Result<Vec<usize>> {
+    let states = n_layers as i64 + 1;
+    let raw = cfg.raw("vision_feature_layer").cloned().unwrap_or(serde_json::json!(-2));
+    let list = match &raw {
+        serde_json::Value::Array(a) if !a.is_empty() => a.clone(),
+        serde_json::Value::Number(_) => vec![raw.clone()],
+        _ => return Err(Error::config("vision_feature_layer", format!("{raw}: expected a layer index or a non-empty list of them"))),
+    };
+    list.iter()
+        .map(|v| match v.as_i64() {
+            Some(l) if (-states..states).contains(&l) => Ok(if l < 0 { states + l } else { l } as usize),
+            _ => Err(Error::config(
+                "vision_feature_layer",
+                format!("{v}: the tower has {states} hidden states (embeddings + {n_layers} layers)"),
+            )),
+        })
+        .collect()
 }
 
 impl VisionTower {
     /// Loads the tower of a `llava`-style config: `vision_config` (CLIP-L/336 when it is absent, as
     /// `LlavaConfig` builds it: 1024 wide, 24 layers of 16 heads, 336 px, 14-px patches; fields a
     /// given one leaves out take `CLIPVisionConfig`'s: 768, 12 × 12, 224, 32; quick_gelu, eps 1e-5),
-    /// `vision_feature_layer` (an int; default −2) and `vision_feature_select_strategy`. Only the
-    /// layers up to the selected one are read. Errors: [`Error::Config`] for a list of feature
-    /// layers (not yet supported), a layer outside the tower or a tower that is not CLIP;
+    /// `vision_feature_layer` (an int, or a list whose states are concatenated on channels;
+    /// default −2) and `vision_feature_select_strategy`. Only the layers up to the deepest one
+    /// selected are read. `vision_config.model_type` `siglip_vision_model` loads SigLIP
+    /// (`SiglipVisionConfig` defaults: 768, 12 × 12, 224 px, 16-px patches, eps 1e-6). Errors:
+    /// [`Error::Config`] for a layer outside the tower or a tower that is neither;
     /// [`Error::MissingWeight`] / [`Error::Shape`] from the weights.
     pub fn load(gpu: &Gpu, cfg: &Config, ws: &WeightSource) -> Result<VisionTower> {
         // LlavaConfig / LlavaNextConfig without a vision_config build CLIP-L/336; one that is given
         // but leaves fields out gets CLIPVisionConfig's own defaults.
         let absent = !cfg.has("vision_config");
         let vc = cfg.sub_or_default("vision_config");
-        if let Some(t) = vc.opt_str("model_type")?.filter(|t| t != "clip_vision_model") {
-            return Err(Error::config(
-                "vision_config.model_type",
-                format!("`{t}`: only the CLIP tower (clip_vision_model) runs from pixels yet"),
-            ));
-        }
-        let d = |clip_l: usize, clip: usize| if absent { clip_l } else { clip };
-        let c = vc.opt_usize("hidden_size")?.unwrap_or(d(1024, 768));
-        let heads = vc.opt_usize("num_attention_heads")?.unwrap_or(d(16, 12));
-        let inter = vc.opt_usize("intermediate_size")?.unwrap_or(d(4096, 3072));
-        let n_layers = vc.opt_count("num_hidden_layers")?.unwrap_or(d(24, 12));
-        let image_size = vc.opt_usize("image_size")?.unwrap_or(d(336, 224));
-        let patch_size = vc.opt_usize("patch_size")?.unwrap_or(d(14, 32));
-        let chans = vc.opt_usize("num_channels")?.unwrap_or(3);
-        let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(1e-5) as f32;
-        let act = Activation::from_name(&vc.opt_str("hidden_act")?.unwrap_or_else(|| "quick_gelu".into()))?;
-        // hidden_states has n_layers + 1 entries (embeddings first); Python indexing.
-        let layer = match cfg.raw("vision_feature_layer") {
-            None => -2,
-            Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap_or(-2),
-            Some(v) => return Err(Error::config("vision_feature_layer", format!("{v}: only a single layer index runs from pixels yet"))),
+        let siglip = match vc.opt_str("model_type")?.as_deref() {
+            None | Some("clip_vision_model") => false,
+            Some("siglip_vision_model") => true,
+            Some(t) => {
+                return Err(Error::config(
+                    "vision_config.model_type",
+                    format!("`{t}`: the towers that run from pixels are clip_vision_model and siglip_vision_model"),
+                ))
+            }
         };
-        let states = n_layers as i64 + 1;
-        let index = if layer < 0 { states + layer } else { layer };
-        if !(0..states).contains(&index) {
-            return Err(Error::config(
-                "vision_feature_layer",
-                format!("{layer}: the tower has {states} hidden states (embeddings + {n_layers} layers)"),
-            ));
-        }
+        // CLIP-L/336 when absent, else CLIPVisionConfig's or SiglipVisionConfig's defaults.
+        let d = |clip_l: usize, clip: usize, sig: usize| {
+            if siglip {
+                sig
+            } else if absent {
+                clip_l
+            } else {
+                clip
+            }
+        };
+        let c = vc.opt_usize("hidden_size")?.unwrap_or(d(1024, 768, 768));
+        let heads = vc.opt_usize("num_attention_heads")?.unwrap_or(d(16, 12, 12));
+        let inter = vc.opt_usize("intermediate_size")?.unwrap_or(d(4096, 3072, 3072));
+        let n_layers = vc.opt_count("num_hidden_layers")?.unwrap_or(d(24, 12, 12));
+        let image_size = vc.opt_usize("image_size")?.unwrap_or(d(336, 224, 224));
+        let patch_size = vc.opt_usize("patch_size")?.unwrap_or(d(14, 32, 16));
+        let chans = vc.opt_usize("num_channels")?.unwrap_or(3);
+        let eps = vc.opt_f64("layer_norm_eps")?.unwrap_or(if siglip { 1e-6 } else { 1e-5 }) as f32;
+        let act = vc.opt_str("hidden_act")?.unwrap_or_else(|| if siglip { "gelu_pytorch_tanh" } else { "quick_gelu" }.into());
+        let act = Activation::from_name(&act)?;
+        let features = feature_layers(cfg, n_layers)?;
         let drop_cls = match cfg.opt_str("vision_feature_select_strategy")?.as_deref().unwrap_or("default") {
             "default" => true,
             "full" => false,
@@ -126,9 +157,12 @@ impl VisionTower {
         let e = ws.pp("embeddings");
         let patch_cols = chans * patch_size * patch_size;
         let conv = e.get_host("patch_embedding.weight", &[c, chans, patch_size, patch_size])?;
-        let patch_embedding = Linear::from_host(gpu, &conv.data, None, patch_cols, c, ws.dtype())?;
+        // SigLIP's conv has a bias and no class token; CLIP's the reverse.
+        let bias = siglip.then(|| e.get_host("patch_embedding.bias", &[c])).transpose()?;
+        let patch_embedding = Linear::from_host(gpu, &conv.data, bias.as_ref().map(|b| &b.data[..]), patch_cols, c, ws.dtype())?;
         let n = (image_size / patch_size).pow(2);
-        let layers = (0..index as usize)
+        let run = features.iter().max().copied().unwrap_or(0);
+        let layers = (0..run)
             .map(|i| {
                 let l = ws.pp(format!("encoder.layers.{i}"));
                 let a = l.pp("self_attn");
@@ -138,9 +172,9 @@ impl VisionTower {
             .collect::<Result<Vec<_>>>()?;
         Ok(VisionTower {
             patch_embedding,
-            class_embedding: e.get(gpu, "class_embedding", &[c])?.reshape(&[1, 1, c])?,
-            position_embedding: e.get(gpu, "position_embedding.weight", &[n + 1, c])?,
-            pre_layrnorm: Some(LayerNorm::load(gpu, &ws.pp("pre_layrnorm"), c, eps)?),
+            class_embedding: (!siglip).then(|| e.get(gpu, "class_embedding", &[c])?.reshape(&[1, 1, c])).transpose()?,
+            position_embedding: e.get(gpu, "position_embedding.weight", &[n + !siglip as usize, c])?,
+            pre_layrnorm: (!siglip).then(|| LayerNorm::load(gpu, &ws.pp("pre_layrnorm"), c, eps)).transpose()?,
             post_layernorm: None,
             layers,
             act,
@@ -148,6 +182,7 @@ impl VisionTower {
             patch_size,
             hidden_size: c,
             drop_cls,
+            features,
         })
     }
 
@@ -188,7 +223,7 @@ impl VisionTower {
             .collect::<Result<Vec<_>>>()?;
         Ok(VisionTower {
             patch_embedding,
-            class_embedding: e.get(gpu, "class_embedding", &[1, 1, c])?,
+            class_embedding: Some(e.get(gpu, "class_embedding", &[1, 1, c])?),
             position_embedding: e.get(gpu, "position_embedding", &[1, n + 1, c])?.reshape(&[n + 1, c])?,
             pre_layrnorm: None,
             post_layernorm: Some(LayerNorm::load(gpu, &ws.pp("post_layernorm"), c, eps)?),
@@ -198,6 +233,7 @@ impl VisionTower {
             patch_size,
             hidden_size: c,
             drop_cls: false,
+            features: vec![n_layers + 1],
         })
     }
 
@@ -216,30 +252,61 @@ impl VisionTower {
         let n = (s / self.patch_size).pow(2);
         let patches = record_patchify(rec, pixel_values, self.patch_size)?;
         let patches = self.patch_embedding.forward(rec, &patches, Activation::Identity)?;
-        let emb = Tensor::empty(rec.gpu(), &[b, n + 1, c], pixel_values.dtype())?;
-        record_copy_rows(rec, &self.class_embedding, 0, &emb, 0, 1)?;
-        record_copy_rows(rec, &patches, 0, &emb, 1, n)?;
-        record_add_rows(rec, &emb, &self.position_embedding, 1, n + 1)?;
+        let cls = self.class_embedding.is_some() as usize;
+        let t = n + cls;
+        let emb = match &self.class_embedding {
+            Some(class) => {
+                let emb = Tensor::empty(rec.gpu(), &[b, t, c], pixel_values.dtype())?;
+                record_copy_rows(rec, class, 0, &emb, 0, 1)?;
+                record_copy_rows(rec, &patches, 0, &emb, 1, n)?;
+                emb
+            }
+            None => patches,
+        };
+        record_add_rows(rec, &emb, &self.position_embedding, 1, t)?;
         let mut h = match &self.pre_layrnorm {
             Some(ln) => ln.forward(rec, &emb)?,
             None => emb,
         };
-        for l in &self.layers {
+        let mut picked: Vec<(usize, Tensor)> = Vec::new();
+        if self.features.contains(&0) {
+            picked.push((0, h.clone()));
+        }
+        for (i, l) in self.layers.iter().enumerate() {
             let x = l.layer_norm1.forward(rec, &h)?;
             let ctx = l.attn.context(rec, &x, &x, AttnOpts::default())?;
             h = l.out_proj.forward_residual(rec, &ctx, &h, 1.0)?;
             let x = l.layer_norm2.forward(rec, &h)?;
             let x = l.fc1.forward(rec, &x, self.act)?;
             h = l.fc2.forward_residual(rec, &x, &h, 1.0)?;
+            if self.features.contains(&(i + 1)) {
+                picked.push((i + 1, h.clone()));
+            }
         }
         if let Some(ln) = &self.post_layernorm {
-            h = ln.forward(rec, &h)?;
+            picked.push((self.layers.len() + 1, ln.forward(rec, &h)?));
         }
+        let h = match &self.features[..] {
+            [one] => picked
+                .into_iter()
+                .find(|(i, _)| i == one)
+                .map(|(_, h)| h)
+                .ok_or_else(|| Error::config("vision_feature_layer", "not run"))?,
+            list => {
+                // Channel concat: [b·t, L, c] is [b, t, L·c]; layer j's rows go to slot j.
+                let out = Tensor::empty(rec.gpu(), &[b * t, list.len(), c], h.dtype())?;
+                for (j, want) in list.iter().enumerate() {
+                    let src = &picked.iter().find(|(i, _)| i == want).ok_or_else(|| Error::config("vision_feature_layer", "not run"))?.1;
+                    record_copy_rows(rec, &src.reshape(&[b * t, 1, c])?, 0, &out, j, 1)?;
+                }
+                out.reshape(&[b, t, list.len() * c])?
+            }
+        };
         if !self.drop_cls {
             return Ok(h);
         }
-        let out = Tensor::empty(rec.gpu(), &[b, n, c], h.dtype())?;
-        record_copy_rows(rec, &h, 1, &out, 0, n)?;
+        let out = Tensor::empty(rec.gpu(), &[b, t - 1, h.shape()[2]], h.dtype())?;
+        record_copy_rows(rec, &h, 1, &out, 0, t - 1)?;
         Ok(out)
     }
 
@@ -247,7 +314,11 @@ impl VisionTower {
     pub fn summary(&self) -> String {
         format!(
             "{} vision tower: {}-px images, {}-px patches, width {}, {} layers run ({:?}){}",
-            if self.pre_layrnorm.is_some() { "CLIP" } else { "BLIP-2 (EVA)" },
+            match (self.pre_layrnorm.is_some(), self.class_embedding.is_some()) {
+                (true, _) => "CLIP",
+                (false, true) => "BLIP-2 (EVA)",
+                (false, false) => "SigLIP",
+            },
             self.image_size,
             self.patch_size,
             self.hidden_size,
