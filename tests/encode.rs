@@ -132,3 +132,53 @@ fn folders_that_cannot_encode_images_are_errors() {
     assert!(e.contains("pixel_values") && e.contains("56"), "{e}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// LLaVA-OneVision from a photo (no golden `pixels_llava_onevision` case exists): its processor
+/// gives LLaVA-NeXT's `pixel_values` bit for bit where the two agree by construction (S×S tiles,
+/// no crop: the golden-checked path), and tower + connector in one forward equal the tower's
+/// `vision_features` run through the golden-checked `llava_onevision` connector.
+#[test]
+fn llava_onevision_encodes_a_photo_through_siglip_and_anyres_max() {
+    use vlm_connectors::checkpoint::Config;
+    use vlm_connectors::connectors::{Connector, Inputs};
+    use vlm_connectors::preprocess::ImageProcessor;
+    let g = gpu();
+    let img = RgbImage::open(photo("coffee.png")).unwrap();
+    let pins: Vec<[usize; 2]> = (1..=4).flat_map(|i| (1..=4).map(move |j| [28 * i, 28 * j])).collect();
+    let ov = ImageProcessor::from_config(&Config::from_value(serde_json::json!({"image_processor_type": "LlavaOnevisionImageProcessor",
+        "size": {"height": 28, "width": 28}, "image_grid_pinpoints": pins, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]})))
+    .unwrap();
+    let next = ImageProcessor::from_config(&Config::from_value(serde_json::json!({"image_processor_type": "LlavaNextImageProcessor",
+        "size": {"shortest_edge": 28}, "crop_size": 28, "image_grid_pinpoints": pins, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]})))
+    .unwrap();
+    let (a, b) = (ov.preprocess(&img).unwrap(), next.preprocess(&img).unwrap());
+    assert_eq!((a.shape.clone(), a.image_size), (b.shape, b.image_size));
+    assert_eq!(a.pixel_values, b.pixel_values);
+    // 400×600 over pinpoints up to 112×112 → 84×112 (3×4 tiles) + the global view.
+    assert_eq!(a.shape, [1, 13, 3, 28, 28]);
+    let cfg = serde_json::json!({"model_type": "llava_onevision", "load_vision_tower": true, "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "full", "image_grid_pinpoints": pins, "vision_aspect_ratio": "anyres_max_1",
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16, "intermediate_size": 24, "num_attention_heads": 2,
+            "num_hidden_layers": 2, "image_size": 28, "patch_size": 14},
+        "text_config": {"hidden_size": 12}});
+    let ws = WeightSource::random(2024);
+    let enc = ImageEncoder::new(Connector::load(g, &Config::from_value(cfg.clone()), Some(&ws)).unwrap(), ov.clone()).unwrap();
+    let got = enc.encode(g, std::slice::from_ref(&img)).unwrap().remove(0).outputs;
+    // LlavaOnevisionConfig's defaults are layer −1 and the `full` strategy (LlavaConfig's: −2, default).
+    let mut bare = cfg.clone();
+    bare.as_object_mut().unwrap().retain(|k, _| k != "vision_feature_layer" && k != "vision_feature_select_strategy");
+    let enc_bare = ImageEncoder::new(Connector::load(g, &Config::from_value(bare), Some(&ws)).unwrap(), ov).unwrap();
+    assert_eq!(enc_bare.encode(g, &[img]).unwrap()[0].outputs.get("output").unwrap().data, got.get("output").unwrap().data);
+    let features = got.get("vision_features").unwrap();
+    assert_eq!(features.shape, [13, 4, 16]);
+    let mut connector_cfg = cfg;
+    connector_cfg["load_vision_tower"] = serde_json::json!(false);
+    let connector = Connector::load(g, &Config::from_value(connector_cfg), Some(&ws)).unwrap();
+    let inputs = Inputs::new()
+        .with_tensor("image_features", vlm_connectors::Tensor::from_slice(g, &features.data, &features.shape).unwrap())
+        .with_ints("image_size", &[2], vec![400, 600]);
+    let want = connector.run_inputs(g, &inputs).unwrap();
+    // anyres_max_1: the unpadded token map is past 1.1× one tile's tokens, so the bilinear downsample runs.
+    assert_eq!(got.get("output").unwrap().shape, want.get("output").unwrap().shape);
+    assert_close("onevision from pixels vs connector", &got.get("output").unwrap().data, &want.get("output").unwrap().data, 1e-6);
+}

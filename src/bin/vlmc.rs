@@ -39,7 +39,7 @@ enum Cmd {
         #[arg(long, default_value = "f32", value_parser = ["f32", "f16"])]
         dtype: String,
     },
-    /// Encode photos (PNG, JPEG) with the model in MODEL_DIR (`llava`, `llava_next`, `blip-2` with
+    /// Encode photos (PNG, JPEG) with the model in MODEL_DIR (`llava`, `llava_next`, `llava_onevision`, `blip-2` with
     /// its vision tower and preprocessor_config.json): image processor, tower and connector; writes
     /// `output`, the embeddings the language model reads.
     Encode {
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Run { model_dir, inputs, output, layer, set, dtype } => {
             overrides(layer, &set).and_then(|mut o| {
-                // Pixels in: the vision tower too (llava, llava_next, blip-2), unless --set says otherwise.
+                // Pixels in: the vision tower too (llava, llava_next, llava_onevision, blip-2), unless --set says otherwise.
                 let pixels = WeightSource::open_file(&inputs).map(|f| f.contains("pixel_values")).unwrap_or(false);
                 if pixels && !o.iter().any(|(k, _)| k == "load_vision_tower") {
                     o.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
@@ -242,7 +242,7 @@ fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) ->
     println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
     println!("inputs: {}", c.input_names().join(", "));
     println!("tokens per image: {}", vlm_connectors::connectors::tokens::tokens_per_image(c.config())?);
-    if ["llava", "llava_next", "blip-2"].contains(&c.model_type()) && !c.input_names().contains(&"pixel_values") {
+    if ["llava", "llava_next", "llava_onevision", "blip-2"].contains(&c.model_type()) && !c.input_names().contains(&"pixel_values") {
         println!("from pixels: `vlmc run` on a file with pixel_values (or --set load_vision_tower=true) also runs the vision tower");
     }
     match c.inferred() {

@@ -51,27 +51,63 @@ impl super::registry::Model for LlavaNextFromPixels {
     /// Errors: [`Error::Shape`] / [`Error::Input`] naming `pixel_values` or `image_sizes` (one image
     /// per call).
     fn record(&self, rec: &mut Recorder, inputs: &super::Inputs) -> Result<super::registry::Named> {
-        let px = inputs.tensor("pixel_values")?;
-        let tiles = match *px.shape() {
-            [1, t, ch, h, w] => px.reshape(&[t, ch, h, w])?,
-            _ => return Err(Error::shape("pixel_values", "[1, tiles, 3, S, S] (one image's AnyRes tiles)", px.shape())),
-        };
-        let size = match inputs.ints("image_sizes")? {
-            ([1, 2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
-            (shape, _) => return Err(Error::input("image_sizes", format!("expected [[h, w]] for one image, got shape {shape:?}"))),
-        };
-        // LlavaNextModel takes the tile count from image_sizes (the global view + the grid): check it
-        // before recording the tower.
-        let want = self.next.packer.layout(size)?.tiles();
-        if tiles.shape()[0] != want {
-            return Err(Error::shape("pixel_values", format!("[1, {want} tiles (for image_sizes {size:?}), 3, S, S]"), px.shape()));
-        }
+        let (tiles, size) = anyres_pixels(inputs, &self.next.packer)?;
         let features = self.tower.forward(rec, &tiles)?;
         let (packed, projected) = self.next.forward(rec, &features, size)?;
         Ok(vec![("output", packed), ("projected", projected), ("vision_features", features)])
     }
     fn describe(&self) -> Vec<String> {
         vec![self.tower.summary(), self.next.projector.summary(), self.next.packer.summary()]
+    }
+}
+
+/// One image's AnyRes `pixel_values` [1, tiles, 3, S, S] as [tiles, 3, S, S], and its
+/// `image_sizes` [[h, w]], the tile count checked against the grid that size selects (the
+/// reference takes the count from `image_sizes`) before the tower is recorded.
+fn anyres_pixels(inputs: &super::Inputs, packer: &super::AnyResPacker) -> Result<(crate::runtime::Tensor, [usize; 2])> {
+    let px = inputs.tensor("pixel_values")?;
+    let tiles = match *px.shape() {
+        [1, t, ch, h, w] => px.reshape(&[t, ch, h, w])?,
+        _ => return Err(Error::shape("pixel_values", "[1, tiles, 3, S, S] (one image's AnyRes tiles)", px.shape())),
+    };
+    let size = match inputs.ints("image_sizes")? {
+        ([1, 2], &[h, w]) if h > 0 && w > 0 && h < (1 << 31) && w < (1 << 31) => [h as usize, w as usize],
+        (shape, _) => return Err(Error::input("image_sizes", format!("expected [[h, w]] for one image, got shape {shape:?}"))),
+    };
+    let want = packer.layout(size)?.tiles();
+    if tiles.shape()[0] != want {
+        return Err(Error::shape("pixel_values", format!("[1, {want} tiles (for image_sizes {size:?}), 3, S, S]"), px.shape()));
+    }
+    Ok((tiles, size))
+}
+
+/// LLaVA-OneVision from pixels (`LlavaOnevisionModel.get_image_features`): one image's AnyRes
+/// tiles through the SigLIP (or CLIP) tower, the projector on every tile, then the packing with
+/// `anyres_max_N` downsampling. Inputs and outputs as [`LlavaNextFromPixels`]. Built by the
+/// `llava_onevision` loader when `load_vision_tower` is true.
+#[derive(Debug)]
+pub struct LlavaOnevisionFromPixels {
+    /// The tower.
+    pub tower: super::VisionTower,
+    /// Projector, AnyRes geometry, `vision_aspect_ratio` and `image_newline`.
+    pub onevision: super::LlavaOnevision,
+}
+
+impl super::registry::Model for LlavaOnevisionFromPixels {
+    fn inputs(&self) -> &'static [&'static str] {
+        &["pixel_values", "image_sizes"]
+    }
+    /// `output` [T, C_text], `projected` [tiles, N, C_text] and `vision_features` [tiles, N, C].
+    fn record(&self, rec: &mut Recorder, inputs: &super::Inputs) -> Result<super::registry::Named> {
+        let (tiles, size) = anyres_pixels(inputs, &self.onevision.packer)?;
+        let features = self.tower.forward(rec, &tiles)?;
+        let (packed, projected) = self.onevision.forward(rec, &features, size)?;
+        Ok(vec![("output", packed), ("projected", projected), ("vision_features", features)])
+    }
+    fn describe(&self) -> Vec<String> {
+        let mut lines = vec![self.tower.summary()];
+        lines.extend(super::registry::Model::describe(&self.onevision));
+        lines
     }
 }
 

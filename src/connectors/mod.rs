@@ -28,7 +28,7 @@ pub mod tokens;
 pub mod vision_tower;
 
 pub use compress::{Pool2x2, TokenMerger};
-pub use from_pixels::{Blip2FromPixels, LlavaFromPixels, LlavaNextFromPixels};
+pub use from_pixels::{Blip2FromPixels, LlavaFromPixels, LlavaNextFromPixels, LlavaOnevisionFromPixels};
 pub use gated_xattn::{GatedCrossAttention, GatedXattnConfig};
 pub use gemma::GemmaProjector;
 pub use idefics::Idefics;

@@ -63,7 +63,29 @@ fn llava_next(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn M
     Ok(Box::new(LlavaNext::load(g, c, ws)?))
 }
 fn llava_onevision(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
-    Ok(Box::new(LlavaOnevision::load(g, c, weights(w, c)?)?))
+    let ws = weights(w, c)?;
+    if tower_requested(c)? {
+        // LlavaOnevisionConfig's defaults differ from LlavaConfig's: the last layer, all tokens,
+        // and SigLIP so400m/14-384 cut to 26 layers.
+        let mut v = c.value().clone();
+        let defaults = [
+            ("vision_feature_layer", serde_json::json!(-1)),
+            ("vision_feature_select_strategy", serde_json::json!("full")),
+            (
+                "vision_config",
+                serde_json::json!({"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+                "num_hidden_layers": 26, "num_attention_heads": 16, "image_size": 384, "patch_size": 14}),
+            ),
+        ];
+        for (k, d) in defaults {
+            if !c.has(k) {
+                v[k] = d;
+            }
+        }
+        let tower = super::VisionTower::load(g, &Config::from_value(v), ws)?;
+        return Ok(Box::new(super::from_pixels::LlavaOnevisionFromPixels { tower, onevision: LlavaOnevision::load(g, c, ws)? }));
+    }
+    Ok(Box::new(LlavaOnevision::load(g, c, ws)?))
 }
 fn llava_next_video(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<dyn Model>> {
     Ok(Box::new(LlavaNextVideo::load(g, c, weights(w, c)?)?))

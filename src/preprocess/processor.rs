@@ -1,12 +1,14 @@
 //! transformers' image processors, PIL backend (`CLIPImageProcessor`, `LlavaNextImageProcessor`,
-//! `BlipImageProcessor`, `SiglipImageProcessor`; `image_processing_*.py`), from a
+//! `LlavaOnevisionImageProcessor`, `BlipImageProcessor`, `SiglipImageProcessor`;
+//! `image_processing_*.py`), from a
 //! `preprocessor_config.json`:
 //!
 //! ```text
 //! CLIP / SigLIP / BLIP:  resize (shortest edge S, long = int(S·long/short); or exactly h×w)
 //!                        → center crop → ×rescale_factor → (x − mean) / std   → [1, 3, h, w]
-//! LLaVA-NeXT (AnyRes):   best pinpoint → resize to fit → zero pad → row-major tiles of crop h,
-//!                        global view (the photo resized to S×S) first; each tile as CLIP
+//! LLaVA-NeXT (AnyRes):   best pinpoint → resize to fit → zero pad → row-major tiles of crop h
+//!                        (OneVision: of size h), global view (the photo resized to S×S or to
+//!                        size) first; each tile as CLIP
 //!                                                                             → [1, tiles, 3, h, w]
 //! ```
 //! The geometry follows `../shared/golden/README.md` ("Preprocessing, step by step") to the f64
@@ -68,7 +70,8 @@ impl ImageProcessor {
 
     /// The processor a config describes; absent fields take the class's defaults (CLIP: shortest
     /// edge 224, crop 224; BLIP: 384×384; SigLIP: 224×224, mean/std 0.5, bilinear; LLaVA-NeXT:
-    /// CLIP's with the llava-v1.6 pinpoints).
+    /// CLIP's with the llava-v1.6 pinpoints; OneVision: 384×384 tiles, no crop, pinpoints
+    /// 384·(1..=6) × 384·(1..=6)).
     pub fn from_config(c: &Config) -> Result<ImageProcessor> {
         let kind = c.opt_str("image_processor_type")?.unwrap_or_else(|| "CLIPImageProcessor".into());
         let base = kind.trim_end_matches("Fast").trim_end_matches("Pil");
@@ -76,6 +79,7 @@ impl ImageProcessor {
             "CLIPImageProcessor" | "LlavaNextImageProcessor" => (Resize::ShortestEdge(224), Some([224, 224]), 3, CLIP_MEAN, CLIP_STD),
             "BlipImageProcessor" => (Resize::Exact(384, 384), None, 3, CLIP_MEAN, CLIP_STD),
             "SiglipImageProcessor" => (Resize::Exact(224, 224), None, 2, [0.5; 3], [0.5; 3]),
+            "LlavaOnevisionImageProcessor" => (Resize::Exact(384, 384), None, 3, CLIP_MEAN, CLIP_STD),
             other => {
                 return Err(Error::config(
                     "image_processor_type",
@@ -139,12 +143,17 @@ impl ImageProcessor {
             false => None,
         };
         let anyres = match base {
-            "LlavaNextImageProcessor" => {
-                let pins = match c.has("image_grid_pinpoints") {
-                    true => c.pairs("image_grid_pinpoints")?,
-                    false => vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+            "LlavaNextImageProcessor" | "LlavaOnevisionImageProcessor" => {
+                let pins = match (c.has("image_grid_pinpoints"), base) {
+                    (true, _) => c.pairs("image_grid_pinpoints")?,
+                    (false, "LlavaNextImageProcessor") => vec![[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]],
+                    (false, _) => (1..=6).flat_map(|i| (1..=6).map(move |j| [384 * i, 384 * j])).collect(),
                 };
-                let tile = crop.map(|c| c[0]).unwrap_or(224);
+                // LLaVA-NeXT tiles at crop_size.height, OneVision (no crop) at size.height.
+                let tile = match (crop, &size) {
+                    (Some([h, _]), _) => h,
+                    (None, Resize::Exact(h, _) | Resize::ShortestEdge(h)) => *h,
+                };
                 if pins.is_empty() || pins.iter().any(|p| p[0] == 0 || p[1] == 0 || p[0] % tile != 0 || p[1] % tile != 0) {
                     return Err(Error::config(
                         "image_grid_pinpoints",
