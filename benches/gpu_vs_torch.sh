@@ -24,7 +24,7 @@ for dt in ("f32", "f16"):
     for r in json.load(open(f"{out}/vlmc_{dt}.json")):
         ours[(r["name"], tuple(r["shape"]), dt)] = r
 torch = {(r["name"], tuple(r["shape"]), r["dtype"]): r for r in json.load(open(f"{out}/torch.json"))}
-names = sorted({(n, s) for (n, s, _) in torch}, key=lambda k: (["gemm", "llava", "qformer", "perceiver", "gated_xattn"].index(k[0]), k[1]))
+names = sorted({(n, s) for (n, s, _) in torch}, key=lambda k: (["gemm", "llava", "qformer", "perceiver", "gated_xattn", "llava_pixels"].index(k[0]), k[1]))
 adapter = next(iter(ours.values()))["adapter"] if ours else "?"
 print(f"\nvlmc on {adapter} vs PyTorch eager on the same GPU (median ms; ratio = vlmc / torch)")
 print(f"{'entry':12} {'shape':24} {'vlmc f32':>9} {'torch f32':>9} {'ratio':>6} {'torch tf32':>10} {'vlmc f16':>9} {'torch f16':>9} {'ratio':>6}")

@@ -9,7 +9,8 @@ Each entry: warm-up, then the median of --repeats CUDA-event timings of one forw
 Entries (names match `vlmc bench`): gemm (576×1024×4096 and 4096³ matmul), llava
 (transformers LlavaMultiModalProjector), qformer (Blip2QFormerModel + language_projection),
 perceiver (OpenFlamingo PerceiverResampler, re-implemented from open_flamingo/src/helpers.py when the
-package is not installed), gated_xattn (GatedCrossAttentionBlock, likewise).
+package is not installed), gated_xattn (GatedCrossAttentionBlock, likewise), llava_pixels (CLIPVisionModel
+ViT-L/14-336 cut to 23 layers + the projector, from pixel_values [1, 3, 336, 336]).
 """
 import argparse
 import json
@@ -145,6 +146,14 @@ def entries(dev, dtype):
     proj = LlavaMultiModalProjector(cfg).to(dev, dtype).eval()
     x = rnd(1, 576, 1024)
     out.append(("llava", [576, 1024, 4096, 4096], 2 * 576 * (1024 * 4096 + 4096 * 4096), lambda: proj(x)))
+    # LLaVA-1.5 from pixels: CLIP ViT-L/14-336 run to layer -2 (23 layers; last_hidden_state adds
+    # only post_layernorm), CLS dropped, then the projector (vlmc bench's llava_pixels).
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+    tcfg = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
+                            image_size=336, patch_size=14, hidden_act="quick_gelu")
+    tower = CLIPVisionModel(tcfg).to(dev, dtype).eval()
+    px = rnd(1, 3, 336, 336)
+    out.append(("llava_pixels", [336, 1024, 23, 4096], None, lambda: proj(tower(pixel_values=px).last_hidden_state[:, 1:])))
     qcfg = Blip2QFormerConfig(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, encoder_hidden_size=1408, cross_attention_frequency=2)
     qf = Blip2QFormerModel(qcfg).to(dev, dtype).eval()
     lp = nn.Linear(768, 2560).to(dev, dtype)

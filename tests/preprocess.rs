@@ -140,3 +140,28 @@ fn every_processor_takes_tiny_and_extreme_images() {
     }
     assert!(RgbImage::new(0, 3, vec![]).unwrap_err().to_string().contains("0x3"));
 }
+
+/// Max and mean |a − b| in levels over the bytes of two equal-sized images.
+fn level_diff(a: &RgbImage, b: &RgbImage) -> (u8, f64) {
+    assert_eq!((a.height, a.width), (b.height, b.width));
+    let d: Vec<u8> = a.data.iter().zip(&b.data).map(|(x, y)| x.abs_diff(*y)).collect();
+    (*d.iter().max().unwrap(), d.iter().map(|&v| v as f64).sum::<f64>() / d.len() as f64)
+}
+
+/// JPEG decoding against Pillow 13 / libjpeg-turbo (`tests/data/images`, made by
+/// `tests/data/tools/make_image_fixtures.py`): the shipped coffee.jpg (4:2:0) and a CMYK JPEG
+/// (Adobe-inverted, as Pillow writes it) converted to RGB. The decoders' upsampling and colour
+/// conversion differ a little: measured max 3 levels / mean 0.20 (coffee.jpg crop) and max 1 / mean
+/// 0.016 (CMYK); the bounds are those, barely rounded.
+#[test]
+fn jpeg_decodes_near_pillow_including_cmyk() {
+    let dir = data_dir().join("images");
+    let ours = RgbImage::open(photo("coffee.jpg")).unwrap();
+    let crop = RgbImage::new(96, 96, (150..246).flat_map(|y| ours.data[(y * 600 + 250) * 3..(y * 600 + 346) * 3].to_vec()).collect()).unwrap();
+    let (max, mean) = level_diff(&crop, &RgbImage::open(dir.join("coffee_jpg_pil_crop.png")).unwrap());
+    eprintln!("coffee.jpg vs Pillow: max {max} levels, mean {mean:.3}");
+    assert!(max <= 3 && mean <= 0.25, "coffee.jpg: max {max}, mean {mean}");
+    let (max, mean) = level_diff(&RgbImage::open(dir.join("cmyk.jpg")).unwrap(), &RgbImage::open(dir.join("cmyk_pil_rgb.png")).unwrap());
+    eprintln!("CMYK JPEG vs Pillow's convert(\"RGB\"): max {max} levels, mean {mean:.3}");
+    assert!(max <= 1 && mean <= 0.05, "cmyk: max {max}, mean {mean}");
+}

@@ -126,6 +126,7 @@ pub const ENTRIES: &[&str] = &[
     "qformer",
     "perceiver",
     "gated_xattn",
+    "llava_pixels",
 ];
 
 /// The connector entries (what `vlmc demo` runs).
@@ -250,7 +251,7 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
     // Connectors with one float input: (entry, description, seed, input name, input shape, reported shape).
     type Seed = fn(&Gpu, DType) -> Result<Connector>;
     type Entry<'a> = (&'a str, &'a str, Seed, &'a str, &'a [usize], [usize; 4]);
-    let single: [Entry; 3] = [
+    let single: [Entry; 4] = [
         ("llava", "llava projector 576 × 1024 → 4096 → 4096", seed::llava, "image_features", &[1, 576, 1024], [576, 1024, 4096, 4096]),
         ("qformer", "qformer 257 × 1408 → 32 × 768 → 2560", seed::qformer, "image_embeds", &[1, 257, 1408], [257, 1408, 32, 768]),
         (
@@ -260,6 +261,14 @@ pub fn run(gpu: &Gpu, opts: &BenchOptions, mut progress: impl FnMut(&str)) -> Re
             "vision_features",
             &[1, 4, 1, 257, 1024],
             [4, 257, 1024, 64],
+        ),
+        (
+            "llava_pixels",
+            "llava_pixels: CLIP ViT-L/14-336 tower (23 layers) + projector, 1 × 3 × 336² → 576 × 4096",
+            |g, d| seed::llava_pixels(g, d, 23),
+            "pixel_values",
+            &[1, 3, 336, 336],
+            [336, 1024, 23, 4096],
         ),
     ];
     for (name, what, load, input, shape, reported) in single {
