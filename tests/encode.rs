@@ -18,6 +18,12 @@ const CASES: [(&str, &str, &[&str]); 3] = [
     ("pixels_blip2", "coffee.png", &["vision_features", "qformer_output"]),
 ];
 
+/// Tokens per image in an `output` (all axes but the last).
+fn w_tokens(ws: &WeightSource) -> f32 {
+    let s = ws.get_any("output").unwrap().shape;
+    s[..s.len() - 1].iter().product::<usize>() as f32
+}
+
 fn photo(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/images").join(name)
 }
@@ -76,6 +82,8 @@ fn vlmc_encode_writes_the_embeddings_and_concatenates_images() {
         // twice gives the output twice).
         let two = run(&[image, image], &[]);
         assert!(!two.contains("pixel_values"), "{case}: pixel_values without --all");
+        let t = w_tokens(&want);
+        assert_eq!(two.get_any("output_tokens").unwrap().data, [t, t], "{case}");
         let (o, w) = (two.get_any("output").unwrap(), want.get_any("output").unwrap());
         let mut shape = w.shape.clone();
         shape[0] *= 2;
@@ -164,9 +172,11 @@ fn llava_onevision_encodes_a_photo_through_siglip_and_anyres_max() {
     let ws = WeightSource::random(2024);
     let enc = ImageEncoder::new(Connector::load(g, &Config::from_value(cfg.clone()), Some(&ws)).unwrap(), ov.clone()).unwrap();
     let got = enc.encode(g, std::slice::from_ref(&img)).unwrap().remove(0).outputs;
-    // LlavaOnevisionConfig's defaults are layer −1 and the `full` strategy (LlavaConfig's: −2, default).
+    // LlavaOnevisionConfig's defaults are layer −1 and the `full` strategy (LlavaConfig's: −2, default)
     let mut bare = cfg.clone();
     bare.as_object_mut().unwrap().retain(|k, _| k != "vision_feature_layer" && k != "vision_feature_select_strategy");
+    // … and a vision_config without model_type is SigLIP's.
+    bare["vision_config"].as_object_mut().unwrap().remove("model_type");
     let enc_bare = ImageEncoder::new(Connector::load(g, &Config::from_value(bare), Some(&ws)).unwrap(), ov).unwrap();
     assert_eq!(enc_bare.encode(g, &[img]).unwrap()[0].outputs.get("output").unwrap().data, got.get("output").unwrap().data);
     let features = got.get("vision_features").unwrap();
@@ -181,4 +191,45 @@ fn llava_onevision_encodes_a_photo_through_siglip_and_anyres_max() {
     // anyres_max_1: the unpadded token map is past 1.1× one tile's tokens, so the bilinear downsample runs.
     assert_eq!(got.get("output").unwrap().shape, want.get("output").unwrap().shape);
     assert_close("onevision from pixels vs connector", &got.get("output").unwrap().data, &want.get("output").unwrap().data, 1e-6);
+}
+
+/// The tower's key layouts (golden README, "Keys"): transformers 5's `vision_tower.*`, Hub
+/// checkpoints converted under transformers 4 (`vision_tower.vision_model.*`) and `model.`-prefixed
+/// names, for LLaVA; `model.vision_model.*` for BLIP-2: the same embeddings from the photo.
+#[test]
+fn every_key_layout_of_the_towers_loads() {
+    use vlm_connectors::checkpoint::save_f32;
+    let g = gpu();
+    let tmp = std::env::temp_dir().join(format!("vlmc-layouts-{}", std::process::id()));
+    type Rename = fn(&str) -> String;
+    let layouts: [(&str, &str, Rename); 4] = [
+        ("pixels_llava_clip", "astronaut.png", |k| k.replacen("vision_tower.", "vision_tower.vision_model.", 1)),
+        ("pixels_llava_clip", "astronaut.png", |k| format!("model.{k}")),
+        ("pixels_llava_clip", "astronaut.png", |k| format!("model.{}", k.replacen("vision_tower.", "vision_tower.vision_model.", 1))),
+        ("pixels_blip2", "coffee.png", |k| format!("model.{k}")),
+    ];
+    for (i, (case, image, rename)) in layouts.into_iter().enumerate() {
+        let src = data_dir().join("pixels").join(case);
+        let dir = tmp.join(i.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["config.json", "preprocessor_config.json"] {
+            std::fs::copy(src.join(f), dir.join(f)).unwrap();
+        }
+        let ws = WeightSource::open_file(src.join("model.safetensors")).unwrap();
+        let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = ws
+            .names()
+            .iter()
+            .map(|n| {
+                let t = ws.get_any(n).unwrap();
+                (rename(n), t.shape, t.data)
+            })
+            .collect();
+        let views: Vec<(&str, &[usize], &[f32])> = tensors.iter().map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice())).collect();
+        save_f32(dir.join("model.safetensors"), &views).unwrap();
+        let enc = ImageEncoder::from_dir(g, &dir).unwrap_or_else(|e| panic!("layout {i}: {e}"));
+        let got = enc.encode(g, &[RgbImage::open(photo(image)).unwrap()]).unwrap().remove(0);
+        let want = WeightSource::open_file(src.join("expected.safetensors")).unwrap().get_any("output").unwrap();
+        assert_close(&format!("{case} layout {i}"), &got.outputs.get("output").unwrap().data, &want.data, 1e-5);
+    }
+    std::fs::remove_dir_all(&tmp).ok();
 }

@@ -138,6 +138,41 @@ fn vision_config(g: &Geo, act: &str) -> serde_json::Value {
         "num_hidden_layers": g.layers, "image_size": g.image, "patch_size": g.patch, "hidden_act": act})
 }
 
+/// A `llava` model with its CLIP or SigLIP tower (seeded random weights) on random pixels of
+/// batch `b`: `vision_features` against the CPU model's selected states, token by token with the
+/// listed layers' channels one after another, at rel-L2 ≤ 1e-5.
+#[allow(clippy::too_many_arguments)]
+fn check_llava_tower(what: &str, g: &Geo, b: usize, layer: &[i64], strategy: &str, kind: Kind, seed: u64, rng: &mut Rng) {
+    let gp = gpu();
+    let layer_cfg = if layer.len() == 1 { serde_json::json!(layer[0]) } else { serde_json::json!(layer) };
+    let (act, eps) = if kind == Kind::Siglip { (Activation::GeluTanh, 1e-6) } else { (Activation::QuickGelu, 1e-5) };
+    let mut vc = vision_config(g, if kind == Kind::Siglip { "gelu_pytorch_tanh" } else { "quick_gelu" });
+    if kind == Kind::Siglip {
+        vc["model_type"] = serde_json::json!("siglip_vision_model");
+        vc["layer_norm_eps"] = serde_json::json!(1e-6);
+    }
+    let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer_cfg,
+        "vision_feature_select_strategy": strategy, "vision_config": vc, "text_config": {"hidden_size": 8}});
+    let ws = WeightSource::random(seed);
+    let model = Connector::load(gp, &Config::from_value(cfg), Some(&ws)).unwrap();
+    let px = rng.vec(b * 3 * g.image * g.image, 2.0);
+    let input = Tensor::from_slice(gp, &px, &[b, 3, g.image, g.image]).unwrap();
+    let out = model.run_inputs(gp, &Inputs::new().with_tensor("pixel_values", input)).unwrap();
+    let got = out.get("vision_features").unwrap();
+    let index: Vec<usize> = layer.iter().map(|&l| if l < 0 { g.layers as i64 + 1 + l } else { l } as usize).collect();
+    let skip = (strategy == "default") as usize;
+    let (per, t) = (g.image * g.image * 3, (g.image / g.patch).pow(2) + (kind == Kind::Clip) as usize);
+    let mut want: Vec<f32> = Vec::new();
+    for k in 0..b {
+        let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], kind, act, eps);
+        for tok in skip..t {
+            want.extend(index.iter().flat_map(|&s| states[s][tok * g.c..(tok + 1) * g.c].iter().map(|v| *v as f32)));
+        }
+    }
+    assert_eq!(got.shape, [b, t - skip, g.c * layer.len()], "{what}");
+    assert_close(&format!("{what} ({}px, batch {b}, layer {layer:?}, {strategy})", g.image), &got.data, &want, 1e-5);
+}
+
 #[test]
 fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
     let gp = gpu();
@@ -152,32 +187,7 @@ fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
         (Geo { c: 12, heads: 3, inter: 7, image: 28, patch: 14, layers: 2 }, 1, vec![1, 0, 1], "full"),
     ];
     for (i, (g, b, layer, strategy)) in cases.iter().enumerate() {
-        let layer_cfg = if layer.len() == 1 { serde_json::json!(layer[0]) } else { serde_json::json!(layer) };
-        let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer_cfg,
-            "vision_feature_select_strategy": strategy, "vision_config": vision_config(g, "quick_gelu"), "text_config": {"hidden_size": 8}});
-        let ws = WeightSource::random(40 + i as u64);
-        let model = Connector::load(gp, &Config::from_value(cfg), Some(&ws)).unwrap();
-        let px = rng.vec(b * 3 * g.image * g.image, 2.0);
-        let out = model
-            .run_inputs(gp, &Inputs::new().with_tensor("pixel_values", Tensor::from_slice(gp, &px, &[*b, 3, g.image, g.image]).unwrap()))
-            .unwrap();
-        let got = out.get("vision_features").unwrap();
-        let index: Vec<usize> = layer.iter().map(|&l| if l < 0 { g.layers as i64 + 1 + l } else { l } as usize).collect();
-        let skip = (*strategy == "default") as usize;
-        let (per, t) = (g.image * g.image * 3, (g.image / g.patch).pow(2) + 1);
-        let want: Vec<f32> = (0..*b)
-            .flat_map(|k| {
-                let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], Kind::Clip, Activation::QuickGelu, 1e-5);
-                // Token by token, the selected states' channels one after another.
-                let index = &index;
-                (skip..t)
-                    .flat_map(move |tok| index.iter().flat_map(|&s| states[s][tok * g.c..(tok + 1) * g.c].to_vec()).collect::<Vec<_>>())
-                    .map(|v| v as f32)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        assert_eq!(got.shape, [*b, t - skip, g.c * layer.len()], "case {i}");
-        assert_close(&format!("CLIP tower case {i} ({}px, batch {b}, layer {layer:?}, {strategy})", g.image), &got.data, &want, 1e-5);
+        check_llava_tower(&format!("CLIP tower case {i}"), g, *b, layer, strategy, Kind::Clip, 40 + i as u64, &mut rng);
     }
     // BLIP-2's EVA tower: fused qkv, patch bias, no pre-norm, post_layernorm, gelu, eps 1e-6.
     for (i, (g, b)) in [
@@ -217,7 +227,6 @@ fn clip_and_blip2_towers_match_a_cpu_model_over_awkward_geometries() {
 /// leaves 2 px unread; a list of layers; `default` drops the first token even without a CLS.
 #[test]
 fn siglip_tower_matches_a_cpu_model() {
-    let gp = gpu();
     let mut rng = Rng::new(384);
     let cases = [
         (Geo { c: 24, heads: 2, inter: 40, image: 30, patch: 14, layers: 2 }, 2, vec![-1i64], "full"),
@@ -225,33 +234,6 @@ fn siglip_tower_matches_a_cpu_model() {
         (Geo { c: 8, heads: 1, inter: 9, image: 28, patch: 14, layers: 2 }, 1, vec![0, -1], "default"),
     ];
     for (i, (g, b, layer, strategy)) in cases.iter().enumerate() {
-        let layer_cfg = if layer.len() == 1 { serde_json::json!(layer[0]) } else { serde_json::json!(layer) };
-        let mut vc = vision_config(g, "gelu_pytorch_tanh");
-        vc["model_type"] = serde_json::json!("siglip_vision_model");
-        vc["layer_norm_eps"] = serde_json::json!(1e-6);
-        let cfg = serde_json::json!({"model_type": "llava", "load_vision_tower": true, "vision_feature_layer": layer_cfg,
-            "vision_feature_select_strategy": strategy, "vision_config": vc, "text_config": {"hidden_size": 8}});
-        let ws = WeightSource::random(80 + i as u64);
-        let model = Connector::load(gp, &Config::from_value(cfg), Some(&ws)).unwrap();
-        let px = rng.vec(b * 3 * g.image * g.image, 2.0);
-        let out = model
-            .run_inputs(gp, &Inputs::new().with_tensor("pixel_values", Tensor::from_slice(gp, &px, &[*b, 3, g.image, g.image]).unwrap()))
-            .unwrap();
-        let got = out.get("vision_features").unwrap();
-        let index: Vec<usize> = layer.iter().map(|&l| if l < 0 { g.layers as i64 + 1 + l } else { l } as usize).collect();
-        let skip = (*strategy == "default") as usize;
-        let (per, t) = (g.image * g.image * 3, (g.image / g.patch).pow(2));
-        let want: Vec<f32> = (0..*b)
-            .flat_map(|k| {
-                let states = tower_cpu(&ws.pp("vision_tower"), g, &px[k * per..(k + 1) * per], Kind::Siglip, Activation::GeluTanh, 1e-6);
-                let index = &index;
-                (skip..t)
-                    .flat_map(move |tok| index.iter().flat_map(|&s| states[s][tok * g.c..(tok + 1) * g.c].to_vec()).collect::<Vec<_>>())
-                    .map(|v| v as f32)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        assert_eq!(got.shape, [*b, t - skip, g.c * layer.len()], "case {i}");
-        assert_close(&format!("SigLIP tower case {i} ({}px, batch {b}, layer {layer:?}, {strategy})", g.image), &got.data, &want, 1e-5);
+        check_llava_tower(&format!("SigLIP tower case {i}"), g, *b, layer, strategy, Kind::Siglip, 80 + i as u64, &mut rng);
     }
 }

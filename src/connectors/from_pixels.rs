@@ -6,6 +6,7 @@
 use crate::runtime::{Error, Recorder, Result};
 
 /// LLaVA from pixels (`LlavaModel.get_image_features`, `models/llava/modeling_llava.py`): the CLIP
+/// (or SigLIP)
 /// tower up to `vision_feature_layer`, then the projector. Built by the `llava` loader when the
 /// config's `load_vision_tower` is true (`vlmc run` sets it when the inputs hold `pixel_values`):
 /// connector-only users do not pay for the tower's weights.
@@ -32,7 +33,7 @@ impl super::registry::Model for LlavaFromPixels {
 }
 
 /// LLaVA-NeXT from pixels (`LlavaNextModel.get_image_features`): one image's AnyRes tiles
-/// `pixel_values` [1, tiles, 3, S, S] (the global view first) through the CLIP tower, then the
+/// `pixel_values` [1, tiles, 3, S, S] (the global view first) through the CLIP (or SigLIP) tower, then the
 /// projector on every tile and `pack_image_features` for `image_sizes` [[h, w]]. Built by the
 /// `llava_next` loader when `load_vision_tower` is true.
 #[derive(Debug)]

@@ -1,11 +1,12 @@
 //! Image in → LLM embeddings out: a model folder's image processor (`preprocessor_config.json`),
 //! vision tower and connector, as the model's `get_image_features` runs them (transformers
-//! `LlavaModel`, `LlavaNextModel`, `Blip2Model`).
+//! `LlavaModel`, `LlavaNextModel`, `LlavaOnevisionModel`, `Blip2Model`).
 //!
 //! ```text
 //! RgbImage → ImageProcessor (CPU, bit-exact PIL) → pixel_values [1, 3, S, S] | [1, tiles, 3, S, S]
 //!          → tower → connector (→ AnyRes packing)  — one recording, one submit per image
-//!          → output [N, C_text] per image (LLaVA [1, N, C], BLIP-2 [1, Q, C], LLaVA-NeXT [T, C])
+//!          → output per image: LLaVA [1, N, C_text], BLIP-2 [1, Q, C_text], LLaVA-NeXT and
+//!            OneVision [T, C_text] (tiles packed, newlines included)
 //! ```
 
 use std::path::Path;
@@ -25,7 +26,7 @@ pub struct Encoded {
 }
 
 /// A model's image path, built from a Hugging Face folder: `config.json` (a `llava`,
-/// `llava_next` or `blip-2` model with its vision tower), `preprocessor_config.json`, and the
+/// `llava_next`, `llava_onevision` or `blip-2` model with its vision tower), `preprocessor_config.json`, and the
 /// weights. See the module docs for the data flow.
 #[derive(Debug)]
 pub struct ImageEncoder {

@@ -82,6 +82,10 @@ fn llava_onevision(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<
                 v[k] = d;
             }
         }
+        // A vision_config without model_type is SiglipVisionConfig's there.
+        if v["vision_config"].is_object() && v["vision_config"].get("model_type").is_none() {
+            v["vision_config"]["model_type"] = serde_json::json!("siglip_vision_model");
+        }
         let tower = super::VisionTower::load(g, &Config::from_value(v), ws)?;
         return Ok(Box::new(super::from_pixels::LlavaOnevisionFromPixels { tower, onevision: LlavaOnevision::load(g, c, ws)? }));
     }

@@ -57,7 +57,8 @@ impl ClipLayer {
     }
 }
 
-/// A vision tower (CLIP, or BLIP-2's EVA ViT), loaded up to the layer the model uses.
+/// A vision tower (CLIP, SigLIP, or BLIP-2's EVA ViT), loaded up to the deepest layer the model
+/// selects.
 #[derive(Debug)]
 pub struct VisionTower {
     patch_embedding: Linear,
@@ -237,8 +238,11 @@ impl VisionTower {
         })
     }
 
-    /// Records the tower. pixel_values [B, 3, S, S] → the selected features [B, N, C] (or
-    /// [B, 1+N, C] with the `full` strategy). Errors: [`Error::Shape`] naming `pixel_values`.
+    /// Records the tower. pixel_values [B, 3, S, S] (S = `image_size`; pixels past the last
+    /// whole patch are not read) → the selected features [B, T, C·L]: T = the tokens (CLIP and
+    /// EVA: 1 + N with N = (S / p)², SigLIP: N) less the first with the `default` strategy, L =
+    /// the number of feature layers (BLIP-2: `post_layernorm` of the last, L = 1, all 1 + N).
+    /// Errors: [`Error::Shape`] naming `pixel_values`.
     pub fn forward(&self, rec: &mut Recorder, pixel_values: &Tensor) -> Result<Tensor> {
         pixel_values.expect_float(rec.gpu(), "pixel_values")?;
         let (s, c) = (self.image_size, self.hidden_size);

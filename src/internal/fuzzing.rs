@@ -81,20 +81,22 @@ pub fn run_inputs_bytes(connectors: &[Connector], data: &[u8]) -> Result<()> {
 }
 
 /// Image harness: the first byte picks a processor (CLIP shortest edge + crop, LLaVA-NeXT AnyRes,
-/// BLIP's square, SigLIP's bilinear; small sizes, so fuzzing stays fast), the rest is a PNG or
+/// BLIP's square, SigLIP's bilinear, OneVision's AnyRes; small sizes, so fuzzing stays fast), the rest is a PNG or
 /// JPEG file decoded within 4096-px sides and 64 MiB, then preprocessed: `pixel_values` or an
 /// error, never a panic or an unbounded allocation.
 pub fn preprocess_image_bytes(data: &[u8]) -> Result<Vec<f32>> {
     use crate::preprocess::{ImageLimits, ImageProcessor, RgbImage};
     let Some((&pick, rest)) = data.split_first() else { return Ok(Vec::new()) };
-    let config = match pick % 4 {
+    let config = match pick % 5 {
         0 => serde_json::json!({"image_processor_type": "CLIPImageProcessor", "size": {"shortest_edge": 28}, "crop_size": 28}),
         1 => serde_json::json!({"image_processor_type": "LlavaNextImageProcessor", "size": {"shortest_edge": 14},
             "crop_size": {"height": 14, "width": 14}, "image_grid_pinpoints": [[14, 28], [28, 14], [28, 28], [42, 14]]}),
         2 => serde_json::json!({"image_processor_type": "BlipImageProcessor", "size": {"height": 21, "width": 21}}),
-        _ => serde_json::json!({"image_processor_type": "SiglipImageProcessor", "size": {"height": 30, "width": 30}}),
+        3 => serde_json::json!({"image_processor_type": "SiglipImageProcessor", "size": {"height": 30, "width": 30}}),
+        _ => serde_json::json!({"image_processor_type": "LlavaOnevisionImageProcessor", "size": {"height": 14, "width": 14},
+            "image_grid_pinpoints": [[14, 14], [14, 28], [28, 28], [42, 28]]}),
     };
     let processor = ImageProcessor::from_config(&Config::from_value(config))?;
-    let img = RgbImage::decode_with(rest, "fuzz", ImageLimits { max_side: 4096, max_alloc: 64 << 20 })?;
+    let img = RgbImage::decode_with(rest, "fuzz", ImageLimits { max_side: 4096, max_alloc: 64 << 20, ..Default::default() })?;
     Ok(processor.preprocess(&img)?.pixel_values)
 }

@@ -14,6 +14,7 @@
 //! The geometry follows `../shared/golden/README.md` ("Preprocessing, step by step") to the f64
 //! operation, so `pixel_values` match the reference bit for bit.
 
+use super::geometry::{self, best_pinpoint, center_crop, fit, pad_center};
 use super::resize::{resize, Filter};
 use super::RgbImage;
 use crate::checkpoint::Config;
@@ -22,9 +23,23 @@ use crate::runtime::{Error, Result};
 /// Largest image a resize may produce, pixels: a 1×30000 photo resized to a 336 shortest edge
 /// would be 10⁷ px long; refused instead of allocated.
 const MAX_RESIZED_PIXELS: usize = 1 << 26;
+/// Largest output a config may ask for, pixels per `size`, `crop_size` or pinpoint (2^24: a
+/// 4096² view; the largest released pinpoint, OneVision's 2304², is a third of it), so
+/// `pixel_values` stay within 2^24 · 3 floats per view.
+const MAX_CONFIG_PIXELS: usize = 1 << 24;
+/// Most AnyRes tiles a pinpoint may cut (OneVision's largest, 2304² at 384, cuts 36).
+const MAX_TILES: usize = 1024;
+
+/// `field`'s `h × w` within [`MAX_CONFIG_PIXELS`].
+fn check_area(field: &str, h: usize, w: usize) -> Result<()> {
+    match h.checked_mul(w) {
+        Some(a) if a <= MAX_CONFIG_PIXELS => Ok(()),
+        _ => Err(Error::config(field, format!("{h}x{w}: at most 2^24 pixels"))),
+    }
+}
 
 /// How an image is resized before cropping.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Resize {
     /// `size.shortest_edge`: the short side to S, the long one to `int(S·long/short)`.
     ShortestEdge(usize),
@@ -48,7 +63,9 @@ pub struct Processed {
 pub struct ImageProcessor {
     /// `image_processor_type` as written (a `Fast` / `Pil` suffix is accepted: one algorithm).
     pub kind: String,
-    resize: Option<Resize>,
+    /// `size`; applied when `do_resize` (AnyRes's global view is resized to it regardless).
+    size: Resize,
+    do_resize: bool,
     filter: Filter,
     crop: Option<[usize; 2]>,
     rescale: Option<f64>,
@@ -71,9 +88,19 @@ impl ImageProcessor {
     /// The processor a config describes; absent fields take the class's defaults (CLIP: shortest
     /// edge 224, crop 224; BLIP: 384×384; SigLIP: 224×224, mean/std 0.5, bilinear; LLaVA-NeXT:
     /// CLIP's with the llava-v1.6 pinpoints; OneVision: 384×384 tiles, no crop, pinpoints
-    /// 384·(1..=6) × 384·(1..=6)).
+    /// 384·(1..=6) × 384·(1..=6)). `image_processor_type` (or an old `feature_extractor_type`)
+    /// picks the class; `crop_size` is read for CLIP and LLaVA-NeXT only, as there.
+    /// Errors: [`Error::Config`] naming the field: an unknown or missing class, a malformed
+    /// value, `resample` other than 2 / 3, a zero `image_std`, a `size`, `crop_size` or pinpoint
+    /// past 2^24 pixels, pinpoints that are not multiples of the tile, or an AnyRes grid past
+    /// 1024 tiles or 2^26 output pixels.
     pub fn from_config(c: &Config) -> Result<ImageProcessor> {
-        let kind = c.opt_str("image_processor_type")?.unwrap_or_else(|| "CLIPImageProcessor".into());
+        // Older folders name the class `feature_extractor_type` (…FeatureExtractor).
+        let kind = match (c.opt_str("image_processor_type")?, c.opt_str("feature_extractor_type")?) {
+            (Some(k), _) => k,
+            (None, Some(f)) => f.replace("FeatureExtractor", "ImageProcessor"),
+            (None, None) => return Err(Error::config("image_processor_type", "missing (and no feature_extractor_type)")),
+        };
         let base = kind.trim_end_matches("Fast").trim_end_matches("Pil");
         let (size, crop, filter, mean, std) = match base {
             "CLIPImageProcessor" | "LlavaNextImageProcessor" => (Resize::ShortestEdge(224), Some([224, 224]), 3, CLIP_MEAN, CLIP_STD),
@@ -84,7 +111,7 @@ impl ImageProcessor {
                 return Err(Error::config(
                     "image_processor_type",
                     format!(
-                        "`{other}`: supported are CLIPImageProcessor, LlavaNextImageProcessor, BlipImageProcessor, SiglipImageProcessor"
+                        "`{other}`: supported are CLIPImageProcessor, LlavaNextImageProcessor, LlavaOnevisionImageProcessor, BlipImageProcessor, SiglipImageProcessor"
                     ),
                 ))
             }
@@ -102,7 +129,9 @@ impl ImageProcessor {
                 }
             }
         };
+        // Only CLIP's and LLaVA-NeXT's processors crop; the others ignore crop_size.
         let crop = match c.raw("crop_size") {
+            _ if crop.is_none() => None,
             None => crop,
             Some(serde_json::Value::Number(_)) => Some([c.usize("crop_size")?; 2]),
             Some(_) => {
@@ -164,11 +193,36 @@ impl ImageProcessor {
             }
             _ => None,
         };
+        match size {
+            Resize::ShortestEdge(e) => check_area("size.shortest_edge", e, e)?,
+            Resize::Exact(h, w) => check_area("size", h, w)?,
+        }
+        if let Some([h, w]) = crop {
+            check_area("crop_size", h, w)?;
+        }
+        for &[h, w] in anyres.iter().flat_map(|(p, _)| p) {
+            check_area("image_grid_pinpoints", h, w)?;
+        }
+        // AnyRes: each view's output pixels, the tiles of the largest pinpoint, and all of them.
+        if let Some((pins, tile)) = &anyres {
+            let view = match (crop, size) {
+                (Some([h, w]), _) | (None, Resize::Exact(h, w)) => h * w,
+                (None, Resize::ShortestEdge(e)) => e * e,
+            };
+            let most = pins.iter().map(|[h, w]| (h / tile) * (w / tile)).max().unwrap_or(0);
+            if most > MAX_TILES || (most + 1) * view > MAX_RESIZED_PIXELS {
+                return Err(Error::config(
+                    "image_grid_pinpoints",
+                    format!("up to {most} tiles of {view} pixels each: at most {MAX_TILES} tiles and 2^26 pixels in all"),
+                ));
+            }
+        }
         Ok(ImageProcessor {
             kind,
-            resize: flag("do_resize", true)?.then_some(size),
+            size,
+            do_resize: flag("do_resize", true)?,
             filter,
-            crop: if flag("do_center_crop", !square)? { crop } else { None },
+            crop: if flag("do_center_crop", crop.is_some())? { crop } else { None },
             rescale,
             mean_std,
             anyres,
@@ -180,9 +234,17 @@ impl ImageProcessor {
         self.anyres.is_some()
     }
 
-    /// `pixel_values` of one image. Errors: [`Error::Image`] when a resize would exceed 2^26
-    /// pixels (an extreme aspect ratio) or a crop/tile side is zero.
+    /// `pixel_values` of one image. Errors: [`Error::Image`] for an image whose bytes are not
+    /// `height · width · 3` with both sides ≥ 1, or whose resize would exceed 2^26 pixels (an
+    /// extreme aspect ratio, e.g. 1×30000 to a 336 shortest edge), or AnyRes tiles that come out
+    /// of different sizes (a `size` that is not square).
     pub fn preprocess(&self, img: &RgbImage) -> Result<Processed> {
+        if img.height == 0 || img.width == 0 || img.height.checked_mul(img.width).and_then(|n| n.checked_mul(3)) != Some(img.data.len()) {
+            return Err(Error::Image {
+                source_name: "<image>".into(),
+                message: format!("{} bytes for {}x{} RGB (need height·width·3, sides ≥ 1)", img.data.len(), img.height, img.width),
+            });
+        }
         let image_size = [img.height, img.width];
         let Some((pins, tile)) = &self.anyres else {
             let (data, [h, w]) = self.normalize(&self.resize_crop(img)?);
@@ -190,24 +252,15 @@ impl ImageProcessor {
         };
         let (ph, pw) = best_pinpoint(pins, img.height, img.width);
         let (rh, rw) = fit(img.height, img.width, ph, pw);
-        let fitted = self.resized(img, rh, rw)?;
-        let mut padded = RgbImage { width: pw, height: ph, data: vec![0; ph * pw * 3] };
-        let (top, left) = ((ph - rh) / 2, (pw - rw) / 2);
-        for y in 0..rh {
-            let dst = ((top + y) * pw + left) * 3;
-            padded.data[dst..dst + rw * 3].copy_from_slice(&fitted.data[y * rw * 3..(y + 1) * rw * 3]);
-        }
-        let global = match self.resize {
-            Some(Resize::ShortestEdge(s)) => self.resized(img, s, s)?,
-            Some(Resize::Exact(h, w)) => self.resized(img, h, w)?,
-            None => img.clone(),
+        let padded = pad_center(&self.resized(img, rh, rw)?, ph, pw);
+        // The global view: the whole photo resized to `size` as a pair (shortest_edge²), even
+        // with do_resize false (`get_image_patches` always resizes it).
+        let global = match self.size {
+            Resize::ShortestEdge(s) => self.resized(img, s, s)?,
+            Resize::Exact(h, w) => self.resized(img, h, w)?,
         };
         let mut tiles = vec![global];
-        for ty in 0..ph / tile {
-            for tx in 0..pw / tile {
-                tiles.push(crop_at(&padded, ty * tile, tx * tile, *tile, *tile));
-            }
-        }
+        tiles.extend(geometry::tiles(&padded, *tile));
         let mut data = Vec::new();
         let mut hw = [0, 0];
         for t in &tiles {
@@ -235,8 +288,9 @@ impl ImageProcessor {
     /// `_preprocess`'s resize then center crop (transformers' `center_crop`: zero-padded when the
     /// crop is larger).
     fn resize_crop(&self, img: &RgbImage) -> Result<RgbImage> {
-        let img = match self.resize {
-            Some(Resize::ShortestEdge(s)) => {
+        let img = match (self.do_resize, self.size) {
+            (false, _) => img.clone(),
+            (true, Resize::ShortestEdge(s)) => {
                 let (short, long) = (img.height.min(img.width), img.height.max(img.width));
                 let long = ((s as f64 * long as f64) / short as f64) as usize;
                 match img.height <= img.width {
@@ -244,27 +298,12 @@ impl ImageProcessor {
                     false => self.resized(img, long, s)?,
                 }
             }
-            Some(Resize::Exact(h, w)) => self.resized(img, h, w)?,
-            None => img.clone(),
+            (true, Resize::Exact(h, w)) => self.resized(img, h, w)?,
         };
-        let Some([ch, cw]) = self.crop else { return Ok(img) };
-        if ch == 0 || cw == 0 {
-            return Err(Error::config("crop_size", "sides must be ≥ 1"));
-        }
-        // Offsets in the image (may be negative: then zero padding), Python floor division.
-        let top = (img.height as i64 - ch as i64).div_euclid(2);
-        let left = (img.width as i64 - cw as i64).div_euclid(2);
-        let mut out = RgbImage { width: cw, height: ch, data: vec![0; ch * cw * 3] };
-        for y in 0..ch as i64 {
-            for x in 0..cw as i64 {
-                let (sy, sx) = (top + y, left + x);
-                if (0..img.height as i64).contains(&sy) && (0..img.width as i64).contains(&sx) {
-                    let (s, d) = (((sy as usize) * img.width + sx as usize) * 3, ((y as usize) * cw + x as usize) * 3);
-                    out.data[d..d + 3].copy_from_slice(&img.data[s..s + 3]);
-                }
-            }
-        }
-        Ok(out)
+        Ok(match self.crop {
+            Some(crop) => center_crop(&img, crop),
+            None => img,
+        })
     }
 
     /// Rescale and normalise to channel-first f32: `x = f32(f64(u8)·rescale)`, then
@@ -287,36 +326,4 @@ impl ImageProcessor {
         }
         (out, [h, w])
     }
-}
-
-/// `select_best_resolution`: the pinpoint keeping the most of the photo, then wasting least.
-fn best_pinpoint(pins: &[[usize; 2]], h: usize, w: usize) -> (usize, usize) {
-    let mut best = (pins[0][0], pins[0][1]);
-    let (mut best_eff, mut best_waste) = (0i64, i64::MAX);
-    for &[ph, pw] in pins {
-        let scale = (pw as f64 / w as f64).min(ph as f64 / h as f64);
-        let eff = (((w as f64 * scale) as i64) * ((h as f64 * scale) as i64)).min((w * h) as i64);
-        let waste = (ph * pw) as i64 - eff;
-        if eff > best_eff || (eff == best_eff && waste < best_waste) {
-            (best, best_eff, best_waste) = ((ph, pw), eff, waste);
-        }
-    }
-    best
-}
-
-/// `get_patch_output_size`: the photo resized to fit (ph, pw), aspect kept.
-fn fit(h: usize, w: usize, ph: usize, pw: usize) -> (usize, usize) {
-    let (sw, sh) = (pw as f64 / w as f64, ph as f64 / h as f64);
-    match sw < sh {
-        true => (((h as f64 * sw).ceil() as usize).min(ph).max(1), pw),
-        false => (ph, ((w as f64 * sh).ceil() as usize).min(pw).max(1)),
-    }
-}
-
-fn crop_at(img: &RgbImage, top: usize, left: usize, h: usize, w: usize) -> RgbImage {
-    let mut data = Vec::with_capacity(h * w * 3);
-    for y in top..top + h {
-        data.extend_from_slice(&img.data[(y * img.width + left) * 3..(y * img.width + left + w) * 3]);
-    }
-    RgbImage { width: w, height: h, data }
 }

@@ -15,19 +15,28 @@ type Named = (String, Vec<usize>, Vec<f32>);
 /// Encodes `images` and writes `output` (with `all`: `pixel_values`, `vision_features` and the
 /// connector's intermediates too). One image keeps the model's shapes; several are concatenated
 /// on axis 0 where their shapes past it agree (LLaVA [n, N, C]; LLaVA-NeXT's rows [ΣT, C]), and
-/// written as `NAME.i` per image where they do not (AnyRes `pixel_values` with other tile counts).
+/// written as `NAME.i` per image where they do not (AnyRes `pixel_values` with other tile counts);
+/// with several images, `output_tokens` [n] holds each image's token count, to split `output`.
 pub fn encode(dir: &Path, images: &[PathBuf], output: &Path, opts: &LoadOptions, all: bool) -> Result<()> {
     let gpu = Gpu::new()?;
     let enc = ImageEncoder::from_dir_opts(&gpu, dir, opts)?;
-    let decoded = images.iter().map(RgbImage::open).collect::<Result<Vec<_>>>()?;
     let mut per_image: Vec<Vec<Named>> = Vec::new();
-    for (path, img) in images.iter().zip(&decoded) {
+    let mut tokens = Vec::new();
+    for path in images {
+        // One photo decoded at a time; a processing error names its file.
+        let img = RgbImage::open(path)?;
         let t0 = Instant::now();
-        let p = enc.processor().preprocess(img)?;
+        let p = enc.processor().preprocess(&img).map_err(|e| match e {
+            vlm_connectors::Error::Image { message, .. } => {
+                vlm_connectors::Error::Image { source_name: path.display().to_string(), message }
+            }
+            e => e,
+        })?;
         let t1 = Instant::now();
         let outs = enc.run(&gpu, &p)?;
         let (pre, run) = ((t1 - t0).as_secs_f64() * 1e3, t1.elapsed().as_secs_f64() * 1e3);
         let out = outs.get("output")?;
+        tokens.push(out.shape[..out.shape.len() - 1].iter().product::<usize>() as f32);
         println!(
             "{}: {}x{} → pixel_values {:?} → output {:?}  (preprocess {pre:.1} ms, tower + connector {run:.1} ms)",
             path.display(),
@@ -43,7 +52,10 @@ pub fn encode(dir: &Path, images: &[PathBuf], output: &Path, opts: &LoadOptions,
         }
         per_image.push(named);
     }
-    let merged = merge(per_image);
+    let mut merged = merge(per_image);
+    if tokens.len() > 1 {
+        merged.push(("output_tokens".into(), vec![tokens.len()], tokens));
+    }
     let views: Vec<(&str, &[usize], &[f32])> = merged.iter().map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice())).collect();
     save_f32(output, &views)?;
     println!("wrote {}: {}", output.display(), merged.iter().map(|(n, s, _)| format!("{n} {s:?}")).collect::<Vec<_>>().join(", "));

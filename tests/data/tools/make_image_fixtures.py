@@ -16,3 +16,16 @@ im.convert("CMYK").save(out + "cmyk.jpg", quality=95)
 Image.open(out + "cmyk.jpg").convert("RGB").save(out + "cmyk_pil_rgb.png")
 full = np.asarray(Image.open("assets/images/coffee.jpg").convert("RGB"))
 Image.fromarray(full[150:246, 250:346]).save(out + "coffee_jpg_pil_crop.png")
+
+# Resizes Pillow 13 does, for the port in src/preprocess/resize.rs (inputs are crops of coffee.png:
+# [top, left, height, width]; outputs [height, width]; the file names say all of it).
+coffee = Image.open("assets/images/coffee.png").convert("RGB")
+for (top, left, h, w), (oh, ow), f in [
+    ((0, 0, 400, 200), (42, 42), Image.BICUBIC),   # tall: Pillow 13 goes vertical first
+    ((0, 0, 400, 600), (30, 30), Image.BILINEAR),  # SigLIP's filter
+    ((100, 200, 13, 17), (40, 50), Image.BICUBIC), # upscale on both axes
+    ((100, 200, 13, 17), (9, 50), Image.BILINEAR), # one axis down, one up
+]:
+    name = "bicubic" if f == Image.BICUBIC else "bilinear"
+    crop = coffee.crop((left, top, left + w, top + h))
+    crop.resize((ow, oh), f).save(out + f"resize_{top}_{left}_{h}x{w}_to_{oh}x{ow}_{name}.png")
