@@ -133,6 +133,7 @@ fn vlmc_run_takes_pixel_values() {
             String::from_utf8_lossy(&st.stdout).to_string()
         };
         assert!(info(&[]).contains("from pixels: `vlmc run`"), "{name}");
+        assert!(info(&[]).contains("images: `vlmc encode` runs"), "{name}");
         assert!(info(&["--set", "load_vision_tower=true"]).contains("inputs: pixel_values"), "{name}");
         let (got, want) = (WeightSource::open_file(&out).unwrap(), WeightSource::open_file(dir.join("expected.safetensors")).unwrap());
         for &o in outputs {

@@ -69,7 +69,8 @@ enum Cmd {
         #[arg(long = "set", value_name = "FIELD=JSON")]
         set: Vec<String>,
     },
-    /// Run the connectors at the seed's shapes with random weights and time them.
+    /// A photo through LLaVA-1.5's image path (processor, CLIP-L/336 tower, projector), then the
+    /// connectors at the seed's shapes; all with random weights, timed.
     Demo {
         /// Forwards to time after one warm-up (default: 5 on a GPU, 1 on a CPU adapter).
         #[arg(long)]
@@ -242,8 +243,14 @@ fn describe(dir: &std::path::Path, overrides: &[(String, serde_json::Value)]) ->
     println!("{}: model_type `{}` → {} ({})", dir.display(), c.model_type(), c.entry().class, c.entry().reference);
     println!("inputs: {}", c.input_names().join(", "));
     println!("tokens per image: {}", vlm_connectors::connectors::tokens::tokens_per_image(c.config())?);
-    if ["llava", "llava_next", "llava_onevision", "blip-2"].contains(&c.model_type()) && !c.input_names().contains(&"pixel_values") {
-        println!("from pixels: `vlmc run` on a file with pixel_values (or --set load_vision_tower=true) also runs the vision tower");
+    if vlm_connectors::connectors::models::TOWER_MODEL_TYPES.contains(&c.model_type()) {
+        if !c.input_names().contains(&"pixel_values") {
+            println!("from pixels: `vlmc run` on a file with pixel_values (or --set load_vision_tower=true) also runs the vision tower");
+        }
+        match vlm_connectors::preprocess::ImageProcessor::from_file(dir.join("preprocessor_config.json")) {
+            Ok(p) => println!("images: `vlmc encode` runs {} → the vision tower → this connector", p.kind),
+            Err(e) => println!("images: `vlmc encode` cannot run here: {e}"),
+        }
     }
     match c.inferred() {
         None => {

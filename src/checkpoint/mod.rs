@@ -11,4 +11,4 @@ pub(crate) mod torch;
 pub mod weights;
 
 pub use config::Config;
-pub use weights::{save_f32, HostTensor, WeightSource};
+pub use weights::{save_f32, save_tensors, HostTensor, WeightSource};

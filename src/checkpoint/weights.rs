@@ -372,15 +372,24 @@ fn is_torch_file(p: &Path) -> bool {
 
 /// Writes f32 tensors to a safetensors file.
 pub fn save_f32(path: impl AsRef<Path>, tensors: &[(&str, &[usize], &[f32])]) -> Result<()> {
+    save_tensors(path, tensors, &[])
+}
+
+/// Writes f32 and i64 tensors (e.g. `image_sizes`) to a safetensors file. Errors: [`Error::Io`]
+/// when the file cannot be written (a missing folder, no permission), [`Error::Safetensors`]
+/// for a shape that does not match its data.
+pub fn save_tensors(path: impl AsRef<Path>, floats: &[(&str, &[usize], &[f32])], ints: &[(&str, &[usize], &[i64])]) -> Result<()> {
     let path = path.as_ref();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, s, d)| {
-            let v = safetensors::tensor::TensorView::new(Dtype::F32, s.to_vec(), bytemuck::cast_slice(d))
-                .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })?;
-            Ok((n.to_string(), v))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::tensor::serialize_to_file(views, None, path)
-        .map_err(|e| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() })
+    let bad = |e: safetensors::SafeTensorError| Error::Safetensors { path: path.to_path_buf(), message: e.to_string() };
+    let mut views: Vec<(String, safetensors::tensor::TensorView)> = Vec::new();
+    for (n, s, d) in floats {
+        views.push((n.to_string(), safetensors::tensor::TensorView::new(Dtype::F32, s.to_vec(), bytemuck::cast_slice(d)).map_err(bad)?));
+    }
+    for (n, s, d) in ints {
+        views.push((n.to_string(), safetensors::tensor::TensorView::new(Dtype::I64, s.to_vec(), bytemuck::cast_slice(d)).map_err(bad)?));
+    }
+    safetensors::tensor::serialize_to_file(views, None, path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(io) => Error::io(path, io),
+        e => bad(e),
+    })
 }

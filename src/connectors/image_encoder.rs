@@ -46,6 +46,15 @@ impl ImageEncoder {
     /// is set to true unless the overrides set it.
     pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<ImageEncoder> {
         let dir = dir.as_ref();
+        // The model type first: a folder whose tower is not here needs no processor to be refused.
+        let model_type = crate::checkpoint::Config::from_file(dir.join("config.json"))?.str("model_type")?;
+        if !super::models::TOWER_MODEL_TYPES.contains(&model_type.as_str()) {
+            let known = super::models::TOWER_MODEL_TYPES.join(", ");
+            return Err(Error::config(
+                "model_type",
+                format!("`{model_type}` cannot encode images here: its vision tower is not in this crate (towers: {known})"),
+            ));
+        }
         let processor = ImageProcessor::from_file(dir.join("preprocessor_config.json"))?;
         let mut opts = opts.clone();
         if !opts.overrides.iter().any(|(k, _)| k == "load_vision_tower") {
@@ -62,9 +71,13 @@ impl ImageEncoder {
             return Err(Error::config("load_vision_tower", format!("`{}` was loaded without its vision tower", connector.model_type())));
         }
         if processor.is_anyres() != connector.input_names().contains(&"image_sizes") {
+            let (needs, has) = match processor.is_anyres() {
+                true => ("a processor without AnyRes tiles (CLIPImageProcessor, BlipImageProcessor, SiglipImageProcessor)", "tiles"),
+                false => ("an AnyRes processor (LlavaNextImageProcessor, LlavaOnevisionImageProcessor)", "does not tile"),
+            };
             return Err(Error::config(
                 "image_processor_type",
-                format!("`{}` does not fit `{}` (AnyRes tiling on one side only)", processor.kind, connector.model_type()),
+                format!("`{}` {has}, but `{}` needs {needs}", processor.kind, connector.model_type()),
             ));
         }
         Ok(ImageEncoder { connector, processor })

@@ -32,6 +32,9 @@ fn weights<'a>(ws: Option<&'a WeightSource>, cfg: &Config) -> Result<&'a WeightS
     ws.ok_or_else(|| Error::config("model_type", format!("`{}` needs weights", cfg.str("model_type").unwrap_or_default())))
 }
 
+/// The `model_type`s whose vision tower runs here (`load_vision_tower`, `ImageEncoder`).
+pub const TOWER_MODEL_TYPES: &[&str] = &["llava", "llava_next", "llava_onevision", "blip-2"];
+
 /// The caller's `load_vision_tower` override (not a model field: its absence is not noted).
 /// Errors: [`Error::Config`] for a value other than true or false.
 pub fn tower_requested(c: &Config) -> Result<bool> {

@@ -153,7 +153,7 @@ impl Connector {
         if super::models::tower_requested(cfg)? && !model.inputs().contains(&"pixel_values") {
             return Err(Error::config(
                 "load_vision_tower",
-                format!("`{model_type}` has no vision tower here; pixel_values run for llava, llava_next, llava_onevision and blip-2"),
+                format!("`{model_type}` has no vision tower here; pixel_values run for {}", super::models::TOWER_MODEL_TYPES.join(", ")),
             ));
         }
         let weights_read = ws.map_or((Vec::new(), 0), |w| (w.read_names(), w.names().len()));

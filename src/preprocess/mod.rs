@@ -38,7 +38,7 @@ pub struct RgbImage {
 
 impl std::fmt::Debug for RgbImage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RgbImage({}x{})", self.height, self.width)
+        write!(f, "RgbImage({} wide × {} high)", self.width, self.height)
     }
 }
 
@@ -63,7 +63,8 @@ impl Default for ImageLimits {
 }
 
 impl RgbImage {
-    /// An image from `height · width · 3` RGB bytes. Errors: [`Error::Image`] for a zero side or a
+    /// An image from `height · width · 3` RGB bytes, row-major (height first, as `[H, W, 3]` arrays
+    /// and transformers' `image_sizes` (h, w) order them; the `image` crate says width first). Errors: [`Error::Image`] for a zero side or a
     /// length that does not match.
     pub fn new(height: usize, width: usize, data: Vec<u8>) -> Result<RgbImage> {
         if height == 0 || width == 0 || height.checked_mul(width).and_then(|n| n.checked_mul(3)) != Some(data.len()) {

@@ -40,8 +40,8 @@ pub fn photo_demo(gpu: &Gpu, dtype: DType, cpu: bool) -> Result<()> {
     let p = enc.processor().preprocess(&img)?;
     let pre = t0.elapsed().as_secs_f64() * 1e3;
     println!(
-        "image path: astronaut.png {}x{} → CLIPImageProcessor (bicubic 336, crop 336) → pixel_values {:?}  {pre:.0} ms on the CPU",
-        img.height, img.width, p.shape
+        "image path (random weights: real shapes and times, not meaningful embeddings): astronaut.png {}×{} (w×h) → CLIPImageProcessor (bicubic 336, crop 336) → pixel_values {:?}  {pre:.0} ms on the CPU",
+        img.width, img.height, p.shape
     );
     if cpu {
         println!("  CPU adapter: the CLIP ViT-L/14-336 tower runs {layers} of the {LLAVA_LAYERS} layers LLaVA-1.5 uses, to keep the demo short (real widths and token counts)");
