@@ -89,8 +89,9 @@ fn llava_onevision(g: &Gpu, c: &Config, w: Option<&WeightSource>) -> Result<Box<
         if v["vision_config"].is_object() && v["vision_config"].get("model_type").is_none() {
             v["vision_config"]["model_type"] = serde_json::json!("siglip_vision_model");
         }
-        let tower = super::VisionTower::load(g, &Config::from_value(v), ws)?;
-        return Ok(Box::new(super::from_pixels::LlavaOnevisionFromPixels { tower, onevision: LlavaOnevision::load(g, c, ws)? }));
+        let c = Config::from_value(v);
+        let tower = super::VisionTower::load(g, &c, ws)?;
+        return Ok(Box::new(super::from_pixels::LlavaOnevisionFromPixels { tower, onevision: LlavaOnevision::load(g, &c, ws)? }));
     }
     Ok(Box::new(LlavaOnevision::load(g, c, ws)?))
 }

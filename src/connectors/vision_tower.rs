@@ -290,18 +290,16 @@ impl VisionTower {
         if let Some(ln) = &self.post_layernorm {
             picked.push((self.layers.len() + 1, ln.forward(rec, &h)?));
         }
+        let state = |want: &usize| {
+            picked.iter().find(|(i, _)| i == want).map(|(_, t)| t.clone()).ok_or_else(|| Error::config("vision_feature_layer", "not run"))
+        };
         let h = match &self.features[..] {
-            [one] => picked
-                .into_iter()
-                .find(|(i, _)| i == one)
-                .map(|(_, h)| h)
-                .ok_or_else(|| Error::config("vision_feature_layer", "not run"))?,
+            [one] => state(one)?,
             list => {
                 // Channel concat: [b·t, L, c] is [b, t, L·c]; layer j's rows go to slot j.
                 let out = Tensor::empty(rec.gpu(), &[b * t, list.len(), c], h.dtype())?;
                 for (j, want) in list.iter().enumerate() {
-                    let src = &picked.iter().find(|(i, _)| i == want).ok_or_else(|| Error::config("vision_feature_layer", "not run"))?.1;
-                    record_copy_rows(rec, &src.reshape(&[b * t, 1, c])?, 0, &out, j, 1)?;
+                    record_copy_rows(rec, &state(want)?.reshape(&[b * t, 1, c])?, 0, &out, j, 1)?;
                 }
                 out.reshape(&[b, t, list.len() * c])?
             }

@@ -67,13 +67,22 @@ impl RgbImage {
     /// and transformers' `image_sizes` (h, w) order them; the `image` crate says width first). Errors: [`Error::Image`] for a zero side or a
     /// length that does not match.
     pub fn new(height: usize, width: usize, data: Vec<u8>) -> Result<RgbImage> {
-        if height == 0 || width == 0 || height.checked_mul(width).and_then(|n| n.checked_mul(3)) != Some(data.len()) {
+        let img = RgbImage { width, height, data };
+        img.check()?;
+        Ok(img)
+    }
+
+    /// [`Error::Image`] unless both sides are ≥ 1 and `data` holds `height · width · 3` bytes (the
+    /// fields are public, so the processor checks before it indexes).
+    pub fn check(&self) -> Result<()> {
+        let (h, w) = (self.height, self.width);
+        if h == 0 || w == 0 || h.checked_mul(w).and_then(|n| n.checked_mul(3)) != Some(self.data.len()) {
             return Err(Error::Image {
                 source_name: "<pixels>".into(),
-                message: format!("{} bytes for {height}x{width} RGB (need height·width·3, sides ≥ 1)", data.len()),
+                message: format!("{} bytes for {h}x{w} RGB (need height·width·3, sides ≥ 1)", self.data.len()),
             });
         }
-        Ok(RgbImage { width, height, data })
+        Ok(())
     }
 
     /// Decodes a PNG or JPEG file (the format from its first bytes) to RGB with the default

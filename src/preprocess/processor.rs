@@ -70,7 +70,8 @@ pub struct ImageProcessor {
     crop: Option<[usize; 2]>,
     rescale: Option<f64>,
     mean_std: Option<([f32; 3], [f32; 3])>,
-    /// AnyRes: `image_grid_pinpoints` (h, w) and the tile side (`crop_size.height`).
+    /// AnyRes: `image_grid_pinpoints` (h, w) and the tile side (`crop_size.height`; OneVision's
+    /// `size.height`).
     anyres: Option<(Vec<[usize; 2]>, usize)>,
 }
 
@@ -239,12 +240,7 @@ impl ImageProcessor {
     /// extreme aspect ratio, e.g. 1×30000 to a 336 shortest edge), or AnyRes tiles that come out
     /// of different sizes (a `size` that is not square).
     pub fn preprocess(&self, img: &RgbImage) -> Result<Processed> {
-        if img.height == 0 || img.width == 0 || img.height.checked_mul(img.width).and_then(|n| n.checked_mul(3)) != Some(img.data.len()) {
-            return Err(Error::Image {
-                source_name: "<image>".into(),
-                message: format!("{} bytes for {}x{} RGB (need height·width·3, sides ≥ 1)", img.data.len(), img.height, img.width),
-            });
-        }
+        img.check()?;
         let image_size = [img.height, img.width];
         let Some((pins, tile)) = &self.anyres else {
             let (data, [h, w]) = self.normalize(&self.resize_crop(img)?);

@@ -30,9 +30,7 @@ pub fn encode(dir: &Path, images: &[PathBuf], output: &Path, opts: &LoadOptions,
         let img = RgbImage::open(path)?;
         let t0 = Instant::now();
         let p = enc.processor().preprocess(&img).map_err(|e| match e {
-            vlm_connectors::Error::Image { message, .. } => {
-                vlm_connectors::Error::Image { source_name: path.display().to_string(), message }
-            }
+            Error::Image { message, .. } => Error::Image { source_name: path.display().to_string(), message },
             e => e,
         })?;
         let t1 = Instant::now();

@@ -26,9 +26,9 @@ fn flops(layers: usize) -> f64 {
     patches + layers as f64 * layer + projector
 }
 
-/// Runs the photo through LLaVA-1.5's image path. On a CPU adapter the tower stops after
-/// `cpu_layers` of its 23 layers (`vision_feature_layer` = that index) so the demo stays short;
-/// the output says so and extrapolates.
+/// Runs the photo through LLaVA-1.5's image path. On a CPU adapter the tower stops after 6 of
+/// its 23 layers (`vision_feature_layer` 6) so the demo stays short; the output says so and
+/// extrapolates.
 pub fn photo_demo(gpu: &Gpu, dtype: DType, cpu: bool) -> Result<()> {
     let layers = if cpu { 6 } else { LLAVA_LAYERS };
     let processor = ImageProcessor::from_config(&Config::from_value(serde_json::json!({
