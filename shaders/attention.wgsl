@@ -67,7 +67,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     }
     workgroupBarrier();
 
-    var m = -3.4028235e38;   // running max, starts at -FLT_MAX (finite: no inf − inf)
+    var m = -0x1.fffffep+127f;   // running max, starts at -FLT_MAX (finite: no inf − inf)
     var l = 0.0;             // running Σ exp(s − m)
     var acc0 = 0.0;          // output channel li
     var acc1 = 0.0;          // output channel li + 64
@@ -88,7 +88,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
         }
         workgroupBarrier();
         // 3. Tile max (every thread scans the tile), rescale the running state.
-        var tmax = -3.4028235e38;
+        var tmax = -0x1.fffffep+127f;
         for (var t = 0u; t < nk; t++) { tmax = max(tmax, ps[t]); }
         let m_new = max(m, tmax);
         let corr = exp(m - m_new);
@@ -127,7 +127,7 @@ fn attention(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
 // threads 0..7 keep the running max / sum of one query each, and every thread accumulates its
 // channels t and t + 64 for the 8 queries. Grid (ceil(lq/8), heads, batch).
 const QB: u32 = 8u;
-const NEG_MAX: f32 = -3.4028235e38;
+const NEG_MAX: f32 = -0x1.fffffep+127f;
 
 var<workgroup> qs8: array<f32, 1024>;     // [QB][DMAX], pre-scaled
 var<workgroup> ps8: array<f32, 512>;      // [QB][WG]: scores, then probabilities

@@ -30,7 +30,7 @@ struct TomeParams {
 @group(0) @binding(6) var<storage, read_write> out: array<elem>;
 @group(0) @binding(7) var<storage, read_write> out_size: array<elem>;
 
-const NEG_MAX: f32 = -3.4028235e38;
+const NEG_MAX: f32 = -0x1.fffffep+127f;
 
 fn inv_norm(b: u32, tok: u32) -> f32 {
     var s = 0.0;

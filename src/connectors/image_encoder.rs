@@ -47,20 +47,18 @@ impl ImageEncoder {
     pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<ImageEncoder> {
         let dir = dir.as_ref();
         // The model type first: a folder whose tower is not here needs no processor to be refused.
-        let model_type = crate::checkpoint::Config::from_file(dir.join("config.json"))?.str("model_type")?;
-        if !super::models::TOWER_MODEL_TYPES.contains(&model_type.as_str()) {
-            let known = super::models::TOWER_MODEL_TYPES.join(", ");
-            return Err(Error::config(
-                "model_type",
-                format!("`{model_type}` cannot encode images here: its vision tower is not in this crate (towers: {known})"),
-            ));
-        }
+        check_tower(&crate::checkpoint::Config::from_file(dir.join("config.json"))?)?;
         let processor = ImageProcessor::from_file(dir.join("preprocessor_config.json"))?;
-        let mut opts = opts.clone();
-        if !opts.overrides.iter().any(|(k, _)| k == "load_vision_tower") {
-            opts.overrides.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
-        }
-        Self::new(Connector::from_dir_opts(gpu, dir, &opts)?, processor)
+        Self::new(Connector::from_dir_opts(gpu, dir, &with_tower(opts))?, processor)
+    }
+
+    /// From bytes in memory (the web build's `fetch`ed files): `config.json`'s and
+    /// `preprocessor_config.json`'s text and the weights (one safetensors file or PyTorch
+    /// checkpoint). Errors as [`ImageEncoder::from_dir_opts`].
+    pub fn from_bytes(gpu: &Gpu, config_json: &str, preprocessor_json: &str, weights: Vec<u8>, opts: &LoadOptions) -> Result<ImageEncoder> {
+        check_tower(&crate::checkpoint::Config::from_str(config_json)?)?;
+        let processor = ImageProcessor::from_config(&crate::checkpoint::Config::from_str(preprocessor_json)?)?;
+        Self::new(Connector::from_bytes(gpu, config_json, Some(weights), &with_tower(opts))?, processor)
     }
 
     /// From a loaded model (with its tower: `load_vision_tower` true) and a processor, e.g. a
@@ -108,13 +106,56 @@ impl ImageEncoder {
             .collect()
     }
 
-    /// Runs the model on one image's processed pixels.
+    /// [`Self::encode`] as a future, image by image (what the web build awaits).
+    pub async fn encode_async(&self, gpu: &Gpu, images: &[RgbImage]) -> Result<Vec<Encoded>> {
+        let mut out = Vec::new();
+        for img in images {
+            let processed = self.processor.preprocess(img)?;
+            let outputs = self.run_async(gpu, &processed).await?;
+            out.push(Encoded { processed, outputs });
+        }
+        Ok(out)
+    }
+
+    /// Runs the model on one image's processed pixels (blocking; native only).
     pub fn run(&self, gpu: &Gpu, p: &Processed) -> Result<Outputs> {
+        self.connector.run_inputs(gpu, &self.inputs(gpu, p)?)
+    }
+
+    /// [`Self::run`] as a future.
+    pub async fn run_async(&self, gpu: &Gpu, p: &Processed) -> Result<Outputs> {
+        self.connector.run_inputs_async(gpu, &self.inputs(gpu, p)?).await
+    }
+
+    /// `pixel_values` (and AnyRes's `image_sizes`) of one image.
+    pub fn inputs(&self, gpu: &Gpu, p: &Processed) -> Result<Inputs> {
         let px = Tensor::from_host(gpu, &p.pixel_values, &p.shape, self.connector.dtype())?;
         let mut inputs = Inputs::new().with_tensor("pixel_values", px);
         if self.processor.is_anyres() {
             inputs = inputs.with_ints("image_sizes", &[1, 2], vec![p.image_size[0] as i64, p.image_size[1] as i64]);
         }
-        self.connector.run_inputs(gpu, &inputs)
+        Ok(inputs)
     }
+}
+
+/// An [`Error::Config`] for a `model_type` whose vision tower is not in this crate.
+fn check_tower(config: &crate::checkpoint::Config) -> Result<()> {
+    let model_type = config.str("model_type")?;
+    if !super::models::TOWER_MODEL_TYPES.contains(&model_type.as_str()) {
+        let known = super::models::TOWER_MODEL_TYPES.join(", ");
+        return Err(Error::config(
+            "model_type",
+            format!("`{model_type}` cannot encode images here: its vision tower is not in this crate (towers: {known})"),
+        ));
+    }
+    Ok(())
+}
+
+/// `opts` with `load_vision_tower` set to true unless the overrides set it.
+fn with_tower(opts: &LoadOptions) -> LoadOptions {
+    let mut opts = opts.clone();
+    if !opts.overrides.iter().any(|(k, _)| k == "load_vision_tower") {
+        opts.overrides.push(("load_vision_tower".into(), serde_json::Value::Bool(true)));
+    }
+    opts
 }

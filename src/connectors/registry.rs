@@ -86,13 +86,10 @@ impl Connector {
     /// `from_dir`, and [`Error::Unsupported`] naming SHADER_F16 when F16 is asked of an adapter
     /// without it.
     pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Connector> {
-        let (overrides, dtype) = (&opts.overrides, opts.dtype);
-        if dtype == DType::F16 && !gpu.features().contains(wgpu::Features::SHADER_F16) {
-            return Err(Error::Unsupported { what: "F16 compute".into(), needs: "the adapter feature SHADER_F16".into() });
-        }
+        check_dtype(gpu, opts.dtype)?;
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
-        let (mut value, mut ws, inferred) = if cfg_path.exists() || !dir.is_dir() {
+        let (value, ws, inferred) = if cfg_path.exists() || !dir.is_dir() {
             (Config::from_file(&cfg_path)?.value().clone(), None, None)
         } else {
             let ws = WeightSource::open_dir(dir)?;
@@ -103,6 +100,34 @@ impl Connector {
             let inf = infer::openflamingo(&ws).ok_or_else(not_inferable)??;
             (inf.config.value().clone(), Some(ws), Some(inf))
         };
+        let needs_weights = || WeightSource::open_dir(dir);
+        let mut c = Self::build(gpu, value, ws, opts, needs_weights)?;
+        c.inferred = inferred;
+        Ok(c)
+    }
+
+    /// From bytes in memory, as the web build loads (`fetch`ed files): `config.json`'s text and
+    /// the weights, one safetensors file (or a PyTorch checkpoint, told by its zip signature), or
+    /// `None` for stages without weights. Errors as [`Connector::from_dir_opts`]: [`Error::Json`]
+    /// for the config text, [`Error::Checkpoint`] / [`Error::Safetensors`] for the weights, and an
+    /// [`Error::Config`] when the model needs weights and none were given.
+    pub fn from_bytes(gpu: &Gpu, config_json: &str, weights: Option<Vec<u8>>, opts: &LoadOptions) -> Result<Connector> {
+        let value = Config::from_str(config_json)?.value().clone();
+        let ws = weights.map(|b| weights_from_bytes(b, "weights")).transpose()?;
+        Self::build(gpu, value, ws, opts, || Err(Error::config("weights", "this model_type needs weights and none were given")))
+    }
+
+    /// Overrides, the registry lookup, the weights (`needs_weights` opens them when the model
+    /// needs them and none came yet), the dtype: what every loader shares.
+    fn build(
+        gpu: &Gpu,
+        mut value: serde_json::Value,
+        mut ws: Option<WeightSource>,
+        opts: &LoadOptions,
+        needs_weights: impl FnOnce() -> Result<WeightSource>,
+    ) -> Result<Connector> {
+        let (overrides, dtype) = (&opts.overrides, opts.dtype);
+        check_dtype(gpu, dtype)?;
         for (path, v) in overrides {
             infer::set(&mut value, path, v.clone())?;
         }
@@ -112,12 +137,11 @@ impl Connector {
             return Err(Error::config("layer_index", format!("`{}` has no gated layers to pick from", cfg.str("model_type")?)));
         }
         if entry.needs_weights && ws.is_none() {
-            ws = Some(WeightSource::open_dir(dir)?);
+            ws = Some(needs_weights()?);
         }
         let ws = ws.map(|w| w.with_dtype(dtype)).transpose()?;
         let mut c = Self::load(gpu, &cfg, ws.as_ref())?;
         c.dtype = dtype;
-        c.inferred = inferred;
         Ok(c)
     }
 
@@ -212,8 +236,28 @@ impl Connector {
     }
 
     /// Runs on in-memory inputs (tensors of this `gpu`): records, submits once, and reads every
-    /// output back, by name.
+    /// output back, by name. Blocks (native only; on the web use [`Self::run_inputs_async`]).
     pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
+        let outs = self.submit(gpu, inputs)?;
+        let outs: Result<Vec<Output>> = outs
+            .into_iter()
+            .map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? }))
+            .collect();
+        Ok(Outputs(outs?))
+    }
+
+    /// [`Self::run_inputs`] as a future: the outputs are read back as the browser (or, natively,
+    /// `poll`) completes the maps. What the web build runs.
+    pub async fn run_inputs_async(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
+        let mut outs = Vec::new();
+        for (name, t) in self.submit(gpu, inputs)? {
+            outs.push(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec_async(gpu).await? });
+        }
+        Ok(Outputs(outs))
+    }
+
+    /// Records the forward and submits it once.
+    fn submit(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Named> {
         let mut rec = Recorder::new(gpu);
         let outs = match self.record(&mut rec, inputs) {
             Ok(outs) => outs,
@@ -223,11 +267,7 @@ impl Connector {
             }
         };
         rec.submit()?;
-        let outs: Result<Vec<Output>> = outs
-            .into_iter()
-            .map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? }))
-            .collect();
-        Ok(Outputs(outs?))
+        Ok(outs)
     }
 
     /// Runs on inputs read from a safetensors file (names as in the golden README): what
@@ -235,4 +275,20 @@ impl Connector {
     pub fn run(&self, gpu: &Gpu, inputs: &WeightSource) -> Result<Outputs> {
         self.run_inputs(gpu, &Inputs::read_as(gpu, inputs, self.input_names(), self.dtype)?)
     }
+}
+
+/// Weights from bytes: a PyTorch checkpoint when they start with a zip signature, else safetensors.
+pub(crate) fn weights_from_bytes(bytes: Vec<u8>, name: &str) -> Result<WeightSource> {
+    match bytes.starts_with(b"PK\x03\x04") {
+        true => WeightSource::from_torch_bytes(bytes, name),
+        false => WeightSource::from_bytes(bytes, name),
+    }
+}
+
+/// F16 compute needs the adapter's SHADER_F16 (browsers without `shader-f16` load in F32).
+fn check_dtype(gpu: &Gpu, dtype: DType) -> Result<()> {
+    if dtype == DType::F16 && !gpu.features().contains(wgpu::Features::SHADER_F16) {
+        return Err(Error::Unsupported { what: "F16 compute".into(), needs: "the adapter feature SHADER_F16".into() });
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ mod geometry;
 pub mod processor;
 mod resize;
 
-pub use processor::{ImageProcessor, Processed};
+pub use processor::{ImageProcessor, Processed, Tiling};
 
 use std::path::Path;
 

@@ -58,6 +58,21 @@ pub struct Processed {
     pub image_size: [usize; 2],
 }
 
+/// Where [`ImageProcessor::tiling`] puts an image. Sizes are `[height, width]` in pixels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    /// The size the photo is resized to (AnyRes: to fit the pinpoint, aspect kept).
+    pub resized: [usize; 2],
+    /// The center crop taken of the resized photo (zero-padded where larger), if any.
+    pub crop: Option<[usize; 2]>,
+    /// AnyRes: the chosen `image_grid_pinpoints` entry the resized photo is padded to.
+    pub pinpoint: Option<[usize; 2]>,
+    /// AnyRes: tiles down and across (the global view comes on top of these).
+    pub grid: Option<[usize; 2]>,
+    /// The tower's input side (the AnyRes tile, or the crop / resized size).
+    pub tile: usize,
+}
+
 /// An image processor read from `preprocessor_config.json`.
 #[derive(Clone, Debug)]
 pub struct ImageProcessor {
@@ -228,6 +243,28 @@ impl ImageProcessor {
             mean_std,
             anyres,
         })
+    }
+
+    /// Where an image of `[height, width]` pixels goes: the resized size, the crop, and for AnyRes
+    /// the pinpoint and the tile grid (what the web page draws over the photo). Same arithmetic
+    /// as [`Self::preprocess`].
+    pub fn tiling(&self, [h, w]: [usize; 2]) -> Tiling {
+        let (h, w) = (h.max(1), w.max(1));
+        if let Some((pins, tile)) = &self.anyres {
+            let (ph, pw) = best_pinpoint(pins, h, w);
+            let (rh, rw) = fit(h, w, ph, pw);
+            return Tiling { resized: [rh, rw], crop: None, pinpoint: Some([ph, pw]), grid: Some([ph / tile, pw / tile]), tile: *tile };
+        }
+        let resized = match (self.do_resize, self.size) {
+            (false, _) => [h, w],
+            (true, Resize::ShortestEdge(s)) => {
+                let long = ((s as f64 * h.max(w) as f64) / h.min(w) as f64) as usize;
+                if h <= w { [s, long] } else { [long, s] }
+            }
+            (true, Resize::Exact(eh, ew)) => [eh, ew],
+        };
+        let out = self.crop.unwrap_or(resized);
+        Tiling { resized, crop: self.crop, pinpoint: None, grid: None, tile: out[0].max(out[1]) }
     }
 
     /// Whether it tiles (AnyRes): models then also take `image_sizes`.

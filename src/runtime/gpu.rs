@@ -63,10 +63,18 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
-/// Lists every adapter wgpu sees for the given backends.
+/// Lists every adapter wgpu sees for the given backends (native only: on the web, where it would
+/// block the browser's thread, [`Gpu::new_async`] asks the browser for its one adapter).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn enumerate_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let instance = make_instance(backends);
     pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// The error a blocking call gives on the web, where it would block the browser's thread.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn blocking_on_the_web(what: &str, instead: &str) -> Error {
+    Error::Unsupported { what: format!("{what} on the web (it would block the browser's thread)"), needs: format!("{instead}, awaited") }
 }
 
 fn make_instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -132,16 +140,27 @@ impl Gpu {
         Gpu::new_with(GpuOptions::default())
     }
 
-    /// A GPU chosen with explicit options.
+    /// A GPU chosen with explicit options. Blocks until the device is ready (native only; on the
+    /// web it is an [`Error::Unsupported`] naming [`Gpu::new_async`]).
     pub fn new_with(opts: GpuOptions) -> Result<Gpu> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(Self::new_async(opts));
+        #[cfg(target_arch = "wasm32")]
+        return Err(blocking_on_the_web(&format!("Gpu::new_with({:?})", opts.backends), "Gpu::new_async"));
+    }
+
+    /// [`Gpu::new_with`] as a future: what the web build uses (the browser's WebGPU adapter;
+    /// `GpuOptions::default()` there has autotuning off, as measuring waits for the GPU). Errors
+    /// as `new_with`.
+    pub async fn new_async(opts: GpuOptions) -> Result<Gpu> {
         // 1. Adapters of the native backends (Vulkan, Metal, DX12); GL only when none exists
         //    (probing GL/EGL is slow and noisy on headless machines).
         let native = opts.backends - wgpu::Backends::GL;
         let mut instance = make_instance(native);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(native));
+        let mut adapters = instance.enumerate_adapters(native).await;
         if adapters.is_empty() && opts.backends.contains(wgpu::Backends::GL) {
             instance = make_instance(wgpu::Backends::GL);
-            adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::GL));
+            adapters = instance.enumerate_adapters(wgpu::Backends::GL).await;
         }
         // 2. Pick one: by name if asked, else discrete > integrated > virtual > CPU, native > GL.
         let adapter = choose_adapter(adapters, &opts)?;
@@ -167,15 +186,17 @@ impl Gpu {
             Some(_) => unsafe { wgpu::ExperimentalFeatures::enabled() },
             None => wgpu::ExperimentalFeatures::disabled(),
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("vlm-connectors"),
-            required_features: features,
-            required_limits: limits.clone(),
-            experimental_features: experimental,
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("vlm-connectors"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: experimental,
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         log::info!("adapter: {} ({:?}, {:?}), features {:?}", info.name, info.backend, info.device_type, features);
         let mut gpu = Gpu::wrap(device, queue, info, &opts.kernels, opts.autotune)?;
         gpu.coop_tile = coop_tile;
@@ -302,6 +323,18 @@ impl Gpu {
     }
 
     /// Runs `f` inside validation + out-of-memory error scopes and turns a captured error into `Err`.
+    /// On the web, where a scope's result is a promise the browser's thread cannot wait for, `f`
+    /// runs without scopes: WebGPU reports the error to the device's uncaptured-error handler,
+    /// and the next readback ([`Tensor::to_vec_async`](super::Tensor::to_vec_async)) returns it.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let out = f();
+        self.check_health(op)?;
+        Ok(out)
+    }
+
+    /// Runs `f` inside validation + out-of-memory error scopes and turns a captured error into `Err`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
         let _serial = self.serial.as_ref().map(|m| m.lock());
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -399,8 +432,33 @@ impl Gpu {
         self.compiled.load(Ordering::Relaxed)
     }
 
-    /// Blocks until all submitted work is done.
+    /// Blocks until all submitted work is done. On the web an [`Error::Unsupported`] naming
+    /// [`Gpu::wait_async`].
     pub fn wait(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        return Err(blocking_on_the_web("Gpu::wait", "Gpu::wait_async"));
+        #[cfg(not(target_arch = "wasm32"))]
+        self.poll_wait()
+    }
+
+    /// Until all work submitted so far is done, as a future (on native it blocks in `poll` and
+    /// is ready at once; on the web the browser resolves it). Errors: a lost device, a GPU error
+    /// reported since the last check.
+    pub async fn wait_async(&self) -> Result<()> {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.serialized(|| {
+            self.queue.on_submitted_work_done(move || {
+                let _ = tx.send(());
+            })
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.poll_wait()?;
+        rx.await.map_err(|_| Error::DeviceLost("the queue dropped its work-done callback".into()))?;
+        self.check_health("wait")
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn poll_wait(&self) -> Result<()> {
         let _serial = self.serial.as_ref().map(|m| m.lock());
         self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu { op: "poll".into(), message: e.to_string() })?;
         self.check_health("wait")

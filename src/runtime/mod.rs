@@ -12,7 +12,9 @@ pub mod tune;
 pub mod tune_cache;
 
 pub use error::{Error, Result};
-pub use gpu::{enumerate_adapters, Gpu, GpuOptions};
+#[cfg(not(target_arch = "wasm32"))]
+pub use gpu::enumerate_adapters;
+pub use gpu::{Gpu, GpuOptions};
 pub use recorder::{Cost, DispatchProfile, Recorder, Timing};
 pub use tensor::{DType, Tensor};
 pub use tune::Tuner;

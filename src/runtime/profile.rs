@@ -49,7 +49,7 @@ impl Recorder<'_> {
             }
         } else {
             for (i, p) in out.iter_mut().enumerate() {
-                let t0 = std::time::Instant::now();
+                let t0 = web_time::Instant::now();
                 if let Err(e) = self.encode_and_submit_dispatches(i..i + 1, None, false) {
                     self.finish_submitted(); // 0..i ran; the rest never will
                     return Err(e);

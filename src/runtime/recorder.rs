@@ -190,8 +190,18 @@ impl<'g> Recorder<'g> {
 
     /// Submits like [`Self::submit`], waits, and returns the forward's time in ms: from GPU
     /// timestamps written at the start and end of the pass when the device has TIMESTAMP_QUERY
-    /// (`Timing::gpu_ms`), and the wall-clock time from submit to completion either way.
+    /// (`Timing::gpu_ms`), and the wall-clock time from submit to completion either way. Blocks
+    /// (native only; on the web use [`Self::submit_timed_async`]).
     pub fn submit_timed(self) -> Result<Timing> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(self.submit_timed_async());
+        #[cfg(target_arch = "wasm32")]
+        return Err(super::gpu::blocking_on_the_web("Recorder::submit_timed", "Recorder::submit_timed_async"));
+    }
+
+    /// [`Self::submit_timed`] as a future (the web page's timing: the browser resolves it when the
+    /// GPU is done).
+    pub async fn submit_timed_async(self) -> Result<Timing> {
         let gpu = self.gpu;
         if self.dispatches.is_empty() {
             self.encode_and_submit(None)?; // nothing runs: no timestamps to read
@@ -206,14 +216,14 @@ impl<'g> Recorder<'g> {
                 })
             })
         });
-        let t0 = std::time::Instant::now();
+        let t0 = web_time::Instant::now();
         self.encode_and_submit(queries.as_ref())?;
-        gpu.wait()?;
+        gpu.wait_async().await?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let gpu_ms = match &queries {
             None => None,
             Some(qs) => {
-                let ticks = read_timestamps(gpu, qs, 2)?;
+                let ticks = read_timestamps_async(gpu, qs, 2).await?;
                 let ns = ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
                 (ns > 0.0).then_some(ns * 1e-6)
             }
@@ -303,9 +313,17 @@ impl<'g> Recorder<'g> {
     }
 }
 
-/// Resolves and reads `count` timestamps (raw ticks) of a query set whose passes were submitted.
+/// Resolves and reads `count` timestamps (raw ticks) of a query set whose passes were submitted
+/// (blocking; native only).
 pub(crate) fn read_timestamps(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
-    let bytes = 8 * count as u64;
+    #[cfg(not(target_arch = "wasm32"))]
+    return pollster::block_on(read_timestamps_async(gpu, qs, count));
+    #[cfg(target_arch = "wasm32")]
+    return Err(super::gpu::blocking_on_the_web(&format!("reading {count} timestamps of {qs:?} on {gpu:?}"), "Recorder::submit_timed_async"));
+}
+
+/// [`read_timestamps`] as a future.
+pub(crate) async fn read_timestamps_async(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {    let bytes = 8 * count as u64;
     let read = gpu.scoped("timestamps", || {
         let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
         let resolve =
@@ -320,8 +338,15 @@ pub(crate) fn read_timestamps(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Res
         read
     })?;
     let slice = read.slice(..);
-    gpu.serialized(|| slice.map_async(wgpu::MapMode::Read, |_| {}));
-    gpu.wait()?;
+    let (tx, rx) = futures_channel::oneshot::channel();
+    gpu.serialized(|| {
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        })
+    });
+    gpu.wait_async().await?;
+    let failed = |e: String| Error::Gpu { op: "timestamps".into(), message: e };
+    rx.await.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?;
     gpu.serialized(|| -> Result<Vec<u64>> {
         let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
         Ok(bytemuck::cast_slice(&view).to_vec())

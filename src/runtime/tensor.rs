@@ -217,8 +217,19 @@ impl Tensor {
     /// Copies a float tensor back to the host as f32 (F16 is widened; one submit + wait). Errors:
     /// [`Error::OtherGpu`] for another `Gpu`, [`Error::Pending`] before its `Recorder` was submitted,
     /// [`Error::Unwritten`], [`Error::DType`] for U32 (use [`Self::to_vec_u32`]), [`Error::Gpu`].
+    /// On the web (it would block the browser's thread) an [`Error::Unsupported`]: use
+    /// [`Self::to_vec_async`].
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let bytes = self.download(gpu)?;
+        self.floats(&self.download(gpu)?)
+    }
+
+    /// [`Self::to_vec`] as a future: what the web build awaits. Errors as `to_vec`, and on the web
+    /// any GPU error the browser reported since the last readback (WebGPU reports them late).
+    pub async fn to_vec_async(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.floats(&self.download_async(gpu).await?)
+    }
+
+    fn floats(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         match self.dtype {
             DType::F32 => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
             DType::F16 => Ok(bytes.chunks_exact(2).take(self.numel()).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
@@ -230,8 +241,19 @@ impl Tensor {
         }
     }
 
-    /// u32 tensors back to the host.
+    /// u32 tensors back to the host (blocking; on the web use [`Self::to_vec_u32_async`]).
     pub fn to_vec_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        self.expect_u32()?;
+        Ok(u32s(&self.download(gpu)?))
+    }
+
+    /// [`Self::to_vec_u32`] as a future.
+    pub async fn to_vec_u32_async(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        self.expect_u32()?;
+        Ok(u32s(&self.download_async(gpu).await?))
+    }
+
+    fn expect_u32(&self) -> Result<()> {
         if self.dtype != DType::U32 {
             return Err(Error::DType {
                 tensor: format!("tensor {:?}", self.shape),
@@ -239,11 +261,19 @@ impl Tensor {
                 expected: "U32 (use to_vec)".into(),
             });
         }
-        let bytes = self.download(gpu)?;
-        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(())
     }
 
     fn download(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return pollster::block_on(self.download_async(gpu));
+        #[cfg(target_arch = "wasm32")]
+        return Err(super::gpu::blocking_on_the_web(&format!("Tensor::to_vec of {:?} on {gpu:?}", self.shape), "Tensor::to_vec_async"));
+    }
+
+    /// Copies the buffer to a mappable one and maps it: on native `poll` waits and the future is
+    /// ready at once; on the web the browser resolves the map.
+    async fn download_async(&self, gpu: &Gpu) -> Result<Vec<u8>> {
         let name = format!("{:?} {:?}", self.shape, self.dtype);
         self.check_gpu(gpu, &name)?;
         match self.buf.writer() {
@@ -262,20 +292,23 @@ impl Tensor {
             gpu.queue.submit(Some(enc.finish()));
         })?;
         let slice = staging.buffer().slice(0..size);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         gpu.serialized(|| {
             slice.map_async(wgpu::MapMode::Read, move |r| {
                 let _ = tx.send(r);
             })
         });
-        gpu.wait()?;
-        rx.recv()
-            .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?
-            .map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?;
+        gpu.wait_async().await?;
+        let failed = |e: String| Error::Gpu { op: "download".into(), message: e };
+        rx.await.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?;
         gpu.serialized(|| {
-            let out = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "download".into(), message: e.to_string() })?.to_vec();
+            let out = slice.get_mapped_range().map_err(|e| failed(e.to_string()))?.to_vec();
             staging.buffer().unmap();
             Ok(out)
         })
     }
+}
+
+fn u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }

@@ -35,8 +35,12 @@ pub fn default_path() -> Option<PathBuf> {
     }
 }
 
-/// Whether measuring is on: anything but `VLMC_AUTOTUNE=off` (or `0`, `false`).
+/// Whether measuring is on: anything but `VLMC_AUTOTUNE=off` (or `0`, `false`). Never on the web:
+/// measuring waits for the GPU, which the browser's thread cannot (the heuristic plan runs there).
 pub fn enabled_from_env() -> bool {
+    if cfg!(target_arch = "wasm32") {
+        return false;
+    }
     !matches!(std::env::var(AUTOTUNE_ENV).as_deref().map(str::to_ascii_lowercase).as_deref(), Ok("off" | "0" | "false"))
 }
 
