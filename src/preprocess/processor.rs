@@ -259,7 +259,11 @@ impl ImageProcessor {
             (false, _) => [h, w],
             (true, Resize::ShortestEdge(s)) => {
                 let long = ((s as f64 * h.max(w) as f64) / h.min(w) as f64) as usize;
-                if h <= w { [s, long] } else { [long, s] }
+                if h <= w {
+                    [s, long]
+                } else {
+                    [long, s]
+                }
             }
             (true, Resize::Exact(eh, ew)) => [eh, ew],
         };

@@ -301,7 +301,9 @@ impl Gpu {
     }
     /// One line: name, backend, device type.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        // Browsers leave the name empty unless the user allows more (WebGPU's adapter info).
+        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
+        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
     }
 
     /// Runs `f` holding the device lock where the backend needs one (GL), else just runs it.

@@ -319,11 +319,15 @@ pub(crate) fn read_timestamps(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Res
     #[cfg(not(target_arch = "wasm32"))]
     return pollster::block_on(read_timestamps_async(gpu, qs, count));
     #[cfg(target_arch = "wasm32")]
-    return Err(super::gpu::blocking_on_the_web(&format!("reading {count} timestamps of {qs:?} on {gpu:?}"), "Recorder::submit_timed_async"));
+    return Err(super::gpu::blocking_on_the_web(
+        &format!("reading {count} timestamps of {qs:?} on {gpu:?}"),
+        "Recorder::submit_timed_async",
+    ));
 }
 
 /// [`read_timestamps`] as a future.
-pub(crate) async fn read_timestamps_async(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {    let bytes = 8 * count as u64;
+pub(crate) async fn read_timestamps_async(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
+    let bytes = 8 * count as u64;
     let read = gpu.scoped("timestamps", || {
         let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
         let resolve =

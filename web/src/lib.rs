@@ -57,6 +57,7 @@ impl Session {
         let f = g.features();
         json!({
             "name": g.adapter_info().name,
+            "fallback": g.adapter_info().device_type == wgpu::DeviceType::Cpu,
             "describe": g.describe(),
             "shader_f16": f.contains(wgpu::Features::SHADER_F16),
             "timestamps": f.contains(wgpu::Features::TIMESTAMP_QUERY),
@@ -70,8 +71,8 @@ impl Session {
     /// one safetensors file) in f32. Returns the model's description as JSON; throws the
     /// library's error (a model without a tower, a malformed config, missing tensors).
     pub fn load(&self, config_json: &str, preprocessor_json: &str, weights: Vec<u8>) -> Result<String, JsValue> {
-        let enc = ImageEncoder::from_bytes(&self.inner.gpu, config_json, preprocessor_json, weights, &LoadOptions::default())
-            .map_err(js_err)?;
+        let enc =
+            ImageEncoder::from_bytes(&self.inner.gpu, config_json, preprocessor_json, weights, &LoadOptions::default()).map_err(js_err)?;
         let c = enc.connector();
         let out = json!({
             "model_type": c.model_type(),
@@ -97,11 +98,7 @@ impl Session {
 
 async fn encode(inner: &Inner, image: &[u8], context: usize) -> vlm_connectors::Result<String> {
     let gpu = &inner.gpu;
-    let enc = inner
-        .encoder
-        .borrow()
-        .clone()
-        .ok_or_else(|| vlm_connectors::Error::input("model", "no model loaded: call load() first"))?;
+    let enc = inner.encoder.borrow().clone().ok_or_else(|| vlm_connectors::Error::input("model", "no model loaded: call load() first"))?;
     let img = RgbImage::decode_with(image, "the image", Default::default())?;
     let t0 = web_time::Instant::now();
     let processed = enc.processor().preprocess(&img)?;
@@ -119,7 +116,8 @@ async fn encode(inner: &Inner, image: &[u8], context: usize) -> vlm_connectors::
     let same = values == first.get("output")?.data;
     let tokens = if output.shape().len() >= 2 { output.shape()[output.shape().len() - 2] } else { 1 };
     let tiling = enc.processor().tiling([img.height, img.width]);
-    let mut rows = budget_table(context.max(1), [img.height, img.width], 0)?;
+    // ToMe merging half of LLaVA's 576 tokens, as `vlmc budget` shows by default.
+    let mut rows = budget_table(context.max(1), [img.height, img.width], 288)?;
     let model_type = enc.connector().model_type();
     let scheme = TOWER_MODEL_TYPES.iter().find(|t| **t == model_type).map(|t| Scheme::Zoo { model_type: t, grid: [0, 0] });
     rows.insert(

@@ -4,98 +4,28 @@
 //! (Tint), whose errors a native run never sees. Run by `.ci/run` (`cd web && cargo test`), with
 //! `webdriver.json`'s flags; see web/README.md.
 
+#[macro_use]
+mod common;
+use common::{assert_close, cases, time_forward};
+
 use vlm_connectors::checkpoint::WeightSource;
-use vlm_connectors::connectors::{Connector, ImageEncoder, Inputs, LoadOptions};
+use vlm_connectors::connectors::{ImageEncoder, LoadOptions};
 use vlm_connectors::kernels::registry::{compose, ALL};
 use vlm_connectors::preprocess::RgbImage;
-use vlm_connectors::{wgpu, DType, Gpu, GpuOptions};
+use vlm_connectors::{wgpu, Gpu, GpuOptions};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// A case's files, built into the test (the browser has no file system).
-struct Case {
-    name: &'static str,
-    config: &'static str,
-    model: Option<&'static [u8]>,
-    inputs: &'static [u8],
-    expected: &'static [u8],
-    /// Outputs compared (each must be in `expected.safetensors`).
-    outputs: &'static [&'static str],
-}
-
-macro_rules! case {
-    ($dir:literal, $outputs:expr) => {
-        case!($dir, $outputs, Some(include_bytes!(concat!("../../tests/data/", $dir, "/model.safetensors"))))
-    };
-    ($dir:literal, $outputs:expr, $model:expr) => {
-        Case {
-            name: $dir,
-            config: include_str!(concat!("../../tests/data/", $dir, "/config.json")),
-            model: $model,
-            inputs: include_bytes!(concat!("../../tests/data/", $dir, "/inputs.safetensors")),
-            expected: include_bytes!(concat!("../../tests/data/", $dir, "/expected.safetensors")),
-            outputs: $outputs,
-        }
-    };
-}
-
-/// One case or more per connector family (the tiny ones: SwiftShader is a CPU).
-fn cases() -> Vec<Case> {
-    vec![
-        case!("llava_tiny", &["output"]),
-        case!("llava_original", &["output"]),
-        case!("llava_next_square", &["output", "projected"]),
-        case!("llava_onevision_anyres", &["output", "projected"]),
-        case!("blip2_tiny", &["output", "qformer_output"]),
-        case!("instructblip", &["output", "qformer_output"]),
-        case!("perceiver_tiny", &["output"]),
-        case!("gated_xattn_tiny", &["output"]),
-        case!("idefics_perceiver", &["output"]),
-        case!("idefics_gated_xattn", &["output"]),
-        case!("pool_odd", &["output"], None),
-        case!("tome_tiny", &["output", "size"], None),
-        case!("zoo/qwen2_vl_merger", &["output"]),
-        case!("zoo/qwen2_5_vl_merger", &["output"]),
-        case!("zoo/internvl_pixel_shuffle", &["output"]),
-        case!("zoo/idefics3_connector", &["output"]),
-        case!("zoo/gemma3_projector", &["output"]),
-        case!("zoo/paligemma_projector", &["output"]),
-        case!("zoo/mistral3_projector", &["output"]),
-        case!("zoo/mllama_xattn", &["output"]),
-        case!("zoo/idefics2_connector", &["output"]),
-        case!("pixels/pixels_llava_clip", &["output", "vision_features"]),
-        case!("pixels/pixels_blip2", &["output", "vision_features", "qformer_output"]),
-    ]
-}
-
 async fn gpu() -> Gpu {
     Gpu::new_async(GpuOptions::default()).await.expect("the browser offers a WebGPU adapter (see webdriver.json's flags)")
-}
-
-fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    (num / den.max(1e-300)).sqrt()
-}
-
-/// The native suite's check (tests/common/mod.rs `assert_close`).
-fn assert_close(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite output");
-    let err = rel_l2(got, want);
-    let max_ref = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let max_diff = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    console_log!("{what}: rel L2 {err:.2e}, max |diff| {max_diff:.2e} (max |ref| {max_ref:.2e})");
-    assert!(err <= 1e-5, "{what}: relative L2 error {err:.3e} > 1e-5");
-    assert!(max_diff <= 1e-4 * max_ref.max(1e-30), "{what}: max abs diff {max_diff:.3e} > 1e-4·{max_ref:.3e}");
 }
 
 #[wasm_bindgen_test]
 async fn the_browser_compiles_every_kernel_the_web_build_can_run() {
     let g = gpu().await;
     let features = g.features();
-    console_log!("adapter: {} · features {features:?}", g.describe());
+    log!("adapter: {} · features {features:?}", g.describe());
     let mut compiled = 0;
     let mut failed = Vec::new();
     for k in ALL {
@@ -105,10 +35,9 @@ async fn the_browser_compiles_every_kernel_the_web_build_can_run() {
             }
             let src = compose(k, dtype).expect("shipped");
             let scope = g.device().push_error_scope(wgpu::ErrorFilter::Validation);
-            let module = g.device().create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(k.name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
+            let module = g
+                .device()
+                .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(k.name), source: wgpu::ShaderSource::Wgsl(src.into()) });
             let _ = g.device().create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(k.name),
                 layout: None,
@@ -123,7 +52,7 @@ async fn the_browser_compiles_every_kernel_the_web_build_can_run() {
             }
         }
     }
-    console_log!("the browser compiled {compiled} kernel pipelines");
+    log!("the browser compiled {compiled} kernel pipelines");
     assert!(failed.is_empty(), "the browser's WGSL compiler refused:\n{}", failed.join("\n"));
     assert!(compiled >= 25, "only {compiled} pipelines compiled");
 }
@@ -132,23 +61,28 @@ async fn the_browser_compiles_every_kernel_the_web_build_can_run() {
 async fn golden_cases_match_the_references_in_the_browser() {
     let g = gpu().await;
     for case in cases() {
-        let t0 = web_time::Instant::now();
-        // The pixels_* cases run from their golden pixel_values through the tower.
-        let tower = case.name.starts_with("pixels/").then(|| ("load_vision_tower".to_string(), serde_json::Value::Bool(true)));
-        let opts = LoadOptions { overrides: tower.into_iter().collect(), ..Default::default() };
-        let c = Connector::from_bytes(&g, case.config, case.model.map(<[u8]>::to_vec), &opts)
-            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let inputs = WeightSource::from_bytes(case.inputs.to_vec(), "inputs.safetensors").unwrap();
-        let inputs = Inputs::read_as(&g, &inputs, c.input_names(), DType::F32).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let (c, inputs) = case.load(&g);
         let outs = c.run_inputs_async(&g, &inputs).await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
-        let want = WeightSource::from_bytes(case.expected.to_vec(), "expected.safetensors").unwrap();
+        let want = case.expected();
         for name in case.outputs {
             let got = outs.get(name).unwrap_or_else(|e| panic!("{}: {e}", case.name));
             let w = want.get_any(name).unwrap();
             assert_eq!(got.shape, w.shape, "{}/{name}: shape", case.name);
-            assert_close(&format!("{}/{name} ({ms:.0} ms with load)", case.name), &got.data, &w.data);
+            assert_close(&format!("{}/{name}", case.name), &got.data, &w.data);
         }
+    }
+}
+
+/// The forward's time per case (`cargo test -- --nocapture` prints the table; examples/times.rs
+/// prints the native one). Not an assertion: the numbers are the machine's.
+#[wasm_bindgen_test]
+async fn forward_times_per_case() {
+    let g = gpu().await;
+    log!("TIMES {} | case | wall ms | GPU ms (median of 5 after a warm-up)", g.describe());
+    for case in cases() {
+        let (c, inputs) = case.load(&g);
+        let (wall, gpu_ms) = time_forward(&g, &c, &inputs, 5).await;
+        log!("TIMES | {} | {wall:.2} | {}", case.name, gpu_ms.map_or("—".into(), |v| format!("{v:.2}")));
     }
 }
 
@@ -170,10 +104,12 @@ async fn a_photo_encodes_through_llava_next_like_transformers() {
     let t0 = web_time::Instant::now();
     let encoded = enc.encode_async(&g, &[img]).await.unwrap();
     let ms = t0.elapsed().as_secs_f64() * 1e3;
-    let want = WeightSource::from_bytes(include_bytes!("../../tests/data/pixels/pixels_llava_next/expected.safetensors").to_vec(), "expected")
-        .unwrap();
-    let inputs = WeightSource::from_bytes(include_bytes!("../../tests/data/pixels/pixels_llava_next/inputs.safetensors").to_vec(), "inputs")
-        .unwrap();
+    let want =
+        WeightSource::from_bytes(include_bytes!("../../tests/data/pixels/pixels_llava_next/expected.safetensors").to_vec(), "expected")
+            .unwrap();
+    let inputs =
+        WeightSource::from_bytes(include_bytes!("../../tests/data/pixels/pixels_llava_next/inputs.safetensors").to_vec(), "inputs")
+            .unwrap();
     let px = inputs.get_any("pixel_values").unwrap();
     assert_eq!(encoded[0].processed.shape, px.shape, "{dir}: pixel_values shape (21 AnyRes tiles)");
     assert_eq!(encoded[0].processed.pixel_values, px.data, "{dir}: pixel_values bit for bit");

@@ -1,0 +1,188 @@
+// The page: pick a model and an image, encode it on the browser's WebGPU adapter through the wasm
+// build of vlm-connectors (web/src/lib.rs), and show the processor's tiling, the tokens, the times
+// and the token budget. Served from the repository root (scripts/web.sh serve), so the shipped tiny
+// models (tests/data/pixels) and photos (assets/images) are plain fetches. No server-side code.
+import init, { createSession } from "./pkg/vlm_connectors_web.js";
+
+const SHIPPED = {
+  pixels_llava_next: "LLaVA-NeXT (AnyRes tiles, tiny CLIP tower)",
+  pixels_llava_clip: "LLaVA-1.5 (tiny CLIP tower, center crop)",
+  pixels_blip2: "BLIP-2 (tiny EVA tower, Q-Former)",
+};
+const PHOTOS = ["coffee.png", "astronaut.png", "coffee.jpg"];
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let session = null;
+let ownImage = null; // a File the user picked or dropped
+
+function status(text) { $("status").textContent = text; }
+
+function fail(e) {
+  const text = e instanceof Error ? e.message : String(e);
+  $("error").textContent = text;
+  $("error").hidden = false;
+  status("Failed.");
+  document.body.dataset.state = "error";
+}
+
+async function fetchOk(url, as) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return as === "text" ? r.text() : new Uint8Array(await r.arrayBuffer());
+}
+
+/// The three files of the chosen model: [config.json, preprocessor_config.json, weights, label].
+async function modelFiles() {
+  const source = document.querySelector("input[name=source]:checked").value;
+  if (source === "shipped") {
+    const dir = `../tests/data/pixels/${$("shipped").value}/`;
+    return [await fetchOk(dir + "config.json", "text"), await fetchOk(dir + "preprocessor_config.json", "text"),
+      await fetchOk(dir + "model.safetensors"), $("shipped").value];
+  }
+  if (source === "url") {
+    let base = $("url").value.trim();
+    if (!base) throw new Error("enter the URL of a model folder");
+    if (!base.endsWith("/")) base += "/";
+    return [await fetchOk(base + "config.json", "text"), await fetchOk(base + "preprocessor_config.json", "text"),
+      await fetchOk(base + "model.safetensors"), base];
+  }
+  const files = Array.from($("folder").files);
+  const find = (name) => {
+    const f = files.find((f) => f.name === name);
+    if (!f) throw new Error(`the folder has no ${name}`);
+    return f;
+  };
+  return [await find("config.json").text(), await find("preprocessor_config.json").text(),
+    new Uint8Array(await find("model.safetensors").arrayBuffer()), files[0]?.webkitRelativePath.split("/")[0] ?? "folder"];
+}
+
+async function imageBytes() {
+  if (ownImage) return [new Uint8Array(await ownImage.arrayBuffer()), ownImage.name];
+  const name = $("photo").value;
+  return [await fetchOk(`../assets/images/${name}`), name];
+}
+
+/// The photo with what the processor does to it: AnyRes's pinpoint, padding and tile grid, or the
+/// resize and center crop.
+function drawTiling(bitmap, r) {
+  const t = r.tiling, [h, w] = r.image, canvas = $("tiling"), ctx = canvas.getContext("2d");
+  const [fh, fw] = t.pinpoint ?? t.resized;
+  const s = Math.min(600 / fw, 440 / fh);
+  canvas.width = Math.round(fw * s) + 2;
+  canvas.height = Math.round(fh * s) + 2;
+  ctx.fillStyle = "#d0d0d0";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.lineWidth = 2;
+  ctx.font = "bold 14px sans-serif";
+  if (t.pinpoint) {
+    const [rh, rw] = t.resized, [gr, gc] = t.grid;
+    const top = Math.floor((fh - rh) / 2), left = Math.floor((fw - rw) / 2);
+    ctx.drawImage(bitmap, left * s + 1, top * s + 1, rw * s, rh * s);
+    ctx.strokeStyle = "#d95f02";
+    for (let i = 0; i < gr; i++) {
+      for (let j = 0; j < gc; j++) {
+        const x = j * t.tile * s + 1, y = i * t.tile * s + 1;
+        ctx.strokeRect(x, y, t.tile * s, t.tile * s);
+        ctx.fillStyle = "rgba(0,0,0,.55)";
+        ctx.fillRect(x + 3, y + 3, 24, 18);
+        ctx.fillStyle = "#fff";
+        ctx.fillText(String(1 + i * gc + j), x + 6, y + 17);
+      }
+    }
+    $("tiling-caption").textContent = `${r.processor} · AnyRes: the ${w}×${h} photo → best pinpoint ${fw}×${fh} ` +
+      `→ resized to ${rw}×${rh}, padded (grey) → ${gr}×${gc} tiles of ${t.tile} px + 1 global view ` +
+      `= ${gr * gc + 1} tower inputs (pixel_values [${r.pixel_values_shape}]).`;
+  } else {
+    const [rh, rw] = t.resized;
+    ctx.drawImage(bitmap, 1, 1, rw * s, rh * s);
+    const [ch, cw] = t.crop ?? t.resized;
+    const top = Math.floor((rh - ch) / 2), left = Math.floor((rw - cw) / 2);
+    ctx.fillStyle = "rgba(255,255,255,.6)";
+    ctx.fillRect(1, 1, rw * s, top * s);
+    ctx.fillRect(1, (top + ch) * s + 1, rw * s, (rh - top - ch) * s);
+    ctx.fillRect(1, 1, left * s, rh * s);
+    ctx.fillRect((left + cw) * s + 1, 1, (rw - left - cw) * s, rh * s);
+    ctx.strokeStyle = "#d95f02";
+    ctx.strokeRect(left * s + 1, top * s + 1, cw * s, ch * s);
+    const crop = t.crop ? `, center crop ${cw}×${ch} (outlined)` : "";
+    $("tiling-caption").textContent = `${r.processor} · the ${w}×${h} photo → resized to ${rw}×${rh}${crop} ` +
+      `→ 1 tower input of ${t.tile} px (pixel_values [${r.pixel_values_shape}]).`;
+  }
+}
+
+function showFacts(model, r, label, imageName) {
+  const ms = (v) => (v == null ? "—" : `${v.toFixed(1)} ms`);
+  const rows = [
+    ["visual tokens", `<td class="big">${r.tokens}</td>`],
+    ["output", `[${r.output_shape}] (LLM embeddings)`],
+    ["model", `${label}: ${model.class} (${model.model_type})`],
+    ["", model.describe.join("<br>")],
+    ["image", `${imageName}, ${r.image[1]}×${r.image[0]}`],
+    ["preprocessing (CPU, wasm)", ms(r.preprocess_ms)],
+    ["first run (compiles pipelines)", ms(r.first_run_ms)],
+    ["forward, GPU timestamps", r.gpu_ms == null ? "no timestamp-query on this adapter" : ms(r.gpu_ms)],
+    ["forward, submit → done", ms(r.wall_ms)],
+    ["two runs agree", r.runs_agree ? "yes, bit for bit" : "NO"],
+    ["first values", r.output_head.map((v) => v.toFixed(4)).join(", ")],
+  ];
+  $("facts").innerHTML = rows
+    .map(([k, v]) => `<tr><td>${k}</td>${v.startsWith("<td") ? v : `<td>${v}</td>`}</tr>`)
+    .join("");
+}
+
+async function run() {
+  $("error").hidden = true;
+  document.body.dataset.state = "running";
+  try {
+    status("Loading the model…");
+    const [config, preprocessor, weights, label] = await modelFiles();
+    const model = JSON.parse(session.load(config, preprocessor, weights));
+    status("Encoding…");
+    const [bytes, imageName] = await imageBytes();
+    const context = Number($("context").value) || 4096;
+    const r = JSON.parse(await session.encode(bytes, context));
+    drawTiling(await createImageBitmap(new Blob([bytes])), r);
+    showFacts(model, r, label, imageName);
+    $("budget").innerHTML = r.budget_svg;
+    $("results").hidden = false;
+    window.lastResult = r;
+    status(`Done: ${r.tokens} visual tokens from ${imageName} in ${(r.gpu_ms ?? r.wall_ms).toFixed(1)} ms on the GPU.`);
+    document.body.dataset.state = "done";
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function main() {
+  for (const [k, v] of Object.entries(SHIPPED)) $("shipped").add(new Option(v, k));
+  for (const p of PHOTOS) $("photo").add(new Option(p, p));
+  if (params.get("model") in SHIPPED) $("shipped").value = params.get("model");
+  if (PHOTOS.includes(params.get("photo"))) $("photo").value = params.get("photo");
+  $("image").onchange = () => { ownImage = $("image").files[0] ?? null; };
+  $("photo").onchange = () => { ownImage = null; };
+  const drop = $("drop");
+  drop.ondragover = (e) => { e.preventDefault(); drop.classList.add("over"); };
+  drop.ondragleave = () => drop.classList.remove("over");
+  drop.ondrop = (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    ownImage = e.dataTransfer.files[0] ?? null;
+    if (ownImage) { drop.textContent = ownImage.name; run(); }
+  };
+  $("run").onclick = run;
+  try {
+    if (!navigator.gpu) throw new Error("This browser has no WebGPU (navigator.gpu is undefined).");
+    await init();
+    session = await createSession();
+    const a = JSON.parse(session.adapter());
+    const name = a.name || "the browser's WebGPU adapter (its name withheld by the browser)";
+    $("adapter").textContent = `Adapter: ${name}${a.fallback ? ", a CPU fallback adapter" : ""} · shader-f16 ${a.shader_f16 ? "yes" : "no (f32 kernels)"} · ` +
+      `timestamps ${a.timestamps ? "yes" : "no"}`;
+  } catch (e) {
+    $("adapter").textContent = "No WebGPU adapter.";
+    return fail(e);
+  }
+  await run();
+}
+
+main();
