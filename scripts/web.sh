@@ -7,12 +7,14 @@
 # (built from source; no prebuilt binaries are downloaded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-WASM_BINDGEN_VERSION=0.2.130 # = the wasm-bindgen in web/Cargo.toml (they must match)
+# The CLI must be the wasm-bindgen version web/Cargo.lock holds.
+WASM_BINDGEN_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' web/Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -q wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
   echo "web.sh: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION from crates.io (a few minutes, once)"
+  # Not --locked: its lock file names a webpki-roots release that crates.io no longer serves.
   cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 (cd web && cargo build --release --lib)

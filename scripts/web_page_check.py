@@ -13,6 +13,8 @@ import argparse
 import base64
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -63,14 +65,19 @@ def main():
         sys.exit("web_page_check: web/pkg is not built: run scripts/web.sh first")
     with open(os.path.join(ROOT, "web/webdriver.json")) as f:
         chrome = json.load(f)["goog:chromeOptions"]
-    chrome["args"] = chrome["args"] + ["--window-size=1300,2700", f"--user-data-dir=/tmp/vlmc-web-check-{os.getpid()}"]
+    chrome["binary"] = os.environ.get("CHROMIUM", shutil.which("chromium") or chrome["binary"])
+    driver_bin = os.environ.get("CHROMEDRIVER", shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    for path in (chrome["binary"], driver_bin):
+        if not os.path.exists(path):
+            sys.exit(f"web_page_check: no {path} (apt-get install chromium chromium-driver)")
+    profile = f"/tmp/vlmc-web-check-{os.getpid()}"
+    chrome["args"] = chrome["args"] + ["--window-size=1300,2700", f"--user-data-dir={profile}"]
     http_port, driver_port = free_port(), free_port()
+    # Own process groups: chromedriver's browsers go down with it.
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    driver_bin = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-    if not os.path.exists(driver_bin):
-        sys.exit(f"web_page_check: no chromedriver at {driver_bin} (apt-get install chromium chromium-driver)")
-    driver = subprocess.Popen([driver_bin, f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    driver = subprocess.Popen([driver_bin, f"--port={driver_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     failures = []
     try:
         wait_port(http_port, "the HTTP server", server)
@@ -117,10 +124,18 @@ def main():
                         f.write(png)
                     print(f"  screenshot: {args.screenshot} ({len(png)} bytes)")
         finally:
-            call(base, "DELETE", f"/session/{sid}")
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{base}/session/{sid}", method="DELETE"), timeout=30).close()
+            except OSError as e:
+                print(f"web_page_check: closing the browser: {e}")
     finally:
-        driver.terminate()
-        server.terminate()
+        for proc in (driver, server):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(profile, ignore_errors=True)
     if failures:
         sys.exit("web_page_check: FAILED\n" + "\n".join(failures))
     print("web_page_check: the page works in headless Chromium")

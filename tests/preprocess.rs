@@ -162,6 +162,11 @@ fn every_processor_takes_tiny_and_extreme_images() {
             assert_eq!(out.shape[out.shape.len() - 3..], tail[..], "{case} {h}x{w}");
             assert_eq!(out.pixel_values.len(), out.shape.iter().product::<usize>());
             assert!(out.pixel_values.iter().all(|v| v.is_finite() && v.abs() < 3.0), "{case} {h}x{w}");
+            // What the web page draws is what preprocess did.
+            let t = p.tiling([h, w]);
+            assert_eq!(t.input[..], out.shape[out.shape.len() - 2..], "{case} {h}x{w}: tiling's input size");
+            let tiles = t.grid.map_or(1, |[r, c]| r * c + 1);
+            assert_eq!(tiles, out.shape.iter().rev().nth(3).copied().unwrap_or(1), "{case} {h}x{w}: tiles");
         }
         // A 1×30000 strip would resize to 56 × 1.68 M pixels for CLIP: refused, not allocated.
         if case == "pixels_llava_clip" {
@@ -171,6 +176,13 @@ fn every_processor_takes_tiny_and_extreme_images() {
         }
     }
     assert!(RgbImage::new(0, 3, vec![]).unwrap_err().to_string().contains("0x3"));
+    // The golden case's own AnyRes facts (case.json: coffee.png, 400×600).
+    let p = ImageProcessor::from_file(data_dir().join("pixels/pixels_llava_next/preprocessor_config.json")).unwrap();
+    let t = p.tiling([400, 600]);
+    assert_eq!((t.pinpoint, t.resized, t.grid, t.tile, t.input), (Some([112, 140]), [94, 140], Some([4, 5]), Some(28), [28, 28]));
+    let p = ImageProcessor::from_file(data_dir().join("pixels/pixels_llava_clip/preprocessor_config.json")).unwrap();
+    let t = p.tiling([400, 600]);
+    assert_eq!((t.pinpoint, t.resized, t.crop, t.input), (None, [56, 84], Some([56, 56]), [56, 56]));
 }
 
 /// Max and mean |a − b| in levels over the bytes of two equal-sized images.

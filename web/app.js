@@ -14,6 +14,13 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let session = null;
 let ownImage = null; // a File the user picked or dropped
+let adapter = null; // the session's adapter facts
+let running = false;
+// A Rust panic aborts the wasm instance (its Promise never settles): web/src/lib.rs reports it here.
+globalThis.vlmcPanic = (message) => {
+  console.error(message);
+  fail(new Error(`vlm-connectors panicked (reload the page): ${message}`));
+};
 
 function status(text) { $("status").textContent = text; }
 
@@ -91,7 +98,7 @@ function drawTiling(bitmap, r) {
     }
     $("tiling-caption").textContent = `${r.processor} · AnyRes: the ${w}×${h} photo → best pinpoint ${fw}×${fh} ` +
       `→ resized to ${rw}×${rh}, padded (grey) → ${gr}×${gc} tiles of ${t.tile} px + 1 global view ` +
-      `= ${gr * gc + 1} tower inputs (pixel_values [${r.pixel_values_shape}]).`;
+      `= ${gr * gc + 1} tower inputs of ${t.input[1]}×${t.input[0]} (pixel_values [${r.pixel_values_shape}]).`;
   } else {
     const [rh, rw] = t.resized;
     ctx.drawImage(bitmap, 1, 1, rw * s, rh * s);
@@ -106,31 +113,42 @@ function drawTiling(bitmap, r) {
     ctx.strokeRect(left * s + 1, top * s + 1, cw * s, ch * s);
     const crop = t.crop ? `, center crop ${cw}×${ch} (outlined)` : "";
     $("tiling-caption").textContent = `${r.processor} · the ${w}×${h} photo → resized to ${rw}×${rh}${crop} ` +
-      `→ 1 tower input of ${t.tile} px (pixel_values [${r.pixel_values_shape}]).`;
+      `→ 1 tower input of ${t.input[1]}×${t.input[0]} (pixel_values [${r.pixel_values_shape}]).`;
   }
 }
 
 function showFacts(model, r, label, imageName) {
   const ms = (v) => (v == null ? "—" : `${v.toFixed(1)} ms`);
+  const gpu = !adapter.timestamps ? "no timestamp-query on this adapter" : r.gpu_ms == null ? "below the timer's resolution" : ms(r.gpu_ms);
   const rows = [
-    ["visual tokens", `<td class="big">${r.tokens}</td>`],
+    ["visual tokens", String(r.tokens), "big"],
     ["output", `[${r.output_shape}] (LLM embeddings)`],
     ["model", `${label}: ${model.class} (${model.model_type})`],
-    ["", model.describe.join("<br>")],
+    ...model.describe.map((line) => ["", line]),
     ["image", `${imageName}, ${r.image[1]}×${r.image[0]}`],
     ["preprocessing (CPU, wasm)", ms(r.preprocess_ms)],
     ["first run (compiles pipelines)", ms(r.first_run_ms)],
-    ["forward, GPU timestamps", r.gpu_ms == null ? "no timestamp-query on this adapter" : ms(r.gpu_ms)],
+    ["forward, GPU timestamps", gpu],
     ["forward, submit → done", ms(r.wall_ms)],
     ["two runs agree", r.runs_agree ? "yes, bit for bit" : "NO"],
-    ["first values", r.output_head.map((v) => v.toFixed(4)).join(", ")],
+    ["first values", r.output_head.map((v) => (v == null ? "NaN" : v.toFixed(4))).join(", ")],
   ];
-  $("facts").innerHTML = rows
-    .map(([k, v]) => `<tr><td>${k}</td>${v.startsWith("<td") ? v : `<td>${v}</td>`}</tr>`)
-    .join("");
+  // Text only: file and folder names are the user's.
+  $("facts").replaceChildren(...rows.map(([k, v, cls]) => {
+    const tr = document.createElement("tr");
+    for (const [text, c] of [[k], [v, cls]]) {
+      const td = tr.insertCell();
+      td.textContent = text;
+      if (c) td.className = c;
+    }
+    return tr;
+  }));
 }
 
 async function run() {
+  if (!session || running) return;
+  running = true;
+  $("run").disabled = true;
   $("error").hidden = true;
   document.body.dataset.state = "running";
   try {
@@ -141,7 +159,8 @@ async function run() {
     const [bytes, imageName] = await imageBytes();
     const context = Number($("context").value) || 4096;
     const r = JSON.parse(await session.encode(bytes, context));
-    drawTiling(await createImageBitmap(new Blob([bytes])), r);
+    // The decoder in wasm ignores EXIF orientation, as Pillow does: draw the pixels as stored.
+    drawTiling(await createImageBitmap(new Blob([bytes]), { imageOrientation: "none" }), r);
     showFacts(model, r, label, imageName);
     $("budget").innerHTML = r.budget_svg;
     $("results").hidden = false;
@@ -150,6 +169,9 @@ async function run() {
     document.body.dataset.state = "done";
   } catch (e) {
     fail(e);
+  } finally {
+    running = false;
+    $("run").disabled = false;
   }
 }
 
@@ -170,11 +192,12 @@ async function main() {
     if (ownImage) { drop.textContent = ownImage.name; run(); }
   };
   $("run").onclick = run;
+  $("run").disabled = true; // until the session exists
   try {
     if (!navigator.gpu) throw new Error("This browser has no WebGPU (navigator.gpu is undefined).");
     await init();
     session = await createSession();
-    const a = JSON.parse(session.adapter());
+    const a = (adapter = JSON.parse(session.adapter()));
     const name = a.name || "the browser's WebGPU adapter (its name withheld by the browser)";
     $("adapter").textContent = `Adapter: ${name}${a.fallback ? ", a CPU fallback adapter" : ""} · shader-f16 ${a.shader_f16 ? "yes" : "no (f32 kernels)"} · ` +
       `timestamps ${a.timestamps ? "yes" : "no"}`;

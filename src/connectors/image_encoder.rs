@@ -96,14 +96,7 @@ impl ImageEncoder {
     /// from preprocessing; [`Error::Shape`] naming `pixel_values` when the processor's size is not
     /// the tower's `image_size`.
     pub fn encode(&self, gpu: &Gpu, images: &[RgbImage]) -> Result<Vec<Encoded>> {
-        images
-            .iter()
-            .map(|img| {
-                let processed = self.processor.preprocess(img)?;
-                let outputs = self.run(gpu, &processed)?;
-                Ok(Encoded { processed, outputs })
-            })
-            .collect()
+        crate::runtime::block_on(self.encode_async(gpu, images), "ImageEncoder::encode", "ImageEncoder::encode_async")
     }
 
     /// [`Self::encode`] as a future, image by image (what the web build awaits).
@@ -119,7 +112,7 @@ impl ImageEncoder {
 
     /// Runs the model on one image's processed pixels (blocking; native only).
     pub fn run(&self, gpu: &Gpu, p: &Processed) -> Result<Outputs> {
-        self.connector.run_inputs(gpu, &self.inputs(gpu, p)?)
+        crate::runtime::block_on(self.run_async(gpu, p), "ImageEncoder::run", "ImageEncoder::run_async")
     }
 
     /// [`Self::run`] as a future.
@@ -127,7 +120,8 @@ impl ImageEncoder {
         self.connector.run_inputs_async(gpu, &self.inputs(gpu, p)?).await
     }
 
-    /// `pixel_values` (and AnyRes's `image_sizes`) of one image.
+    /// `pixel_values` (and AnyRes's `image_sizes`) of one image, uploaded in the model's dtype.
+    /// Errors: those of [`Tensor::from_host`] (a shape that does not match the data).
     pub fn inputs(&self, gpu: &Gpu, p: &Processed) -> Result<Inputs> {
         let px = Tensor::from_host(gpu, &p.pixel_values, &p.shape, self.connector.dtype())?;
         let mut inputs = Inputs::new().with_tensor("pixel_values", px);

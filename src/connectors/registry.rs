@@ -86,7 +86,6 @@ impl Connector {
     /// `from_dir`, and [`Error::Unsupported`] naming SHADER_F16 when F16 is asked of an adapter
     /// without it.
     pub fn from_dir_opts(gpu: &Gpu, dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Connector> {
-        check_dtype(gpu, opts.dtype)?;
         let dir = dir.as_ref();
         let cfg_path = dir.join("config.json");
         let (value, ws, inferred) = if cfg_path.exists() || !dir.is_dir() {
@@ -238,19 +237,14 @@ impl Connector {
     /// Runs on in-memory inputs (tensors of this `gpu`): records, submits once, and reads every
     /// output back, by name. Blocks (native only; on the web use [`Self::run_inputs_async`]).
     pub fn run_inputs(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
-        let outs = self.submit(gpu, inputs)?;
-        let outs: Result<Vec<Output>> = outs
-            .into_iter()
-            .map(|(name, t)| Ok(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec(gpu)? }))
-            .collect();
-        Ok(Outputs(outs?))
+        crate::runtime::block_on(self.run_inputs_async(gpu, inputs), "Connector::run_inputs", "Connector::run_inputs_async")
     }
 
     /// [`Self::run_inputs`] as a future: the outputs are read back as the browser (or, natively,
     /// `poll`) completes the maps. What the web build runs.
     pub async fn run_inputs_async(&self, gpu: &Gpu, inputs: &Inputs) -> Result<Outputs> {
         let mut outs = Vec::new();
-        for (name, t) in self.submit(gpu, inputs)? {
+        for (name, t) in gpu.scoped_async("forward", || self.submit(gpu, inputs)).await? {
             outs.push(Output { name: name.to_string(), shape: t.shape().to_vec(), data: t.to_vec_async(gpu).await? });
         }
         Ok(Outputs(outs))

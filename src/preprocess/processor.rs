@@ -69,8 +69,10 @@ pub struct Tiling {
     pub pinpoint: Option<[usize; 2]>,
     /// AnyRes: tiles down and across (the global view comes on top of these).
     pub grid: Option<[usize; 2]>,
-    /// The tower's input side (the AnyRes tile, or the crop / resized size).
-    pub tile: usize,
+    /// AnyRes: the side of the square pieces the padded photo is cut into.
+    pub tile: Option<usize>,
+    /// `pixel_values`' height and width: what the tower sees of the photo (or of each tile).
+    pub input: [usize; 2],
 }
 
 /// An image processor read from `preprocessor_config.json`.
@@ -249,26 +251,33 @@ impl ImageProcessor {
     /// the pinpoint and the tile grid (what the web page draws over the photo). Same arithmetic
     /// as [`Self::preprocess`].
     pub fn tiling(&self, [h, w]: [usize; 2]) -> Tiling {
+        // What `resize_crop` makes of an image of [h, w]: the resized size, then the crop's.
+        let resize_crop = |[h, w]: [usize; 2]| {
+            let resized = match (self.do_resize, self.size) {
+                (false, _) => [h, w],
+                (true, Resize::ShortestEdge(s)) => {
+                    let long = ((s as f64 * h.max(w) as f64) / h.min(w) as f64) as usize;
+                    if h <= w {
+                        [s, long]
+                    } else {
+                        [long, s]
+                    }
+                }
+                (true, Resize::Exact(eh, ew)) => [eh, ew],
+            };
+            (resized, self.crop.unwrap_or(resized))
+        };
         let (h, w) = (h.max(1), w.max(1));
         if let Some((pins, tile)) = &self.anyres {
             let (ph, pw) = best_pinpoint(pins, h, w);
             let (rh, rw) = fit(h, w, ph, pw);
-            return Tiling { resized: [rh, rw], crop: None, pinpoint: Some([ph, pw]), grid: Some([ph / tile, pw / tile]), tile: *tile };
+            // Each tile × tile piece then goes through the resize and the crop.
+            let (_, input) = resize_crop([*tile, *tile]);
+            let grid = Some([ph / tile, pw / tile]);
+            return Tiling { resized: [rh, rw], crop: None, pinpoint: Some([ph, pw]), grid, tile: Some(*tile), input };
         }
-        let resized = match (self.do_resize, self.size) {
-            (false, _) => [h, w],
-            (true, Resize::ShortestEdge(s)) => {
-                let long = ((s as f64 * h.max(w) as f64) / h.min(w) as f64) as usize;
-                if h <= w {
-                    [s, long]
-                } else {
-                    [long, s]
-                }
-            }
-            (true, Resize::Exact(eh, ew)) => [eh, ew],
-        };
-        let out = self.crop.unwrap_or(resized);
-        Tiling { resized, crop: self.crop, pinpoint: None, grid: None, tile: out[0].max(out[1]) }
+        let (resized, input) = resize_crop([h, w]);
+        Tiling { resized, crop: self.crop, pinpoint: None, grid: None, tile: None, input }
     }
 
     /// Whether it tiles (AnyRes): models then also take `image_sizes`.

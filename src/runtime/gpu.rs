@@ -72,9 +72,17 @@ pub fn enumerate_adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
 }
 
 /// The error a blocking call gives on the web, where it would block the browser's thread.
-#[cfg(target_arch = "wasm32")]
 pub(crate) fn blocking_on_the_web(what: &str, instead: &str) -> Error {
     Error::Unsupported { what: format!("{what} on the web (it would block the browser's thread)"), needs: format!("{instead}, awaited") }
+}
+
+/// A blocking call's body: `fut` run to completion on native (pollster); on the web, where that
+/// would block the browser's thread, [`blocking_on_the_web`] naming `what` and the async call.
+pub(crate) fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>, what: &str, instead: &str) -> Result<T> {
+    if cfg!(target_arch = "wasm32") {
+        return Err(blocking_on_the_web(what, instead));
+    }
+    pollster::block_on(fut)
 }
 
 fn make_instance(backends: wgpu::Backends) -> wgpu::Instance {
@@ -143,10 +151,7 @@ impl Gpu {
     /// A GPU chosen with explicit options. Blocks until the device is ready (native only; on the
     /// web it is an [`Error::Unsupported`] naming [`Gpu::new_async`]).
     pub fn new_with(opts: GpuOptions) -> Result<Gpu> {
-        #[cfg(not(target_arch = "wasm32"))]
-        return pollster::block_on(Self::new_async(opts));
-        #[cfg(target_arch = "wasm32")]
-        return Err(blocking_on_the_web(&format!("Gpu::new_with({:?})", opts.backends), "Gpu::new_async"));
+        block_on(Self::new_async(opts), "Gpu::new", "Gpu::new_async")
     }
 
     /// [`Gpu::new_with`] as a future: what the web build uses (the browser's WebGPU adapter;
@@ -351,6 +356,46 @@ impl Gpu {
         Ok(out)
     }
 
+    /// Runs `f` (which records and submits) inside error scopes whose results are awaited: on the
+    /// web the one way to tie a GPU error to the call that made it (the scopes inside `f` are
+    /// not pushed there); on native, `f` runs in [`Self::scoped`]'s scopes.
+    pub(crate) async fn scoped_async<T>(&self, op: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.scoped(op, f)?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let out = f();
+            let (v, o) = (val.pop().await, oom.pop().await);
+            if let Some(e) = v.or(o) {
+                return Err(Error::Gpu { op: op.to_string(), message: e.to_string() });
+            }
+            self.check_health(op)?;
+            out
+        }
+    }
+
+    /// Maps `buffer` (MAP_READ, its copies submitted) and copies out its first `size` bytes.
+    /// On an error the buffer may still be mapped or mapping: the caller must not reuse it.
+    pub(crate) async fn map_read(&self, buffer: &wgpu::Buffer, size: u64, op: &str) -> Result<Vec<u8>> {
+        let slice = buffer.slice(0..size);
+        let (tx, rx) = futures_channel::oneshot::channel();
+        self.serialized(|| {
+            slice.map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            })
+        });
+        self.wait_async().await?;
+        let failed = |e: String| Error::Gpu { op: op.to_string(), message: e };
+        rx.await.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?;
+        self.serialized(|| {
+            let out = slice.get_mapped_range().map_err(|e| failed(e.to_string()))?.to_vec();
+            buffer.unmap();
+            Ok(out)
+        })
+    }
+
     /// The compute pipeline for `kernel` in `dtype`, compiled once per `Gpu` and cached. Fails with
     /// [`Error::Unsupported`] when the adapter lacks a feature the kernel needs in that dtype.
     pub(crate) fn pipeline(&self, kernel: &'static Kernel, dtype: DType) -> Result<Arc<wgpu::ComputePipeline>> {
@@ -437,10 +482,7 @@ impl Gpu {
     /// Blocks until all submitted work is done. On the web an [`Error::Unsupported`] naming
     /// [`Gpu::wait_async`].
     pub fn wait(&self) -> Result<()> {
-        #[cfg(target_arch = "wasm32")]
-        return Err(blocking_on_the_web("Gpu::wait", "Gpu::wait_async"));
-        #[cfg(not(target_arch = "wasm32"))]
-        self.poll_wait()
+        block_on(self.wait_async(), "Gpu::wait", "Gpu::wait_async")
     }
 
     /// Until all work submitted so far is done, as a future (on native it blocks in `poll` and

@@ -12,6 +12,7 @@ pub mod tune;
 pub mod tune_cache;
 
 pub use error::{Error, Result};
+pub(crate) use gpu::block_on;
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::enumerate_adapters;
 pub use gpu::{Gpu, GpuOptions};

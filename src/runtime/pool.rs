@@ -35,6 +35,8 @@ pub(crate) struct PooledBuffer {
     /// Who must run before the contents are valid: [`READY`], [`UNWRITTEN`], or the id of the
     /// `Recorder` whose recorded (not yet submitted) kernels write it.
     writer: AtomicU64,
+    /// Freed on drop instead of returned (a staging buffer whose map failed or may still be pending).
+    discarded: std::sync::atomic::AtomicBool,
 }
 
 /// The contents are valid (uploaded, or written by submitted work).
@@ -58,6 +60,11 @@ impl PooledBuffer {
     pub(crate) fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
+    /// Frees the buffer on drop instead of returning it: its state is unknown (a map that failed
+    /// or is still pending), and the next borrower must not get it.
+    pub(crate) fn discard(&self) {
+        self.discarded.store(true, Ordering::Release);
+    }
 }
 
 /// Idle bytes the pool keeps at most; a buffer returned past this is freed instead, so a stream
@@ -67,7 +74,7 @@ pub(crate) const MAX_IDLE_BYTES: u64 = 512 << 20;
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let (Some(b), Ok(mut lists)) = (self.buffer.take(), self.pool.inner.lock()) {
-            if lists.free_bytes + self.class > MAX_IDLE_BYTES {
+            if self.discarded.load(Ordering::Acquire) || lists.free_bytes + self.class > MAX_IDLE_BYTES {
                 lists.allocated_bytes -= self.class;
                 return; // `b` is dropped: wgpu frees it once the GPU is done with it
             }
@@ -105,7 +112,14 @@ impl BufferPool {
         let buffer = reused.unwrap_or_else(|| {
             device.create_buffer(&wgpu::BufferDescriptor { label: Some("pooled"), size: class, usage, mapped_at_creation: false })
         });
-        Arc::new(PooledBuffer { buffer: Some(buffer), class, usage, pool: self.clone(), writer: AtomicU64::new(READY) })
+        Arc::new(PooledBuffer {
+            buffer: Some(buffer),
+            class,
+            usage,
+            pool: self.clone(),
+            writer: AtomicU64::new(READY),
+            discarded: Default::default(),
+        })
     }
 
     /// (bytes ever allocated and still owned by the pool or tensors, bytes sitting free).

@@ -193,10 +193,7 @@ impl<'g> Recorder<'g> {
     /// (`Timing::gpu_ms`), and the wall-clock time from submit to completion either way. Blocks
     /// (native only; on the web use [`Self::submit_timed_async`]).
     pub fn submit_timed(self) -> Result<Timing> {
-        #[cfg(not(target_arch = "wasm32"))]
-        return pollster::block_on(self.submit_timed_async());
-        #[cfg(target_arch = "wasm32")]
-        return Err(super::gpu::blocking_on_the_web("Recorder::submit_timed", "Recorder::submit_timed_async"));
+        super::gpu::block_on(self.submit_timed_async(), "Recorder::submit_timed", "Recorder::submit_timed_async")
     }
 
     /// [`Self::submit_timed`] as a future (the web page's timing: the browser resolves it when the
@@ -217,7 +214,7 @@ impl<'g> Recorder<'g> {
             })
         });
         let t0 = web_time::Instant::now();
-        self.encode_and_submit(queries.as_ref())?;
+        gpu.scoped_async("submit", || self.encode_and_submit(queries.as_ref())).await?;
         gpu.wait_async().await?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let gpu_ms = match &queries {
@@ -316,13 +313,7 @@ impl<'g> Recorder<'g> {
 /// Resolves and reads `count` timestamps (raw ticks) of a query set whose passes were submitted
 /// (blocking; native only).
 pub(crate) fn read_timestamps(gpu: &Gpu, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
-    #[cfg(not(target_arch = "wasm32"))]
-    return pollster::block_on(read_timestamps_async(gpu, qs, count));
-    #[cfg(target_arch = "wasm32")]
-    return Err(super::gpu::blocking_on_the_web(
-        &format!("reading {count} timestamps of {qs:?} on {gpu:?}"),
-        "Recorder::submit_timed_async",
-    ));
+    super::gpu::block_on(read_timestamps_async(gpu, qs, count), "reading timestamps", "Recorder::submit_timed_async")
 }
 
 /// [`read_timestamps`] as a future.
@@ -341,18 +332,6 @@ pub(crate) async fn read_timestamps_async(gpu: &Gpu, qs: &wgpu::QuerySet, count:
         gpu.queue.submit(Some(enc.finish()));
         read
     })?;
-    let slice = read.slice(..);
-    let (tx, rx) = futures_channel::oneshot::channel();
-    gpu.serialized(|| {
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        })
-    });
-    gpu.wait_async().await?;
-    let failed = |e: String| Error::Gpu { op: "timestamps".into(), message: e };
-    rx.await.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?;
-    gpu.serialized(|| -> Result<Vec<u64>> {
-        let view = slice.get_mapped_range().map_err(|e| Error::Gpu { op: "timestamps".into(), message: e.to_string() })?;
-        Ok(bytemuck::cast_slice(&view).to_vec())
-    })
+    let bytes = gpu.map_read(&read, bytes, "timestamps").await?; // `read` is freed on drop either way
+    Ok(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
 }

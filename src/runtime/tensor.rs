@@ -265,10 +265,7 @@ impl Tensor {
     }
 
     fn download(&self, gpu: &Gpu) -> Result<Vec<u8>> {
-        #[cfg(not(target_arch = "wasm32"))]
-        return pollster::block_on(self.download_async(gpu));
-        #[cfg(target_arch = "wasm32")]
-        return Err(super::gpu::blocking_on_the_web(&format!("Tensor::to_vec of {:?} on {gpu:?}", self.shape), "Tensor::to_vec_async"));
+        super::gpu::block_on(self.download_async(gpu), &format!("Tensor::to_vec of {:?}", self.shape), "Tensor::to_vec_async")
     }
 
     /// Copies the buffer to a mappable one and maps it: on native `poll` waits and the future is
@@ -286,26 +283,20 @@ impl Tensor {
             return Ok(Vec::new());
         }
         let staging = gpu.serialized(|| gpu.pool.get(&gpu.device, size, wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST));
-        gpu.scoped("download", || {
+        let copy = || {
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("download") });
             enc.copy_buffer_to_buffer(self.buffer(), 0, staging.buffer(), 0, size);
             gpu.queue.submit(Some(enc.finish()));
-        })?;
-        let slice = staging.buffer().slice(0..size);
-        let (tx, rx) = futures_channel::oneshot::channel();
-        gpu.serialized(|| {
-            slice.map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            })
-        });
-        gpu.wait_async().await?;
-        let failed = |e: String| Error::Gpu { op: "download".into(), message: e };
-        rx.await.map_err(|e| failed(e.to_string()))?.map_err(|e| failed(e.to_string()))?;
-        gpu.serialized(|| {
-            let out = slice.get_mapped_range().map_err(|e| failed(e.to_string()))?.to_vec();
-            staging.buffer().unmap();
-            Ok(out)
-        })
+            Ok(())
+        };
+        let read = match gpu.scoped_async("download", copy).await {
+            Ok(()) => gpu.map_read(staging.buffer(), size, "download").await,
+            Err(e) => Err(e),
+        };
+        if read.is_err() {
+            staging.discard(); // mapped, mapping or never copied into: not for the next readback
+        }
+        read
     }
 }
 

@@ -100,8 +100,10 @@ impl Tuner {
                 return Err(Error::config(KERNELS_ENV, format!("`{entry}`: family `{fam}` is forced twice")));
             }
         }
-        // With measuring off the built-in plan runs: the cache is neither read nor written.
-        let cache = autotune.cache.filter(|_| autotune.enabled);
+        // With measuring off the built-in plan runs: the cache is neither read nor written. Never
+        // on the web: measuring waits for the GPU, which the browser's thread cannot.
+        let enabled = autotune.enabled && !cfg!(target_arch = "wasm32");
+        let cache = autotune.cache.filter(|_| enabled);
         let mut recorded = HashMap::new();
         for (fam, dtype, bucket, var) in cache.as_deref().map(|p| super::tune_cache::load(p, &adapter)).unwrap_or_default() {
             let known = families.iter().find(|(f, _)| *f == fam).and_then(|(f, vs)| Some((*f, *vs.iter().find(|v| **v == var)?)));
@@ -109,7 +111,7 @@ impl Tuner {
                 recorded.insert(TuneKey { adapter: adapter.clone(), family, dtype, bucket }, variant);
             }
         }
-        Ok(Tuner { adapter, forced, recorded: Mutex::new(recorded), autotune: autotune.enabled, cache })
+        Ok(Tuner { adapter, forced, recorded: Mutex::new(recorded), autotune: enabled, cache })
     }
 
     /// Whether variants are measured at a shape's first use.

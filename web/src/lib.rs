@@ -27,6 +27,17 @@ fn js_err(e: impl std::fmt::Display) -> JsValue {
     JsError::new(&e.to_string()).into()
 }
 
+/// A panic aborts the wasm instance, and the `Promise` it was in never settles: hand the message
+/// to the page's `globalThis.vlmcPanic(message)` (when it defines one) so it can say so.
+fn report_panic(info: &std::panic::PanicHookInfo) {
+    let global = js_sys::global();
+    if let Ok(f) = js_sys::Reflect::get(&global, &JsValue::from_str("vlmcPanic")) {
+        if let Some(f) = f.dyn_ref::<js_sys::Function>() {
+            let _ = f.call1(&JsValue::NULL, &JsValue::from_str(&info.to_string()));
+        }
+    }
+}
+
 struct Inner {
     gpu: Gpu,
     encoder: RefCell<Option<Rc<ImageEncoder>>>,
@@ -42,6 +53,7 @@ pub struct Session {
 /// the browser has no WebGPU adapter).
 #[wasm_bindgen(js_name = createSession)]
 pub fn create_session() -> js_sys::Promise {
+    std::panic::set_hook(Box::new(report_panic));
     future_to_promise(async {
         let gpu = Gpu::new_async(GpuOptions::default()).await.map_err(js_err)?;
         Ok(Session { inner: Rc::new(Inner { gpu, encoder: RefCell::new(None) }) }.into())
@@ -111,7 +123,11 @@ async fn encode(inner: &Inner, image: &[u8], context: usize) -> vlm_connectors::
     let mut rec = Recorder::new(gpu);
     let named = enc.connector().record(&mut rec, &inputs)?;
     let timing = rec.submit_timed_async().await?;
-    let output = &named[0].1;
+    let output = named
+        .iter()
+        .find(|(n, _)| *n == "output")
+        .map(|(_, t)| t)
+        .ok_or_else(|| vlm_connectors::Error::input("output", "the model named no output `output`"))?;
     let values = output.to_vec_async(gpu).await?;
     let same = values == first.get("output")?.data;
     let tokens = if output.shape().len() >= 2 { output.shape()[output.shape().len() - 2] } else { 1 };
@@ -136,7 +152,7 @@ async fn encode(inner: &Inner, image: &[u8], context: usize) -> vlm_connectors::
         "processor": enc.processor().kind,
         "tiling": {
             "resized": tiling.resized, "crop": tiling.crop, "pinpoint": tiling.pinpoint,
-            "grid": tiling.grid, "tile": tiling.tile,
+            "grid": tiling.grid, "tile": tiling.tile, "input": tiling.input,
         },
         "pixel_values_shape": processed.shape,
         "output_shape": output.shape(),

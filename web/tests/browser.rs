@@ -133,4 +133,12 @@ async fn blocking_calls_are_errors_on_the_web() {
     assert_eq!(t.to_vec_async(&g).await.unwrap(), vec![1.0, 2.0]);
     assert!(g.wait().unwrap_err().to_string().contains("wait_async"));
     g.wait_async().await.unwrap();
+    // A forward run the blocking way is refused before anything is submitted.
+    let case = &cases()[0];
+    let (c, inputs) = case.load(&g);
+    let e = c.run_inputs(&g, &inputs).unwrap_err().to_string();
+    assert!(e.contains("run_inputs_async"), "{e}");
+    let mut rec = vlm_connectors::Recorder::new(&g);
+    c.record(&mut rec, &inputs).unwrap();
+    assert!(rec.submit_timed().unwrap_err().to_string().contains("submit_timed_async"));
 }
