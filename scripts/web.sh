@@ -12,6 +12,7 @@ WASM_BINDGEN_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' web/Cargo.lock | sed -
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -q wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" # where cargo install puts the CLI
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION"; then
   echo "web.sh: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION from crates.io (a few minutes, once)"
   # Not --locked: its lock file names a webpki-roots release that crates.io no longer serves.
