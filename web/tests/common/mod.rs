@@ -5,6 +5,7 @@
 
 use vlm_connectors::checkpoint::WeightSource;
 use vlm_connectors::connectors::{Connector, Inputs, LoadOptions};
+use vlm_connectors::kernels::rel_l2;
 use vlm_connectors::{DType, Gpu, Recorder};
 
 /// `console.log` in the browser, stderr natively.
@@ -112,12 +113,6 @@ pub async fn time_forward(g: &Gpu, c: &Connector, inputs: &Inputs, runs: usize) 
     };
     let gpu = (gpus.len() == walls.len()).then(|| median(gpus));
     (median(walls), gpu)
-}
-
-pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
-    let num: f64 = got.iter().zip(want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
-    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    (num / den.max(1e-300)).sqrt()
 }
 
 /// The native suite's check (tests/common/mod.rs `assert_close`).
