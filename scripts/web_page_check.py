@@ -22,7 +22,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Tokens each shipped model gives for coffee.png (400×600): the golden `output` shapes' token axis.
+# Tokens each shipped model gives for coffee.png (400 high × 600 wide): the golden `output` shapes' token axis.
 EXPECTED_TOKENS = {"pixels_llava_next": 70, "pixels_llava_clip": 16, "pixels_blip2": 8}
 
 
@@ -71,7 +71,7 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"web_page_check: no {path} (apt-get install chromium chromium-driver)")
     profile = f"/tmp/vlmc-web-check-{os.getpid()}"
-    chrome["args"] = chrome["args"] + ["--window-size=1300,2700", f"--user-data-dir={profile}"]
+    chrome["args"] = chrome["args"] + ["--window-size=1300,2450", f"--user-data-dir={profile}"]
     http_port, driver_port = free_port(), free_port()
     # Own process groups: chromedriver's browsers go down with it.
     server = subprocess.Popen([sys.executable, "-m", "http.server", str(http_port), "--bind", "127.0.0.1"], cwd=ROOT,
@@ -107,8 +107,9 @@ def main():
                     continue
                 r = page["result"]
                 print(f"  {page['caption']}")
+                gpu = "—" if r["gpu_ms"] is None else f"{r['gpu_ms']:.1f}"
                 print(f"  tokens {r['tokens']}, output {r['output_shape']}, preprocess {r['preprocess_ms']:.1f} ms, first run "
-                      f"{r['first_run_ms']:.1f} ms, forward {r['wall_ms']:.1f} ms wall, gpu {r['gpu_ms']} ms")
+                      f"{r['first_run_ms']:.1f} ms, forward {r['wall_ms']:.1f} ms wall, {gpu} ms GPU timestamps")
                 want = EXPECTED_TOKENS.get(model)
                 if want is not None and r["tokens"] != want:
                     failures.append(f"{model}: the page shows {r['tokens']} tokens, the golden case has {want}")

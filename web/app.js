@@ -96,9 +96,10 @@ function drawTiling(bitmap, r) {
         ctx.fillText(String(1 + i * gc + j), x + 6, y + 17);
       }
     }
-    $("tiling-caption").textContent = `${r.processor} · AnyRes: the ${w}×${h} photo → best pinpoint ${fw}×${fh} ` +
-      `→ resized to ${rw}×${rh}, padded (grey) → ${gr}×${gc} tiles of ${t.tile} px + 1 global view ` +
-      `= ${gr * gc + 1} tower inputs of ${t.input[1]}×${t.input[0]} (pixel_values [${r.pixel_values_shape}]).`;
+    $("tiling-caption").textContent = `${r.processor} · AnyRes (sizes height×width): the ${h}×${w} photo → ` +
+      `best pinpoint ${fh}×${fw} → resized to ${rh}×${rw}, padded (grey) → ${gr}×${gc} tiles of ${t.tile} px ` +
+      `+ 1 global view = ${gr * gc + 1} tower inputs of ${t.input[0]}×${t.input[1]} ` +
+      `(pixel_values [${r.pixel_values_shape}]).`;
   } else {
     const [rh, rw] = t.resized;
     ctx.drawImage(bitmap, 1, 1, rw * s, rh * s);
@@ -111,9 +112,9 @@ function drawTiling(bitmap, r) {
     ctx.fillRect((left + cw) * s + 1, 1, (rw - left - cw) * s, rh * s);
     ctx.strokeStyle = "#d95f02";
     ctx.strokeRect(left * s + 1, top * s + 1, cw * s, ch * s);
-    const crop = t.crop ? `, center crop ${cw}×${ch} (outlined)` : "";
-    $("tiling-caption").textContent = `${r.processor} · the ${w}×${h} photo → resized to ${rw}×${rh}${crop} ` +
-      `→ 1 tower input of ${t.input[1]}×${t.input[0]} (pixel_values [${r.pixel_values_shape}]).`;
+    const crop = t.crop ? `, center crop ${ch}×${cw} (outlined)` : "";
+    $("tiling-caption").textContent = `${r.processor} · (sizes height×width) the ${h}×${w} photo → resized to ` +
+      `${rh}×${rw}${crop} → 1 tower input of ${t.input[0]}×${t.input[1]} (pixel_values [${r.pixel_values_shape}]).`;
   }
 }
 
@@ -125,7 +126,7 @@ function showFacts(model, r, label, imageName) {
     ["output", `[${r.output_shape}] (LLM embeddings)`],
     ["model", `${label}: ${model.class} (${model.model_type})`],
     ...model.describe.map((line) => ["", line]),
-    ["image", `${imageName}, ${r.image[1]}×${r.image[0]}`],
+    ["image", `${imageName}, ${r.image[0]}×${r.image[1]} (height×width)`],
     ["preprocessing (CPU, wasm)", ms(r.preprocess_ms)],
     ["first run (compiles pipelines)", ms(r.first_run_ms)],
     ["forward, GPU timestamps", gpu],
@@ -165,7 +166,7 @@ async function run() {
     $("budget").innerHTML = r.budget_svg;
     $("results").hidden = false;
     window.lastResult = r;
-    status(`Done: ${r.tokens} visual tokens from ${imageName} in ${(r.gpu_ms ?? r.wall_ms).toFixed(1)} ms on the GPU.`);
+    status(`Done: ${r.tokens} visual tokens from ${imageName} in ${(r.gpu_ms ?? r.wall_ms).toFixed(1)} ms on the adapter.`);
     document.body.dataset.state = "done";
   } catch (e) {
     fail(e);

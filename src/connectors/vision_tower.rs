@@ -315,7 +315,7 @@ impl VisionTower {
     /// One line: kind, geometry, width, layers run, activation.
     pub fn summary(&self) -> String {
         format!(
-            "{} vision tower: {}-px images, {}-px patches, width {}, {} layers run ({:?}){}",
+            "{} vision tower: {}-px images, {}-px patches, width {}, {} layer{} run ({:?}){}",
             match (self.pre_layrnorm.is_some(), self.class_embedding.is_some()) {
                 (true, _) => "CLIP",
                 (false, true) => "BLIP-2 (EVA)",
@@ -325,6 +325,7 @@ impl VisionTower {
             self.patch_size,
             self.hidden_size,
             self.layers.len(),
+            if self.layers.len() == 1 { "" } else { "s" },
             self.act,
             if self.drop_cls { ", CLS dropped" } else { "" }
         )

@@ -163,7 +163,7 @@ async fn encode(inner: &Inner, image: &[u8], context: usize) -> vlm_connectors::
         "gpu_ms": timing.gpu_ms,
         "runs_agree": same,
         "output_head": values.iter().take(6).collect::<Vec<_>>(),
-        "budget_svg": render_svg(&rows, context.max(1), &format!("Token budget for a {}×{} image", img.width, img.height)),
+        "budget_svg": render_svg(&rows, context.max(1), &format!("Token budget for a {}×{} (height×width) image", img.height, img.width)),
     })
     .to_string())
 }
