@@ -107,8 +107,8 @@ impl Connector {
 
     /// From bytes in memory, as the web build loads (`fetch`ed files): `config.json`'s text and
     /// the weights, one safetensors file (or a PyTorch checkpoint, told by its zip signature), or
-    /// `None` for stages without weights. Errors as [`Connector::from_dir_opts`]: [`Error::Json`]
-    /// for the config text, [`Error::Checkpoint`] / [`Error::Safetensors`] for the weights, and an
+    /// `None` for stages without weights. Errors as [`Connector::from_dir_opts`]: [`Error::Config`]
+    /// naming `config.json` for text that is not a JSON object, [`Error::Checkpoint`] / [`Error::Safetensors`] for the weights, and an
     /// [`Error::Config`] when the model needs weights and none were given.
     pub fn from_bytes(gpu: &Gpu, config_json: &str, weights: Option<Vec<u8>>, opts: &LoadOptions) -> Result<Connector> {
         let value = Config::from_str(config_json)?.value().clone();

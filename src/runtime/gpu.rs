@@ -331,8 +331,9 @@ impl Gpu {
 
     /// Runs `f` inside validation + out-of-memory error scopes and turns a captured error into `Err`.
     /// On the web, where a scope's result is a promise the browser's thread cannot wait for, `f`
-    /// runs without scopes: WebGPU reports the error to the device's uncaptured-error handler,
-    /// and the next readback ([`Tensor::to_vec_async`](super::Tensor::to_vec_async)) returns it.
+    /// runs without scopes of its own: the awaited ones of [`Self::scoped_async`] around the
+    /// forward or readback catch its error; outside one, WebGPU hands it to the device's
+    /// uncaptured-error handler and the next health check returns it.
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn scoped<T>(&self, op: &str, f: impl FnOnce() -> T) -> Result<T> {
         let out = f();
