@@ -155,8 +155,7 @@ impl Gpu {
     }
 
     /// [`Gpu::new_with`] as a future: what the web build uses (the browser's WebGPU adapter;
-    /// `GpuOptions::default()` there has autotuning off, as measuring waits for the GPU). Errors
-    /// as `new_with`.
+    /// the tuner never measures there, as measuring waits for the GPU). Errors as `new_with`.
     pub async fn new_async(opts: GpuOptions) -> Result<Gpu> {
         // 1. Adapters of the native backends (Vulkan, Metal, DX12); GL only when none exists
         //    (probing GL/EGL is slow and noisy on headless machines).

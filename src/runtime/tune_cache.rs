@@ -35,12 +35,9 @@ pub fn default_path() -> Option<PathBuf> {
     }
 }
 
-/// Whether measuring is on: anything but `VLMC_AUTOTUNE=off` (or `0`, `false`). Never on the web:
-/// measuring waits for the GPU, which the browser's thread cannot (the heuristic plan runs there).
+/// Whether measuring is on: anything but `VLMC_AUTOTUNE=off` (or `0`, `false`). (On the web the
+/// tuner never measures, whatever this says: see `Tuner::with_autotune`.)
 pub fn enabled_from_env() -> bool {
-    if cfg!(target_arch = "wasm32") {
-        return false;
-    }
     !matches!(std::env::var(AUTOTUNE_ENV).as_deref().map(str::to_ascii_lowercase).as_deref(), Ok("off" | "0" | "false"))
 }
 
